@@ -1,0 +1,32 @@
+"""emcl_jax: fast, functional meta-continual learning in JAX.
+
+The core is EMCL (Zou & Lin, "Efficient Meta-Learning for Continual Learning
+with Taylor Expansion Approximation"). The public API:
+
+  emcl_jax.init(params, example_batch, config) -> EMCLState
+  emcl_jax.update(state, batch, key, loss_fn=..., config=...) -> (state, metrics)
+
+and the pure pieces it is made of: `inner` (Eq 16, 18, 21), `importance`
+(Eq 7, 13), `meta_grad` (Eq 10), `transforms` (Eq 8 as an optax
+transformation), `memory` (reservoir replay), `engine` (scanned training),
+`metrics` (Eq 22, 23).
+"""
+
+from emcl_jax import engine
+from emcl_jax import importance
+from emcl_jax import inner
+from emcl_jax import memory
+from emcl_jax import meta_grad
+from emcl_jax import metrics
+from emcl_jax import transforms
+from emcl_jax.base import Batch, Method
+from emcl_jax.methods.emcl import EMCLConfig, EMCLState, init, update
+from emcl_jax.transforms import meta_learning_rate, scale_by_importance
+
+__version__ = '0.1.0'
+
+__all__ = [
+    'Batch', 'EMCLConfig', 'EMCLState', 'Method', 'engine', 'importance',
+    'init', 'inner', 'memory', 'meta_grad', 'meta_learning_rate', 'metrics',
+    'scale_by_importance', 'transforms', 'update',
+]

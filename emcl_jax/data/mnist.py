@@ -1,0 +1,127 @@
+"""MNIST (or Fashion-MNIST) from one of three sources, in this precedence:
+
+1. 'dir': `data_dir` holding the four standard IDX files
+   (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],
+   t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]).
+2. 'tfds': TensorFlow Datasets `mnist` (downloads on first use; needs network).
+3. 'bundled': the real 5,000-image MNIST subset shipped in this package
+   (4,000 train / 1,000 test, 400 / 100 per class), the offline default.
+"""
+
+import os
+import socket
+from typing import NamedTuple
+
+import numpy as np
+
+from emcl_jax.data import idx
+from emcl_jax.errors import DataError
+
+BUNDLED_DIR = os.path.join(os.path.dirname(__file__), 'mnist_5k')
+SOURCES = ('auto', 'dir', 'tfds', 'bundled')
+FILES = {
+    'train_x': ('train-images-idx3-ubyte', idx.IMAGES_MAGIC),
+    'train_y': ('train-labels-idx1-ubyte', idx.LABELS_MAGIC),
+    'test_x': ('t10k-images-idx3-ubyte', idx.IMAGES_MAGIC),
+    'test_y': ('t10k-labels-idx1-ubyte', idx.LABELS_MAGIC),
+}
+
+
+class Split(NamedTuple):
+  """Images [N, 28, 28] uint8 and labels [N] int32 of train and test, and a
+  description of where they came from."""
+  train_x: np.ndarray
+  train_y: np.ndarray
+  test_x: np.ndarray
+  test_y: np.ndarray
+  source: str
+
+
+def read_dir(data_dir: str) -> Split:
+  """Reads the four IDX files from `data_dir`.
+
+  Raises:
+    DataError: a file is missing, corrupt, or images and labels disagree.
+  """
+  if not os.path.isdir(data_dir):
+    raise DataError(f'--data_dir {data_dir} is not a directory; point it at '
+                    'the folder holding the four MNIST IDX files')
+  arrays = {}
+  for key, (stem, magic) in FILES.items():
+    path = idx.find_file(data_dir, stem)
+    if path is None:
+      raise DataError(f'{stem}[.gz] not found in {data_dir}; put the four '
+                      'MNIST IDX files (train-images-idx3-ubyte, '
+                      'train-labels-idx1-ubyte, t10k-images-idx3-ubyte, '
+                      't10k-labels-idx1-ubyte, .gz or not) there')
+    arrays[key] = idx.read_idx(path, magic)
+  for split in ('train', 'test'):
+    x, y = arrays[f'{split}_x'], arrays[f'{split}_y']
+    if x.ndim != 3 or y.ndim != 1 or x.shape[0] != y.shape[0]:
+      raise DataError(f'{split} images {x.shape} and labels {y.shape} in '
+                      f'{data_dir} do not match; re-download the files')
+    if y.size and y.max() > 9:
+      raise DataError(f'{split} labels in {data_dir} exceed 9; not MNIST')
+  return Split(arrays['train_x'], arrays['train_y'].astype(np.int32),
+               arrays['test_x'], arrays['test_y'].astype(np.int32),
+               f'dir:{os.path.abspath(data_dir)}')
+
+
+def read_tfds(name: str = 'mnist', data_dir: str | None = None) -> Split:
+  """Loads `name` through TensorFlow Datasets (network on first use).
+
+  Raises:
+    DataError: TFDS is not installed or the download fails.
+  """
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise DataError('tensorflow-datasets is not installed; pip install '
+                    'tensorflow-datasets, or use --data_dir') from None
+  try:
+    tfds.disable_progress_bar()
+    builder = tfds.builder(name, data_dir=data_dir)
+    if not builder.is_prepared():
+      _check_network()
+      builder.download_and_prepare(file_format='array_record')
+    out = []
+    for split in ('train', 'test'):
+      source = builder.as_data_source(split=split)
+      items = [source[i] for i in range(len(source))]
+      out.append(np.stack([it['image'][..., 0] for it in items]).astype(np.uint8))
+      out.append(np.array([it['label'] for it in items], np.int32))
+  except Exception as e:  # pylint: disable=broad-except
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    raise DataError(f'TFDS could not provide {name} ({first[:200]}); it needs '
+                    'network access on first use, or use --data_dir with the '
+                    'IDX files') from None
+  return Split(*out, f'tfds:{name}')
+
+
+def _check_network(host: str = 'storage.googleapis.com') -> None:
+  """Fails fast (5 s) instead of through TFDS's minutes of retries."""
+  try:
+    socket.create_connection((host, 443), timeout=5).close()
+  except OSError as e:
+    raise OSError(f'cannot reach {host}: {e}') from None
+
+
+def load(source: str = 'auto', data_dir: str | None = None) -> Split:
+  """MNIST from the requested source ('auto': data_dir if given, else bundled).
+
+  Raises:
+    DataError: an unknown source, or the source cannot provide the data.
+  """
+  if source not in SOURCES:
+    raise DataError(f'unknown data source {source!r}; use one of {SOURCES}')
+  if source == 'auto':
+    source = 'dir' if data_dir else 'bundled'
+  if source == 'dir':
+    if not data_dir:
+      raise DataError('--data_source=dir needs --data_dir=FOLDER with the IDX '
+                      'files')
+    return read_dir(data_dir)
+  if source == 'tfds':
+    return read_tfds('mnist', data_dir)
+  split = read_dir(BUNDLED_DIR)
+  return split._replace(source='bundled:mnist-5k')

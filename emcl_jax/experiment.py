@@ -1,0 +1,154 @@
+"""One run of the protocol, end to end, and its results file.
+
+`run(dataset, method, seed, ...)` loads the benchmark, builds the model and
+the method from Table II's defaults plus overrides, trains through the
+engine and returns the results dictionary that `write_results` stores as
+`{dataset}_{method}_seed{seed}.json`. Schema (all keys always present):
+
+  schema_version  int, 1
+  dataset, method str;  seed int
+  config          dict: every hyper-parameter used, plus num_tasks,
+                  samples_per_task, batch_size
+  versions        dict: emcl_jax, jax, jaxlib, flax, optax, numpy, python
+  data_source     str: 'bundled:mnist-5k', 'dir:/abs/path' or 'tfds:mnist'
+  device          str: the JAX backend the run used
+  accuracy_matrix list of T lists of T floats, fractions in [0, 1];
+                  [i][j] = accuracy on task j after training task i
+  acc, bwt, la    float, percent (Eq 22, Eq 23, mean of the diagonal)
+  train_seconds   float: compiled training calls only
+  compile_seconds, eval_seconds, total_seconds   float
+  task_losses     list of T floats: mean training loss per task
+"""
+
+import json
+import os
+import platform
+import tempfile
+from typing import Any, Callable, Optional
+
+import flax
+import jax
+import jax.numpy as jnp
+import jaxlib
+import numpy as np
+import optax
+
+import emcl_jax
+from emcl_jax import data as data_lib
+from emcl_jax import engine
+from emcl_jax import hparams
+from emcl_jax import losses
+from emcl_jax import metrics
+from emcl_jax import models
+from emcl_jax.base import Batch
+from emcl_jax.methods import METHODS
+
+SCHEMA_VERSION = 1
+
+
+def method_config(dataset: str, method: str, overrides: dict[str, Any]):
+  """The method's config: class defaults < Table II < overrides.
+
+  Raises:
+    ValueError: unknown method, an override the method does not take, or an
+      invalid value.
+  """
+  if method not in METHODS:
+    raise ValueError(f'unknown method {method!r}; use one of '
+                     f'{", ".join(METHODS)}')
+  _, config_cls = METHODS[method]
+  unknown = sorted(set(overrides) - set(config_cls._fields))
+  if unknown:
+    raise ValueError(f'--{unknown[0]} does not apply to --method={method} '
+                     f'(it takes {", ".join(config_cls._fields)}); drop it')
+  values = {**hparams.defaults(dataset, method), **overrides}
+  return config_cls(**values).validate()
+
+
+def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
+        seed: int = 0, *, overrides: Optional[dict[str, Any]] = None,
+        num_tasks: Optional[int] = None,
+        samples_per_task: Optional[int] = None, batch_size: int = 10,
+        data_source: str = 'auto', data_dir: Optional[str] = None,
+        log_fn: Optional[Callable[[str], None]] = None) -> dict[str, Any]:
+  """Runs one (dataset, method, seed) and returns the results dictionary.
+
+  Raises:
+    ValueError: bad configuration. DataError: bad data.
+    NonFiniteLossError: the loss diverged.
+  """
+  for name, value in (('num_tasks', num_tasks),
+                      ('samples_per_task', samples_per_task),
+                      ('batch_size', batch_size)):
+    if value is not None and value <= 0:
+      raise ValueError(f'--{name} must be a positive integer, got {value}')
+  config = method_config(dataset, method, overrides or {})
+  tasks = data_lib.load(dataset, num_tasks=num_tasks,
+                        samples_per_task=samples_per_task, seed=seed,
+                        data_source=data_source, data_dir=data_dir)
+  if tasks.train_y.shape[1] % batch_size:
+    raise ValueError(f'samples_per_task ({tasks.train_y.shape[1]}) must be a '
+                     f'multiple of --batch_size ({batch_size})')
+
+  model = models.MLP(num_classes=tasks.num_classes)
+  key = jax.random.PRNGKey(seed)
+  key_model, key_run = jax.random.split(key)
+  params = model.init(key_model, jnp.zeros((1,) + tasks.train_x.shape[2:],
+                                           tasks.train_x.dtype))
+  apply_fn = model.apply
+  example = Batch(jnp.asarray(tasks.train_x[0, :batch_size]),
+                  jnp.asarray(tasks.train_y[0, :batch_size]),
+                  jnp.zeros((batch_size,), jnp.int32))
+  factory, _ = METHODS[method]
+  algo = factory(losses.cross_entropy(apply_fn), example, config)
+  result = engine.train_and_evaluate(algo, apply_fn, params, tasks,
+                                     batch_size=batch_size, key=key_run,
+                                     log_fn=log_fn)
+  r = result.accuracy_matrix
+  return {
+      'schema_version': SCHEMA_VERSION,
+      'dataset': dataset,
+      'method': method,
+      'seed': seed,
+      'config': {**config._asdict(), 'num_tasks': tasks.num_tasks,
+                 'samples_per_task': int(tasks.train_y.shape[1]),
+                 'batch_size': batch_size},
+      'versions': versions(),
+      'data_source': tasks.source,
+      'device': jax.default_backend(),
+      'accuracy_matrix': r.tolist(),
+      **metrics.summary(r),
+      'train_seconds': result.train_seconds,
+      'compile_seconds': result.compile_seconds,
+      'eval_seconds': result.eval_seconds,
+      'total_seconds': result.total_seconds,
+      'task_losses': result.task_losses.tolist(),
+  }
+
+
+def versions() -> dict[str, str]:
+  return {'emcl_jax': emcl_jax.__version__, 'jax': jax.__version__,
+          'jaxlib': jaxlib.__version__, 'flax': flax.__version__,
+          'optax': optax.__version__, 'numpy': np.__version__,
+          'python': platform.python_version()}
+
+
+def results_path(output_dir: str, dataset: str, method: str, seed: int) -> str:
+  return os.path.join(output_dir, f'{dataset}_{method}_seed{seed}.json')
+
+
+def write_results(results: dict[str, Any], output_dir: str) -> str:
+  """Writes the results JSON atomically (temp file, then rename)."""
+  os.makedirs(output_dir, exist_ok=True)
+  path = results_path(output_dir, results['dataset'], results['method'],
+                      results['seed'])
+  fd, tmp = tempfile.mkstemp(dir=output_dir, prefix='.tmp-', suffix='.json')
+  try:
+    with os.fdopen(fd, 'w') as f:
+      json.dump(results, f, indent=1)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+  return path

@@ -1,0 +1,85 @@
+"""The inner update of EMCL (Section IV-A, IV-D): proximal gradient descent.
+
+Notation (the paper's, used throughout the library):
+  theta0  meta-parameters theta_0^j at meta-step j (the model's weights).
+  theta   fast weights theta_kappa after kappa inner steps.
+  h       smoothed parameter importance h^j (Eq 7), a pytree like theta0.
+  lam     lambda, the strength of the importance-weighted regulariser (Eq 6).
+  beta    inner learning rate of the gradient step (Algorithm 1, line 6).
+  gamma   step of the proximal operator (Eq 14, 21).
+
+The inner objective (Eq 6) is  L(theta) + lam/2 * sum_m h_m (theta_m - theta0_m)^2.
+PGD splits it: a gradient step on L (Eq 16), then the closed-form proximal
+operator of the quadratic regulariser (Eq 21). ALGORITHM_NOTES #4: Eq 16 writes
+the gradient step with gamma, Algorithm 1 with beta; we take the gradient step
+with beta and the proximal step with gamma (with beta == gamma this is textbook
+PGD).
+"""
+
+import chex
+import jax
+
+
+def prox_quadratic(v: chex.Array, x0: chex.Array, c: chex.Numeric,
+                   gamma: chex.Numeric) -> chex.Array:
+  """Lemma 1 (Eq 18): prox_{gamma f}(v) for f(x) = c * ||x - x0||^2.
+
+  Args:
+    v: the point to map.
+    x0: the centre of the quadratic.
+    c: its (positive, possibly per-element) curvature.
+    gamma: the proximal step (> 0).
+
+  Returns:
+    (v + 2 gamma c x0) / (2 gamma c + 1), the minimiser of Eq 19.
+  """
+  return (v + 2.0 * gamma * c * x0) / (2.0 * gamma * c + 1.0)
+
+
+def gradient_step(theta: chex.ArrayTree, grads: chex.ArrayTree,
+                  beta: chex.Numeric) -> chex.ArrayTree:
+  """Eq 16: theta_hat = theta - beta * grad L(theta)."""
+  return jax.tree.map(lambda p, g: p - beta * g, theta, grads)
+
+
+def proximal_step(theta_hat: chex.ArrayTree, theta0: chex.ArrayTree,
+                  h: chex.ArrayTree, *, lam: float,
+                  gamma: float) -> chex.ArrayTree:
+  """Eq 21: the proximal operator of the regulariser of Eq 15, per parameter.
+
+  theta_m = (theta_hat_m + gamma lam h_m theta0_m) / (gamma lam h_m + 1),
+  i.e. Lemma 1 with c = lam * h_m / 2.
+  """
+  return jax.tree.map(
+      lambda v, x0, hm: prox_quadratic(v, x0, 0.5 * lam * hm, gamma),
+      theta_hat, theta0, h)
+
+
+def pgd_step(theta: chex.ArrayTree, theta0: chex.ArrayTree, h: chex.ArrayTree,
+             grads: chex.ArrayTree, *, beta: float, lam: float,
+             gamma: float) -> chex.ArrayTree:
+  """One inner step of Algorithm 1 (line 6): Eq 16 followed by Eq 21.
+
+  Args:
+    theta: fast weights theta_{kappa-1}.
+    theta0: meta-parameters (centre of the regulariser).
+    h: importance (already scaled as the caller wants it, see `importance`).
+    grads: grad of the empirical risk L at theta, on the kappa-th sample.
+    beta: gradient step. lam: regulariser strength. gamma: proximal step.
+
+  Returns:
+    theta_kappa.
+  """
+  return proximal_step(gradient_step(theta, grads, beta), theta0, h,
+                       lam=lam, gamma=gamma)
+
+
+def regularised_gd_step(theta: chex.ArrayTree, theta0: chex.ArrayTree,
+                        h: chex.ArrayTree, grads: chex.ArrayTree, *,
+                        beta: float, lam: float) -> chex.ArrayTree:
+  """Ablation of Table IV ("PGD" off): plain gradient descent on Eq 6.
+
+  theta <- theta - beta * (grad L(theta) + lam * h * (theta - theta0)).
+  """
+  return jax.tree.map(lambda p, p0, hm, g: p - beta * (g + lam * hm * (p - p0)),
+                      theta, theta0, h, grads)

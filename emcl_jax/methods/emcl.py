@@ -1,0 +1,242 @@
+"""EMCL: Efficient Meta-learning for Continual Learning (Algorithm 1).
+
+One call of `update` is one meta-update j on one incoming batch b:
+  1. the inner stream S = b (+ replay samples), shuffled          (stream.py)
+  2. Omega = |grad L_t(theta0) * theta0|,  h <- EMA of Omega      (Eq 13, 7)
+  3. k inner steps, one per sample of S: theta <- prox(theta - beta grad)
+                                                                  (Eq 16, 21)
+  4. meta-gradient lam * h * (theta0 - theta_k), closed form      (Eq 10)
+  5. theta0 <- theta0 - alpha * meta-gradient, alpha from Eq 8    (transforms)
+and finally b is offered to the reservoir memory. With `glances > 1` steps
+1-5 repeat on the same batch (ALGORITHM_NOTES #7).
+
+Every open point of ALGORITHM_NOTES.md is a field of `EMCLConfig`; the
+defaults were chosen by measurement, see docs/algorithm.md.
+"""
+
+import functools
+from typing import NamedTuple, Optional
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+
+from emcl_jax import importance as importance_lib
+from emcl_jax import inner as inner_lib
+from emcl_jax import memory as memory_lib
+from emcl_jax import meta_grad
+from emcl_jax import stream as stream_lib
+from emcl_jax import transforms
+from emcl_jax.base import Batch, LossFn, Method
+
+IMPORTANCE_GRADS = ('first_inner', 'batch', 'meta')
+INNER_RULES = ('pgd', 'gd')
+
+
+class EMCLConfig(NamedTuple):
+  """Hyper-parameters of EMCL (Table II) and its open points (ALGORITHM_NOTES).
+
+  Attributes:
+    alpha0: initial meta learning rate alpha_0 (Table II).
+    beta: inner learning rate beta (Table II; ALGORITHM_NOTES #4).
+    lam: regularisation lambda of Eq 6 (Table II).
+    gamma: proximal step gamma of Eq 21 (Table II; #4).
+    eta: decay of the importance moving average, Eq 7 (#6).
+    r: scale factor of Eq 8 (#6).
+    meta_lr: reading of Eq 8: 'inverse', 'literal' or 'constant' (#1).
+    importance_grad: gradient that feeds Eq 13 (#2): 'first_inner' (the
+      first inner step's one-sample gradient at theta0, free), 'batch' (the
+      batch's gradient at theta0) or 'meta' (batch plus replay samples).
+    h_norm: rescaling of h before use: 'mean', 'max' or 'none' (#5).
+    h_init: initial value of h, 0 or 1 (#6).
+    h_min: floor on the (normalised) importance used by Eq 6, 8, 10 and 21,
+      so that zero-initialised parameters can move (#5, #6).
+    memory_size: reservoir memory slots; 0 turns replay off (#3).
+    replay_size: stored samples added to each inner stream (#3).
+    glances: meta-updates per incoming batch (#7); 1 is the single pass.
+    inner: 'pgd' (Eq 16 + 21) or 'gd' (Table IV ablation: plain gradient
+      descent on Eq 6).
+  """
+  alpha0: float = 0.3
+  beta: float = 0.03
+  lam: float = 10.0
+  gamma: float = 0.3
+  eta: float = 0.99
+  r: float = 0.33
+  meta_lr: str = 'inverse'
+  importance_grad: str = 'batch'
+  h_norm: str = 'max'
+  h_init: float = 0.0
+  h_min: float = 0.01
+  memory_size: int = 200
+  replay_size: int = 10
+  glances: int = 1
+  inner: str = 'pgd'
+
+  def validate(self) -> 'EMCLConfig':
+    """Raises ValueError naming the first bad field; returns self."""
+    for name in ('alpha0', 'beta', 'lam', 'gamma', 'r'):
+      if not getattr(self, name) > 0:
+        raise ValueError(f'{name} must be > 0, got {getattr(self, name)}')
+    if not 0 <= self.eta < 1:
+      raise ValueError(f'eta must be in [0, 1), got {self.eta}')
+    if self.h_init < 0 or self.h_min < 0:
+      raise ValueError('h_init and h_min must be >= 0')
+    if self.memory_size < 0 or self.replay_size < 0:
+      raise ValueError('memory_size and replay_size must be >= 0')
+    if self.memory_size and self.replay_size > self.memory_size:
+      raise ValueError(f'replay_size {self.replay_size} exceeds memory_size '
+                       f'{self.memory_size}')
+    if self.glances < 1:
+      raise ValueError(f'glances must be >= 1, got {self.glances}')
+    for name, allowed in (('meta_lr', transforms.META_LR_MODES),
+                          ('importance_grad', IMPORTANCE_GRADS),
+                          ('h_norm', importance_lib.H_NORMS),
+                          ('inner', INNER_RULES)):
+      if getattr(self, name) not in allowed:
+        raise ValueError(f'{name} must be one of {allowed}, '
+                         f'got {getattr(self, name)!r}')
+    return self
+
+
+class EMCLState(NamedTuple):
+  """State of EMCL between meta-updates.
+
+  Attributes:
+    params: meta-parameters theta0 (the model's weights).
+    h: smoothed importance h (Eq 7), like params, float32.
+    opt_state: state of the Eq 8 meta learning-rate transformation.
+    memory: reservoir replay memory, or None when memory_size == 0.
+    step: meta-updates taken, int32 [].
+  """
+  params: chex.ArrayTree
+  h: chex.ArrayTree
+  opt_state: optax.OptState
+  memory: Optional[memory_lib.MemoryState]
+  step: chex.Array
+
+
+def _meta_opt(config: EMCLConfig) -> optax.GradientTransformationExtraArgs:
+  return transforms.meta_learning_rate(config.alpha0, config.r, config.meta_lr)
+
+
+def init(params: chex.ArrayTree, example: Batch,
+         config: EMCLConfig = EMCLConfig()) -> EMCLState:
+  """Builds EMCL's state around initial parameters theta0^0.
+
+  Args:
+    params: the model's initial parameters.
+    example: a batch shaped like the stream's (sizes the replay memory).
+    config: hyper-parameters.
+
+  Returns:
+    The initial `EMCLState`.
+  """
+  config.validate()
+  memory = (memory_lib.init(config.memory_size, example)
+            if config.memory_size else None)
+  return EMCLState(
+      params=params,
+      h=jax.tree.map(lambda p: jnp.full(p.shape, config.h_init, jnp.float32),
+                     params),
+      opt_state=_meta_opt(config).init(params),
+      memory=memory,
+      step=jnp.zeros((), jnp.int32))
+
+
+def _meta_step(state: EMCLState, batch: Batch, key: chex.PRNGKey, *,
+               loss_fn: LossFn, config: EMCLConfig
+              ) -> tuple[EMCLState, dict[str, chex.Array]]:
+  """Steps 1-5 of the module docstring (one glance), memory left unchanged."""
+  theta0 = state.params
+  stream, weights = stream_lib.build(batch, state.memory, config.replay_size,
+                                     key)
+  grad_fn = jax.value_and_grad(loss_fn)
+
+  # Eq 13's gradient at theta0 (ALGORITHM_NOTES #2).
+  if config.importance_grad == 'first_inner':
+    first = Batch(*(a[:1] for a in stream))
+    loss0, g0 = grad_fn(theta0, first, weights[:1])
+  elif config.importance_grad == 'batch':
+    loss0, g0 = grad_fn(theta0, batch, jnp.ones(batch.y.shape, jnp.float32))
+  else:  # 'meta': batch plus replay samples, L_t of Eq 1
+    loss0, g0 = grad_fn(theta0, stream, weights)
+  omega = importance_lib.taylor_importance(g0, theta0)
+  h = importance_lib.update_importance(state.h, omega, config.eta)
+  hn = importance_lib.floor(importance_lib.normalise(h, config.h_norm),
+                            config.h_min)
+
+  # Inner loop (Algorithm 1, lines 5-7).
+  if config.inner == 'pgd':
+    step = functools.partial(inner_lib.pgd_step, theta0=theta0, h=hn,
+                             beta=config.beta, lam=config.lam,
+                             gamma=config.gamma)
+  else:
+    step = functools.partial(inner_lib.regularised_gd_step, theta0=theta0,
+                             h=hn, beta=config.beta, lam=config.lam)
+  step_fn = lambda theta, grads: step(theta, grads=grads)
+  if config.importance_grad == 'first_inner':
+    # The first inner step reuses g0: no extra gradient for Eq 13.
+    theta1 = jax.tree.map(lambda a, b: jnp.where(weights[0] > 0, a, b),
+                          step_fn(theta0, g0), theta0)
+    rest = Batch(*(a[1:] for a in stream))
+    theta_k, losses = stream_lib.per_sample_scan(loss_fn, theta1, rest,
+                                                 weights[1:], step_fn)
+    losses = jnp.concatenate([loss0[None], losses])
+  else:
+    theta_k, losses = stream_lib.per_sample_scan(loss_fn, theta0, stream,
+                                                 weights, step_fn)
+
+  # Closed-form meta-gradient (Eq 10) and the Eq 8 meta step.
+  grads = meta_grad.meta_gradient(theta0, theta_k, hn, config.lam)
+  updates, opt_state = _meta_opt(config).update(grads, state.opt_state, theta0,
+                                                importance=hn)
+  params = optax.apply_updates(theta0, updates)
+  n_real = jnp.maximum(jnp.sum(weights), 1.0)
+  metrics = {'loss': jnp.sum(losses * weights) / n_real,
+             'meta_grad_norm': optax.tree.norm(grads)}
+  return state._replace(params=params, h=h, opt_state=opt_state,
+                        step=state.step + 1), metrics
+
+
+def update(state: EMCLState, batch: Batch, key: chex.PRNGKey, *,
+           loss_fn: LossFn, config: EMCLConfig = EMCLConfig()
+          ) -> tuple[EMCLState, dict[str, chex.Array]]:
+  """One EMCL meta-update on one batch (Algorithm 1, lines 4-10).
+
+  Pure and jittable; bind `loss_fn` and `config` with functools.partial
+  before `jax.jit` (config is hashable and static).
+
+  Args:
+    state: the current `EMCLState`.
+    batch: the incoming samples b, [k, ...].
+    key: PRNG key for replay draws, stream order and memory writes.
+    loss_fn: loss_fn(params, batch, weights) -> weighted mean loss.
+    config: hyper-parameters.
+
+  Returns:
+    (new state, metrics) with metrics 'loss' (mean inner-stream loss of the
+    last glance) and 'meta_grad_norm'.
+  """
+  k_glances, k_memory = jax.random.split(key)
+
+  def glance(state, k):
+    return _meta_step(state, batch, k, loss_fn=loss_fn, config=config)
+
+  state, metrics = jax.lax.scan(glance, state,
+                                jax.random.split(k_glances, config.glances))
+  metrics = jax.tree.map(lambda m: m[-1], metrics)
+  if state.memory is not None:
+    state = state._replace(memory=memory_lib.add(state.memory, batch, k_memory))
+  return state, metrics
+
+
+def method(loss_fn: LossFn, example: Batch,
+         config: EMCLConfig = EMCLConfig()) -> Method:
+  """EMCL as a `Method` (init/update pair) for the training engine."""
+  config.validate()
+  return Method(
+      init=lambda params, key: init(params, example, config),
+      update=functools.partial(update, loss_fn=loss_fn, config=config),
+      params_of=lambda state: state.params)

@@ -1,0 +1,135 @@
+"""experiments/run.py: the results file, and one clear line for bad input."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import numpy as np
+
+from emcl_jax.data import idx
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN = os.path.join(ROOT, 'experiments', 'run.py')
+SMALL = ['--num_tasks=2', '--samples_per_task=50']
+
+
+def _tmp(test):
+  folder = tempfile.mkdtemp()
+  test.addCleanup(shutil.rmtree, folder, True)
+  return folder
+
+
+def run(args, out):
+  env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu')
+  proc = subprocess.run([sys.executable, RUN, f'--output_dir={out}', *args],
+                        capture_output=True, text=True, env=env, timeout=300)
+  return proc
+
+
+def write_mnist_dir(folder, corrupt=None):
+  rng = np.random.default_rng(0)
+  files = {'train-images-idx3-ubyte': rng.integers(0, 256, (60, 28, 28)),
+           'train-labels-idx1-ubyte': rng.integers(0, 10, 60),
+           't10k-images-idx3-ubyte': rng.integers(0, 256, (20, 28, 28)),
+           't10k-labels-idx1-ubyte': rng.integers(0, 10, 20)}
+  for name, arr in files.items():
+    path = os.path.join(folder, name)
+    idx.write_idx(path, arr)
+    if name == 'train-images-idx3-ubyte' and corrupt == 'magic':
+      with open(path, 'r+b') as f:
+        f.write(b'\x00\x00\x08\x01')
+    if name == 'train-images-idx3-ubyte' and corrupt == 'truncated':
+      with open(path, 'r+b') as f:
+        f.truncate(1000)
+
+
+class RunScriptTest(parameterized.TestCase):
+
+  def test_writes_results_with_schema(self):
+    out = _tmp(self)
+    proc = run(['--method=emcl', '--seed=3', *SMALL], out)
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    summary = [l for l in proc.stdout.splitlines() if l.strip()]
+    self.assertLen(summary, 1)
+    self.assertRegex(summary[0], r'mnist_permutations emcl seed=3 ACC=\d')
+    path = os.path.join(out, 'mnist_permutations_emcl_seed3.json')
+    with open(path) as f:
+      res = json.load(f)
+    for key in ('dataset', 'method', 'seed', 'config', 'versions',
+                'data_source', 'accuracy_matrix', 'acc', 'bwt', 'la',
+                'train_seconds', 'compile_seconds', 'total_seconds'):
+      self.assertIn(key, res)
+    self.assertEqual(res['data_source'], 'bundled:mnist-5k')
+    r = np.array(res['accuracy_matrix'])
+    self.assertEqual(r.shape, (2, 2))
+    self.assertTrue(((r >= 0) & (r <= 1)).all())
+    self.assertAlmostEqual(res['acc'], 100 * r[-1].mean(), places=6)
+    self.assertAlmostEqual(res['bwt'], 100 * (r[1, 0] - r[0, 0]), places=6)
+    self.assertEqual(res['config']['samples_per_task'], 50)
+    self.assertEqual(res['config']['lam'], 10.0)  # Table II default
+    self.assertGreater(res['train_seconds'], 0)
+    self.assertEqual(os.listdir(out), ['mnist_permutations_emcl_seed3.json'])
+
+  def test_data_dir_source_is_recorded(self):
+    data = _tmp(self)
+    write_mnist_dir(data)
+    out = _tmp(self)
+    proc = run([f'--data_dir={data}', '--method=finetune', '--num_tasks=2',
+                '--samples_per_task=20'], out)
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    with open(os.path.join(out, 'mnist_permutations_finetune_seed0.json')) as f:
+      self.assertEqual(json.load(f)['data_source'], f'dir:{data}')
+
+  @parameterized.named_parameters(
+      ('dataset', ['--dataset=cifar10'], "unknown dataset 'cifar10'"),
+      ('method', ['--method=sgd'], "unknown method 'sgd'"),
+      ('no_dir', ['--data_dir=/no/such/dir'], 'not a directory'),
+      ('missing', ['--data_dir=EMPTY'], 'train-images-idx3-ubyte.*not found'),
+      ('magic', ['--data_dir=MAGIC'], 'magic number 2049'),
+      ('truncated', ['--data_dir=TRUNC'], 'truncated'),
+      ('tasks', ['--num_tasks=0'], 'num_tasks must be a positive'),
+      ('samples', ['--samples_per_task=-5'], 'samples_per_task must be'),
+      ('multiple', ['--samples_per_task=15'], 'multiple of --batch_size'),
+      ('beta', ['--beta=-0.1'], 'beta must be > 0'),
+      ('alpha', ['--alpha0=0'], 'alpha0 must be > 0'),
+      ('lr', ['--method=finetune', '--lr=0'], 'lr must be > 0'),
+      ('incompatible', ['--method=emcl', '--lr=0.1'],
+       '--lr does not apply to --method=emcl'),
+      ('meta_lr', ['--meta_lr=cosine'], 'meta_lr must be one of'),
+      ('tfds_offline', ['--data_source=tfds', '--data_dir=TFDS'],
+       'TFDS could not provide mnist'),
+  )
+  def test_bad_input_one_line_exit_2(self, args, message):
+    out = _tmp(self)
+    for tag, corrupt in (('EMPTY', None), ('MAGIC', 'magic'),
+                         ('TRUNC', 'truncated'), ('TFDS', None)):
+      if any(a.endswith('=' + tag) for a in args):
+        folder = _tmp(self)
+        if corrupt:
+          write_mnist_dir(folder, corrupt)
+        args = [a[:-len(tag)] + folder if a.endswith('=' + tag) else a
+                for a in args]
+    proc = run([*SMALL, *args], out)  # the later flag wins
+    self.assertEqual(proc.returncode, 2, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    self.assertLen(lines, 1, proc.stderr)
+    self.assertRegex(lines[0], '^error: .*' + message)
+    self.assertEqual(os.listdir(out) if os.path.exists(out) else [], [])
+
+  def test_nan_loss_exit_1_no_results(self):
+    out = _tmp(self)
+    proc = run(['--method=finetune', '--lr=1e30', *SMALL], out)
+    self.assertEqual(proc.returncode, 1, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    self.assertLen(lines, 1, proc.stderr)
+    self.assertRegex(lines[0], '^error: loss became (nan|inf)')
+    self.assertEqual(os.listdir(out) if os.path.exists(out) else [], [])
+
+
+if __name__ == '__main__':
+  absltest.main()

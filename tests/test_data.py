@@ -1,0 +1,179 @@
+"""IDX reader on files the test writes (good and corrupt), and the tasks."""
+
+import gzip
+import os
+import shutil
+import tempfile
+
+from absl.testing import absltest
+import numpy as np
+
+from emcl_jax import data
+from emcl_jax.data import idx
+from emcl_jax.data import mnist
+from emcl_jax.data import permutations
+from emcl_jax.errors import DataError
+
+
+def _tmp(test):
+  folder = tempfile.mkdtemp()
+  test.addCleanup(shutil.rmtree, folder, True)
+  return folder
+
+
+def write_mnist(folder, n_train=30, n_test=12, gz=True, seed=0):
+  rng = np.random.default_rng(seed)
+  sfx = '.gz' if gz else ''
+  arrays = {
+      'train-images-idx3-ubyte': rng.integers(0, 256, (n_train, 28, 28)),
+      'train-labels-idx1-ubyte': rng.integers(0, 10, n_train),
+      't10k-images-idx3-ubyte': rng.integers(0, 256, (n_test, 28, 28)),
+      't10k-labels-idx1-ubyte': rng.integers(0, 10, n_test),
+  }
+  for name, arr in arrays.items():
+    idx.write_idx(os.path.join(folder, name + sfx), arr)
+  return arrays
+
+
+class IdxTest(absltest.TestCase):
+
+  def test_round_trip_plain_and_gzip(self):
+    folder = _tmp(self)
+    for gz in (False, True):
+      arrays = write_mnist(folder, gz=gz, seed=int(gz))
+      split = mnist.read_dir(folder)
+      np.testing.assert_array_equal(split.train_x,
+                                    arrays['train-images-idx3-ubyte'])
+      np.testing.assert_array_equal(split.test_y,
+                                    arrays['t10k-labels-idx1-ubyte'])
+      self.assertEqual(split.train_x.dtype, np.uint8)
+      self.assertEqual(split.train_y.dtype, np.int32)
+      for f in os.listdir(folder):
+        os.remove(os.path.join(folder, f))
+
+  def test_header_bytes_match_the_format(self):
+    path = os.path.join(_tmp(self), 'x-idx3-ubyte')
+    idx.write_idx(path, np.zeros((2, 3, 4), np.uint8))
+    with open(path, 'rb') as f:
+      raw = f.read()
+    self.assertEqual(raw[:4], b'\x00\x00\x08\x03')  # magic 2051
+    self.assertEqual(raw[4:16], bytes([0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4]))
+    self.assertLen(raw, 16 + 24)
+
+  def test_wrong_magic(self):
+    folder = _tmp(self)
+    write_mnist(folder)
+    # A label file where an image file belongs: magic 2049, expected 2051.
+    path = os.path.join(folder, 'train-images-idx3-ubyte.gz')
+    idx.write_idx(path, np.zeros(30, np.uint8))
+    with self.assertRaisesRegex(DataError, 'magic number 2049 .expected 2051'):
+      mnist.read_dir(folder)
+
+  def test_garbage_file(self):
+    path = os.path.join(_tmp(self), 'junk')
+    with open(path, 'wb') as f:
+      f.write(b'PK\x03\x04 not an idx file at all')
+    with self.assertRaisesRegex(DataError, 'not an MNIST IDX'):
+      idx.read_idx(path)
+
+  def test_truncated(self):
+    folder = _tmp(self)
+    write_mnist(folder, gz=False)
+    path = os.path.join(folder, 't10k-images-idx3-ubyte')
+    with open(path, 'rb') as f:
+      raw = f.read()
+    with open(path, 'wb') as f:
+      f.write(raw[:-100])
+    with self.assertRaisesRegex(DataError, 'truncated'):
+      mnist.read_dir(folder)
+
+  def test_truncated_gzip_stream(self):
+    path = os.path.join(_tmp(self), 'a-idx1-ubyte.gz')
+    idx.write_idx(path, np.arange(100, dtype=np.uint8))
+    with open(path, 'rb') as f:
+      raw = f.read()
+    with open(path, 'wb') as f:
+      f.write(raw[:len(raw) // 2])
+    with self.assertRaisesRegex(DataError, 'cannot read'):
+      idx.read_idx(path)
+
+  def test_missing_file_names_it(self):
+    folder = _tmp(self)
+    write_mnist(folder)
+    os.remove(os.path.join(folder, 'train-labels-idx1-ubyte.gz'))
+    with self.assertRaisesRegex(DataError, 'train-labels-idx1-ubyte'):
+      mnist.read_dir(folder)
+
+  def test_count_mismatch(self):
+    folder = _tmp(self)
+    write_mnist(folder)
+    idx.write_idx(os.path.join(folder, 'train-labels-idx1-ubyte.gz'),
+                  np.zeros(29, np.uint8))
+    with self.assertRaisesRegex(DataError, 'do not match'):
+      mnist.read_dir(folder)
+
+  def test_gzip_reader_reads_alternate_spelling(self):
+    folder = _tmp(self)
+    arrays = write_mnist(folder, gz=False)
+    os.rename(os.path.join(folder, 'train-images-idx3-ubyte'),
+              os.path.join(folder, 'train-images.idx3-ubyte'))
+    split = mnist.read_dir(folder)
+    np.testing.assert_array_equal(split.train_x,
+                                  arrays['train-images-idx3-ubyte'])
+
+  def test_gzip_file_is_really_gzip(self):
+    path = os.path.join(_tmp(self), 'a-idx1-ubyte.gz')
+    idx.write_idx(path, np.arange(5, dtype=np.uint8))
+    with gzip.open(path, 'rb') as f:
+      self.assertEqual(f.read()[:4], b'\x00\x00\x08\x01')
+
+
+class BenchmarkTest(absltest.TestCase):
+
+  def test_bundled_data(self):
+    split = mnist.load()
+    self.assertEqual(split.train_x.shape, (4000, 28, 28))
+    self.assertEqual(split.test_x.shape, (1000, 28, 28))
+    np.testing.assert_array_equal(np.bincount(split.train_y), 400)
+    np.testing.assert_array_equal(np.bincount(split.test_y), 100)
+    self.assertEqual(split.source, 'bundled:mnist-5k')
+
+  def test_permuted_tasks(self):
+    folder = _tmp(self)
+    write_mnist(folder, n_train=50, n_test=7)
+    split = mnist.read_dir(folder)
+    tasks = permutations.permuted_tasks(split, 3, 20, seed=1)
+    self.assertEqual(tasks.train_x.shape, (3, 20, 784))
+    self.assertEqual(tasks.test_x.shape, (3, 7, 784))
+    self.assertEqual(tasks.train_x.dtype, np.uint8)
+    flat_test = split.test_x.reshape(7, -1)
+    for t in range(3):
+      # The task's test set is the whole test split under one permutation;
+      # recover it from the first image and check it holds for all of them.
+      test = tasks.test_x[t]
+      np.testing.assert_array_equal(np.sort(test, 1), np.sort(flat_test, 1))
+      np.testing.assert_array_equal(tasks.test_y[t], split.test_y)
+      # Training samples: 20 distinct training images, with their labels,
+      # under the same permutation (pixel multisets identify the images).
+      rows = {np.sort(split.train_x[i].ravel()).tobytes(): i
+              for i in range(50)}
+      picked = [rows[np.sort(row).tobytes()] for row in tasks.train_x[t]]
+      self.assertLen(set(picked), 20)
+      np.testing.assert_array_equal(tasks.train_y[t], split.train_y[picked])
+    self.assertFalse(np.array_equal(tasks.test_x[0], tasks.test_x[1]))
+    again = permutations.permuted_tasks(split, 3, 20, seed=1)
+    np.testing.assert_array_equal(again.train_x, tasks.train_x)
+
+  def test_load_errors(self):
+    with self.assertRaisesRegex(DataError, "unknown dataset 'cifar10'"):
+      data.load('cifar10')
+    with self.assertRaisesRegex(DataError, 'exceeds the 4000 training'):
+      data.load('mnist_permutations', samples_per_task=5000)
+    with self.assertRaisesRegex(DataError, 'not a directory'):
+      data.load('mnist_permutations', data_dir='/nonexistent/mnist')
+    with self.assertRaisesRegex(DataError, 'unknown data source'):
+      data.load('mnist_permutations', data_source='http')
+
+
+if __name__ == '__main__':
+  absltest.main()

@@ -1,0 +1,101 @@
+"""The engine: learning happens on real data, one compilation, NaN guard."""
+
+from absl.testing import absltest
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from emcl_jax import data
+from emcl_jax import engine
+from emcl_jax import experiment
+from emcl_jax import losses
+from emcl_jax import models
+from emcl_jax.base import Batch, Method
+from emcl_jax.errors import NonFiniteLossError
+from emcl_jax.methods import finetune
+
+
+def _small(method, **overrides):
+  return experiment.run('mnist_permutations', method, 0, num_tasks=5,
+                        overrides=overrides)
+
+
+class LearningTest(absltest.TestCase):
+
+  def test_emcl_beats_finetuning_on_bundled_mnist(self):
+    # 5 permuted tasks x 1000 real MNIST images (the bundled subset).
+    # Measured on seed 0 when this test was written: EMCL 80.5, fine-tuning
+    # 73.3. The stated margin: EMCL ahead by at least 5 points of ACC, and
+    # forgetting less.
+    emcl = _small('emcl')
+    ft = _small('finetune')
+    self.assertGreater(emcl['acc'], ft["acc"] + 5.0)
+    self.assertGreater(emcl['bwt'], ft['bwt'])
+    self.assertGreater(emcl['la'], 70.0)  # it learns each task
+    r = np.array(emcl['accuracy_matrix'])
+    self.assertEqual(r.shape, (5, 5))
+    # Tasks not yet trained on sit near chance (10 classes).
+    self.assertLess(r[0, 4], 0.3)
+
+
+class EngineTest(absltest.TestCase):
+
+  def _setup(self, num_tasks=3):
+    tasks = data.load('mnist_permutations', num_tasks=num_tasks,
+                      samples_per_task=40)
+    model = models.MLP(hidden=(16,))
+    params = model.init(jax.random.PRNGKey(0), tasks.train_x[0, :1])
+    example = Batch(jnp.asarray(tasks.train_x[0, :10]),
+                    jnp.asarray(tasks.train_y[0, :10]),
+                    jnp.zeros(10, jnp.int32))
+    return tasks, model, params, example
+
+  def test_one_trace_for_all_tasks(self):
+    tasks, model, params, example = self._setup()
+    inner = finetune.method(losses.cross_entropy(model.apply), example)
+    traces = []
+
+    def update(state, batch, key):
+      traces.append(batch.x.shape)
+      return inner.update(state, batch, key)
+
+    method = Method(inner.init, update, inner.params_of)
+    result = engine.train_and_evaluate(method, model.apply, params, tasks,
+                                       batch_size=10,
+                                       key=jax.random.PRNGKey(0))
+    self.assertLen(traces, 1)  # traced once, reused for all 3 tasks
+    self.assertEqual(result.accuracy_matrix.shape, (3, 3))
+    self.assertGreater(result.compile_seconds, 0)
+    self.assertGreater(result.train_seconds, 0)
+
+  def test_scan_equals_python_loop_over_batches(self):
+    tasks, model, params, example = self._setup(num_tasks=1)
+    method = finetune.method(losses.cross_entropy(model.apply), example)
+    xs, ys, ts = engine.batched(tasks, 10)
+    key = jax.random.PRNGKey(5)
+    state0 = method.init(params, None)
+    scanned, _ = jax.jit(engine.make_train_task(method))(
+        state0, xs[0], ys[0], ts[0], key)
+    state = method.init(params, None)
+    for i, k in enumerate(jax.random.split(key, xs.shape[1])):
+      state, _ = method.update(state, Batch(xs[0, i], ys[0, i], ts[0, i]), k)
+    for a, b in zip(jax.tree.leaves(scanned.params),
+                    jax.tree.leaves(state.params)):
+      np.testing.assert_allclose(a, b, atol=1e-5)
+
+  def test_batched_rejects_ragged_tasks(self):
+    tasks, _, _, _ = self._setup()
+    with self.assertRaisesRegex(ValueError, 'multiple of batch_size'):
+      engine.batched(tasks, 7)
+
+  def test_nan_loss_raises(self):
+    tasks, model, params, example = self._setup()
+    method = finetune.method(losses.cross_entropy(model.apply), example,
+                             finetune.FinetuneConfig(lr=1e30))
+    with self.assertRaisesRegex(NonFiniteLossError, 'task 0'):
+      engine.train_and_evaluate(method, model.apply, params, tasks,
+                                batch_size=10, key=jax.random.PRNGKey(0))
+
+
+if __name__ == '__main__':
+  absltest.main()
