@@ -16,6 +16,17 @@ from emcl_jax import memory as memory_lib
 from emcl_jax.base import Batch, LossFn, concat
 
 
+def check_replay(memory_size: int, replay_size: int, glances: int) -> None:
+  """Raises ValueError for replay settings no method can run with."""
+  if memory_size < 0 or replay_size < 0:
+    raise ValueError('memory_size and replay_size must be >= 0')
+  if memory_size and replay_size > memory_size:
+    raise ValueError(f'replay_size {replay_size} exceeds memory_size '
+                     f'{memory_size}')
+  if glances < 1:
+    raise ValueError(f'glances must be >= 1, got {glances}')
+
+
 def build(batch: Batch, memory: Optional[memory_lib.MemoryState],
           replay_size: int, key: chex.PRNGKey) -> tuple[Batch, chex.Array]:
   """Returns the shuffled inner stream and its sample weights (1 real, 0 pad).

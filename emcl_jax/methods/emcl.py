@@ -83,13 +83,7 @@ class EMCLConfig(NamedTuple):
       raise ValueError(f'eta must be in [0, 1), got {self.eta}')
     if self.h_init < 0 or self.h_min < 0:
       raise ValueError('h_init and h_min must be >= 0')
-    if self.memory_size < 0 or self.replay_size < 0:
-      raise ValueError('memory_size and replay_size must be >= 0')
-    if self.memory_size and self.replay_size > self.memory_size:
-      raise ValueError(f'replay_size {self.replay_size} exceeds memory_size '
-                       f'{self.memory_size}')
-    if self.glances < 1:
-      raise ValueError(f'glances must be >= 1, got {self.glances}')
+    stream_lib.check_replay(self.memory_size, self.replay_size, self.glances)
     for name, allowed in (('meta_lr', transforms.META_LR_MODES),
                           ('importance_grad', IMPORTANCE_GRADS),
                           ('h_norm', importance_lib.H_NORMS),

@@ -30,13 +30,7 @@ class FinetuneConfig(NamedTuple):
   def validate(self) -> 'FinetuneConfig':
     if not self.lr > 0:
       raise ValueError(f'lr must be > 0, got {self.lr}')
-    if self.memory_size < 0 or self.replay_size < 0:
-      raise ValueError('memory_size and replay_size must be >= 0')
-    if self.memory_size and self.replay_size > self.memory_size:
-      raise ValueError(f'replay_size {self.replay_size} exceeds memory_size '
-                       f'{self.memory_size}')
-    if self.glances < 1:
-      raise ValueError(f'glances must be >= 1, got {self.glances}')
+    stream_lib.check_replay(self.memory_size, self.replay_size, self.glances)
     return self
 
 
