@@ -62,9 +62,10 @@ def add(memory: MemoryState, batch: Batch, key: chex.PRNGKey) -> MemoryState:
     slot = jnp.minimum(slot, mem.size - 1)
 
     def put(store, value):
-      new = jax.lax.dynamic_update_index_in_dim(store, value.astype(store.dtype),
-                                                slot, 0)
-      return jnp.where(keep, new, store)
+      # Select on the one row only, not on the whole store.
+      old = jax.lax.dynamic_index_in_dim(store, slot, 0, keepdims=False)
+      row = jnp.where(keep, value.astype(store.dtype), old)
+      return jax.lax.dynamic_update_index_in_dim(store, row, slot, 0)
 
     return MemoryState(put(mem.x, batch.x[i]), put(mem.y, batch.y[i]),
                        put(mem.t, batch.t[i]), n + 1)

@@ -71,9 +71,15 @@ def per_sample_scan(
   def body(theta, sample):
     x, y, t, w = sample
     one = Batch(x[None], y[None], t[None])
-    loss, grads = grad_fn(theta, one, w[None])
-    new = step(theta, grads)
-    theta = jax.tree.map(lambda a, b: jnp.where(w > 0, a, b), new, theta)
-    return theta, loss
+
+    def take_step(theta):
+      loss, grads = grad_fn(theta, one, w[None])
+      return step(theta, grads), loss
+
+    # Padding rows (w = 0) leave theta as it is; a branch, not a select over
+    # every parameter, so real samples pay nothing for it.
+    return jax.lax.cond(w > 0, take_step,
+                        lambda theta: (theta, jnp.zeros((), jnp.float32)),
+                        theta)
 
   return jax.lax.scan(body, theta, (*stream, weights))

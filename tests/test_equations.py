@@ -53,6 +53,19 @@ class InnerStepTest(chex.TestCase):
     chex.assert_trees_all_close(out, tree([0.0, 0.0], [-0.5 / 3.0]))
 
   @chex.variants(with_jit=True, without_jit=True)
+  def test_prepared_pgd_step_equals_pgd_step(self):
+    theta, theta0 = tree([1.0, -2.0], [0.5]), tree([0.3, 0.1], [-1.0])
+    h, grads = tree([0.7, 0.0], [2.0]), tree([2.0, -1.0], [0.25])
+
+    def prepared(theta, theta0, h, grads):
+      coef = inner.pgd_coefficients(theta0, h, lam=3.0, gamma=0.2)
+      return inner.pgd_step_prepared(theta, grads, coef, beta=0.1)
+
+    out = self.variant(prepared)(theta, theta0, h, grads)
+    ref = inner.pgd_step(theta, theta0, h, grads, beta=0.1, lam=3.0, gamma=0.2)
+    chex.assert_trees_all_close(out, ref, rtol=1e-6)
+
+  @chex.variants(with_jit=True, without_jit=True)
   def test_regularised_gd_step(self):
     fn = lambda *a: inner.regularised_gd_step(*a, beta=0.5, lam=2.0)
     out = self.variant(fn)(tree([1.0, 3.0], [0.0]), tree([0.0, 1.0], [0.0]),

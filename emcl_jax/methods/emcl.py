@@ -63,7 +63,7 @@ class EMCLConfig(NamedTuple):
   lam: float = 10.0
   gamma: float = 0.3
   eta: float = 0.99
-  r: float = 0.33
+  r: float = 0.2
   meta_lr: str = 'inverse'
   importance_grad: str = 'batch'
   h_norm: str = 'max'
@@ -163,13 +163,13 @@ def _meta_step(state: EMCLState, batch: Batch, key: chex.PRNGKey, *,
 
   # Inner loop (Algorithm 1, lines 5-7).
   if config.inner == 'pgd':
-    step = functools.partial(inner_lib.pgd_step, theta0=theta0, h=hn,
-                             beta=config.beta, lam=config.lam,
-                             gamma=config.gamma)
+    coef = inner_lib.pgd_coefficients(theta0, hn, lam=config.lam,
+                                      gamma=config.gamma)
+    step_fn = lambda theta, grads: inner_lib.pgd_step_prepared(
+        theta, grads, coef, beta=config.beta)
   else:
-    step = functools.partial(inner_lib.regularised_gd_step, theta0=theta0,
-                             h=hn, beta=config.beta, lam=config.lam)
-  step_fn = lambda theta, grads: step(theta, grads=grads)
+    step_fn = lambda theta, grads: inner_lib.regularised_gd_step(
+        theta, theta0, hn, grads, beta=config.beta, lam=config.lam)
   if config.importance_grad == 'first_inner':
     # The first inner step reuses g0: no extra gradient for Eq 13.
     theta1 = jax.tree.map(lambda a, b: jnp.where(weights[0] > 0, a, b),
