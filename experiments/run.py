@@ -47,6 +47,7 @@ flags.DEFINE_string('importance_grad', None, 'EMCL: gradient for Eq 13: '
 flags.DEFINE_string('h_norm', None, 'EMCL: importance scaling: mean | max | '
                     'none.')
 flags.DEFINE_float('h_init', None, 'EMCL: initial importance (0 or 1).')
+flags.DEFINE_float('h_min', None, 'EMCL: floor on the scaled importance.')
 flags.DEFINE_string('inner', None, 'EMCL: inner rule: pgd | gd.')
 flags.DEFINE_float('lr', None, 'finetune: SGD learning rate.')
 flags.DEFINE_integer('memory_size', None, 'Replay memory slots (0: off).')
@@ -54,7 +55,7 @@ flags.DEFINE_integer('replay_size', None, 'Replay samples per batch.')
 flags.DEFINE_integer('glances', None, 'Updates per incoming batch.')
 
 HPARAM_FLAGS = ('alpha0', 'beta', 'lam', 'gamma', 'eta', 'r', 'meta_lr',
-                'importance_grad', 'h_norm', 'h_init', 'inner', 'lr',
+                'importance_grad', 'h_norm', 'h_init', 'h_min', 'inner', 'lr',
                 'memory_size', 'replay_size', 'glances')
 
 

@@ -1,5 +1,6 @@
 """experiments/run.py: the results file, and one clear line for bad input."""
 
+import importlib.util
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ from absl.testing import parameterized
 import numpy as np
 
 from emcl_jax.data import idx
+from emcl_jax.methods import METHODS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = os.path.join(ROOT, 'experiments', 'run.py')
@@ -120,6 +122,15 @@ class RunScriptTest(parameterized.TestCase):
     self.assertLen(lines, 1, proc.stderr)
     self.assertRegex(lines[0], '^error: .*' + message)
     self.assertEqual(os.listdir(out) if os.path.exists(out) else [], [])
+
+  def test_every_config_field_has_a_flag(self):
+    spec = importlib.util.spec_from_file_location('run_script', RUN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for _, config_cls in METHODS.values():
+      for field in config_cls._fields:
+        self.assertIn(field, module.HPARAM_FLAGS)
+        self.assertIn(field, module.FLAGS)
 
   def test_nan_loss_exit_1_no_results(self):
     out = _tmp(self)
