@@ -12,6 +12,7 @@ meta-update, Algorithm 1 lines 4-10). The training engine scans `update` over
 a task's batches, so the same engine runs every method.
 """
 
+import functools
 from typing import Any, Callable, NamedTuple, Protocol
 
 import chex
@@ -70,3 +71,15 @@ def take(batch: Batch, i) -> Batch:
 def concat(a: Batch, b: Batch) -> Batch:
   """Concatenates two batches along the sample axis."""
   return Batch(*(jnp.concatenate([u, v.astype(u.dtype)]) for u, v in zip(a, b)))
+
+
+def bind(init_fn: Callable[..., Any], update_fn: Callable[..., Any],
+         loss_fn: LossFn, example: Batch, config: Any) -> Method:
+  """The `Method` of a module's `init(params, example, config)` and
+  `update(state, batch, key, *, loss_fn, config)`, for a state whose
+  `.params` are the model's parameters. Validates `config` first."""
+  config.validate()
+  return Method(
+      init=lambda params, key: init_fn(params, example, config),
+      update=functools.partial(update_fn, loss_fn=loss_fn, config=config),
+      params_of=lambda state: state.params)

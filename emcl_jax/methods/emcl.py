@@ -14,7 +14,6 @@ Every open point of ALGORITHM_NOTES.md is a field of `EMCLConfig`; the
 defaults were chosen by measurement, see docs/algorithm.md.
 """
 
-import functools
 from typing import NamedTuple, Optional
 
 import chex
@@ -28,7 +27,7 @@ from emcl_jax import memory as memory_lib
 from emcl_jax import meta_grad
 from emcl_jax import stream as stream_lib
 from emcl_jax import transforms
-from emcl_jax.base import Batch, LossFn, Method
+from emcl_jax.base import Batch, LossFn, Method, bind
 
 IMPORTANCE_GRADS = ('first_inner', 'batch', 'meta')
 INNER_RULES = ('pgd', 'gd')
@@ -227,10 +226,6 @@ def update(state: EMCLState, batch: Batch, key: chex.PRNGKey, *,
 
 
 def method(loss_fn: LossFn, example: Batch,
-         config: EMCLConfig = EMCLConfig()) -> Method:
+           config: EMCLConfig = EMCLConfig()) -> Method:
   """EMCL as a `Method` (init/update pair) for the training engine."""
-  config.validate()
-  return Method(
-      init=lambda params, key: init(params, example, config),
-      update=functools.partial(update, loss_fn=loss_fn, config=config),
-      params_of=lambda state: state.params)
+  return bind(init, update, loss_fn, example, config)

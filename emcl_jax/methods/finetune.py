@@ -6,7 +6,6 @@ same number of glances), with nothing else — no importance, no proximal step,
 no meta-update. With a memory this is per-sample experience replay.
 """
 
-import functools
 from typing import NamedTuple, Optional
 
 import chex
@@ -16,7 +15,7 @@ import jax.numpy as jnp
 from emcl_jax import inner as inner_lib
 from emcl_jax import memory as memory_lib
 from emcl_jax import stream as stream_lib
-from emcl_jax.base import Batch, LossFn, Method
+from emcl_jax.base import Batch, LossFn, Method, bind
 
 
 class FinetuneConfig(NamedTuple):
@@ -73,10 +72,6 @@ def update(state: FinetuneState, batch: Batch, key: chex.PRNGKey, *,
 
 
 def method(loss_fn: LossFn, example: Batch,
-             config: FinetuneConfig = FinetuneConfig()) -> Method:
-  """Fine-tuning as a `Method` for the training engine."""
-  config.validate()
-  return Method(
-      init=lambda params, key: init(params, example, config),
-      update=functools.partial(update, loss_fn=loss_fn, config=config),
-      params_of=lambda state: state.params)
+           config: FinetuneConfig = FinetuneConfig()) -> Method:
+  """Fine-tuning as a `Method` (init/update pair) for the training engine."""
+  return bind(init, update, loss_fn, example, config)
