@@ -86,9 +86,6 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
   tasks = data_lib.load(dataset, num_tasks=num_tasks,
                         samples_per_task=samples_per_task, seed=seed,
                         data_source=data_source, data_dir=data_dir)
-  if tasks.train_y.shape[1] % batch_size:
-    raise ValueError(f'samples_per_task ({tasks.train_y.shape[1]}) must be a '
-                     f'multiple of --batch_size ({batch_size})')
 
   model = models.MLP(num_classes=tasks.num_classes)
   key = jax.random.PRNGKey(seed)

@@ -96,7 +96,7 @@ class RunScriptTest(parameterized.TestCase):
       ('truncated', ['--data_dir=TRUNC'], 'truncated'),
       ('tasks', ['--num_tasks=0'], 'num_tasks must be a positive'),
       ('samples', ['--samples_per_task=-5'], 'samples_per_task must be'),
-      ('multiple', ['--samples_per_task=15'], 'multiple of --batch_size'),
+      ('multiple', ['--samples_per_task=15'], 'multiple of batch_size'),
       ('beta', ['--beta=-0.1'], 'beta must be > 0'),
       ('alpha', ['--alpha0=0'], 'alpha0 must be > 0'),
       ('lr', ['--method=finetune', '--lr=0'], 'lr must be > 0'),

@@ -23,6 +23,7 @@ import optax
 
 from emcl_jax import importance as importance_lib
 from emcl_jax import inner as inner_lib
+from emcl_jax import losses as losses_lib
 from emcl_jax import memory as memory_lib
 from emcl_jax import meta_grad
 from emcl_jax import stream as stream_lib
@@ -186,8 +187,7 @@ def _meta_step(state: EMCLState, batch: Batch, key: chex.PRNGKey, *,
   updates, opt_state = _meta_opt(config).update(grads, state.opt_state, theta0,
                                                 importance=hn)
   params = optax.apply_updates(theta0, updates)
-  n_real = jnp.maximum(jnp.sum(weights), 1.0)
-  metrics = {'loss': jnp.sum(losses * weights) / n_real,
+  metrics = {'loss': losses_lib.weighted_mean(losses, weights),
              'meta_grad_norm': optax.tree.norm(grads)}
   return state._replace(params=params, h=h, opt_state=opt_state,
                         step=state.step + 1), metrics

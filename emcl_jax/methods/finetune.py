@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from emcl_jax import inner as inner_lib
+from emcl_jax import losses as losses_lib
 from emcl_jax import memory as memory_lib
 from emcl_jax import stream as stream_lib
 from emcl_jax.base import Batch, LossFn, Method, bind
@@ -61,7 +62,7 @@ def update(state: FinetuneState, batch: Batch, key: chex.PRNGKey, *,
                                        config.replay_size, k)
     params, losses = stream_lib.per_sample_scan(loss_fn, params, stream,
                                                 weights, step)
-    return params, jnp.sum(losses * weights) / jnp.maximum(weights.sum(), 1.0)
+    return params, losses_lib.weighted_mean(losses, weights)
 
   params, losses = jax.lax.scan(glance, state.params,
                                 jax.random.split(k_glances, config.glances))
