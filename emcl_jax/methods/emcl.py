@@ -172,8 +172,9 @@ def _meta_step(state: EMCLState, batch: Batch, key: chex.PRNGKey, *,
         theta, theta0, hn, grads, beta=config.beta, lam=config.lam)
   if config.importance_grad == 'first_inner':
     # The first inner step reuses g0: no extra gradient for Eq 13.
-    theta1 = jax.tree.map(lambda a, b: jnp.where(weights[0] > 0, a, b),
-                          step_fn(theta0, g0), theta0)
+    # A padding first row is skipped, as in stream.per_sample_scan.
+    theta1 = jax.lax.cond(weights[0] > 0, lambda t: step_fn(t, g0),
+                          lambda t: t, theta0)
     rest = Batch(*(a[1:] for a in stream))
     theta_k, losses = stream_lib.per_sample_scan(loss_fn, theta1, rest,
                                                  weights[1:], step_fn)
