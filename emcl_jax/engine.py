@@ -25,7 +25,8 @@ class RunResult(NamedTuple):
 
   Attributes:
     accuracy_matrix: R, [T, T] float fractions; R[i, j] is the test accuracy
-      on task j after training task i.
+      on task j after training task i ([1, T] for the joint baseline, which
+      has one training stream).
     train_seconds: time in the compiled training calls (after
       block_until_ready), compilation and evaluation excluded.
     compile_seconds: ahead-of-time compilation of the train and eval calls.
@@ -56,8 +57,11 @@ def batched(tasks: TaskSet, batch_size: int) -> tuple[chex.Array, ...]:
   shape = (tasks.num_tasks, n // batch_size, batch_size)
   x = tasks.train_x.reshape(shape + tasks.train_x.shape[2:])
   y = tasks.train_y.reshape(shape)
-  t = np.broadcast_to(np.arange(tasks.num_tasks, dtype=np.int32)[:, None, None],
-                      shape)
+  if tasks.train_t is not None:
+    t = tasks.train_t.astype(np.int32).reshape(shape)
+  else:
+    t = np.broadcast_to(
+        np.arange(tasks.num_tasks, dtype=np.int32)[:, None, None], shape)
   return x, y, np.ascontiguousarray(t)
 
 
@@ -136,7 +140,7 @@ def train_and_evaluate(
   compile_seconds = time.perf_counter() - t0
 
   num_tasks = tasks.num_tasks
-  r = np.zeros((num_tasks, num_tasks))
+  r = np.zeros((num_tasks, tasks.num_test_tasks))
   task_losses = np.zeros(num_tasks)
   train_seconds = eval_seconds = 0.0
   for task in range(num_tasks):
@@ -150,7 +154,7 @@ def train_and_evaluate(
       bad = int(np.argmin(np.isfinite(losses)))
       raise NonFiniteLossError(
           f'loss became {losses[bad]} at batch {bad} of task {task}; lower the '
-          'learning rates (--alpha0/--beta/--lr) or lambda')
+          "method's learning rates (or its regularisation strength)")
     task_losses[task] = losses.mean()
     t0 = time.perf_counter()
     r[task] = np.asarray(evaluate(method.params_of(state), test_x, test_y))

@@ -14,7 +14,9 @@ engine and returns the results dictionary that `write_results` stores as
   device          str: the JAX backend the run used
   accuracy_matrix list of T lists of T floats, fractions in [0, 1];
                   [i][j] = accuracy on task j after training task i
-  acc, bwt, la    float, percent (Eq 22, Eq 23, mean of the diagonal)
+                  (one list for `joint`, trained on one shuffled stream)
+  acc, bwt, la    float, percent (Eq 22, Eq 23, mean of the diagonal;
+                  for `joint` bwt is 0 and la equals acc)
   train_seconds   float: compiled training calls only
   compile_seconds, eval_seconds, total_seconds   float
   task_losses     list of T floats: mean training loss per task
@@ -23,8 +25,9 @@ engine and returns the results dictionary that `write_results` stores as
 import json
 import os
 import platform
+import re
 import tempfile
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import flax
 import jax
@@ -41,13 +44,14 @@ from emcl_jax import losses
 from emcl_jax import metrics
 from emcl_jax import models
 from emcl_jax.base import Batch
-from emcl_jax.methods import METHODS
+from emcl_jax.data import tasks as tasks_lib
+from emcl_jax.methods import JOINT, METHODS, VARIANTS
 
 SCHEMA_VERSION = 1
 
 
 def method_config(dataset: str, method: str, overrides: dict[str, Any]):
-  """The method's config: class defaults < Table II < overrides.
+  """The method's config: class defaults < variant < Table II < overrides.
 
   Raises:
     ValueError: unknown method, an override the method does not take, or an
@@ -61,8 +65,41 @@ def method_config(dataset: str, method: str, overrides: dict[str, Any]):
   if unknown:
     raise ValueError(f'--{unknown[0]} does not apply to --method={method} '
                      f'(it takes {", ".join(config_cls._fields)}); drop it')
-  values = {**hparams.defaults(dataset, method), **overrides}
+  values = {**VARIANTS.get(method, {}), **hparams.defaults(dataset, method),
+            **overrides}
   return config_cls(**values).validate()
+
+
+class Hyperparameter(NamedTuple):
+  """A config field of one or more methods: its type, the methods that take
+  it, and the one-line description from the config's docstring."""
+  type: type
+  methods: tuple[str, ...]
+  help: str
+
+
+def hyperparameters() -> dict[str, Hyperparameter]:
+  """Every config field of every method in `METHODS`, for the launch flags.
+
+  Raises:
+    TypeError: two methods give one field name defaults of different types.
+  """
+  fields: dict[str, Hyperparameter] = {}
+  for name, (_, config_cls) in METHODS.items():
+    docs = dict(re.findall(r'^\s+(\w+): (.+)$', config_cls.__doc__ or '',
+                           re.MULTILINE))
+    for field in config_cls._fields:
+      kind = type(config_cls._field_defaults[field])
+      if field in fields:
+        if fields[field].type is not kind:
+          raise TypeError(f'{field} is a {fields[field].type.__name__} in '
+                          f'{fields[field].methods} but a {kind.__name__} in '
+                          f'{name}')
+        fields[field] = fields[field]._replace(
+            methods=fields[field].methods + (name,))
+      else:
+        fields[field] = Hyperparameter(kind, (name,), docs.get(field, ''))
+  return fields
 
 
 def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
@@ -86,6 +123,8 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
   tasks = data_lib.load(dataset, num_tasks=num_tasks,
                         samples_per_task=samples_per_task, seed=seed,
                         data_source=data_source, data_dir=data_dir)
+  if method in JOINT:
+    tasks = tasks_lib.joint(tasks, seed)
 
   model = models.MLP(num_classes=tasks.num_classes)
   key = jax.random.PRNGKey(seed)
@@ -107,8 +146,9 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
       'dataset': dataset,
       'method': method,
       'seed': seed,
-      'config': {**config._asdict(), 'num_tasks': tasks.num_tasks,
-                 'samples_per_task': int(tasks.train_y.shape[1]),
+      'config': {**config._asdict(), 'num_tasks': tasks.num_test_tasks,
+                 'samples_per_task': int(tasks.train_y.size
+                                         // tasks.num_test_tasks),
                  'batch_size': batch_size},
       'versions': versions(),
       'data_source': tasks.source,

@@ -111,3 +111,17 @@ def regularised_gd_step(theta: chex.ArrayTree, theta0: chex.ArrayTree,
   """
   return jax.tree.map(lambda p, p0, hm, g: p - beta * (g + lam * hm * (p - p0)),
                       theta, theta0, h, grads)
+
+
+def modulated_rates(h: chex.ArrayTree, *, beta: float, lam: float,
+                    gamma: float) -> chex.ArrayTree:
+  """Ablation of Table IV ("inner LR modulation"): per-parameter inner rates
+  beta / (1 + gamma lam h), the factor by which Eq 21 scales a step, used
+  without the regulariser."""
+  return jax.tree.map(lambda hm: beta / (1.0 + gamma * lam * hm), h)
+
+
+def modulated_step(theta: chex.ArrayTree, grads: chex.ArrayTree,
+                   rates: chex.ArrayTree) -> chex.ArrayTree:
+  """theta <- theta - rates * grad L(theta), elementwise rates."""
+  return jax.tree.map(lambda p, g, r: p - r * g, theta, grads, rates)

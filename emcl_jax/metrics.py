@@ -28,5 +28,12 @@ def learning_accuracy(r: np.ndarray) -> float:
 
 
 def summary(r: np.ndarray) -> dict[str, float]:
-  """{'acc', 'bwt', 'la'} of an accuracy matrix."""
+  """{'acc', 'bwt', 'la'} of an accuracy matrix.
+
+  A [1, T] matrix (the joint baseline: one training stream of all tasks)
+  has no sequence to forget along: its BWT is 0 and its LA equals its ACC.
+  """
+  r = np.asarray(r)
+  if r.shape[0] != r.shape[1]:
+    return {'acc': acc(r), 'bwt': 0.0, 'la': acc(r)}
   return {'acc': acc(r), 'bwt': bwt(r), 'la': learning_accuracy(r)}

@@ -22,7 +22,7 @@ from emcl_jax.errors import DataError, NonFiniteLossError
 FLAGS = flags.FLAGS
 flags.DEFINE_string('dataset', 'mnist_permutations',
                     'mnist_permutations | many_permutations')
-flags.DEFINE_string('method', 'emcl', 'emcl | finetune')
+flags.DEFINE_string('method', 'emcl', ' | '.join(experiment.METHODS))
 flags.DEFINE_integer('seed', 0, 'Random seed (data draws, init, replay).')
 flags.DEFINE_string('data_dir', None, 'Folder with the MNIST IDX files; '
                     'default: the bundled 5,000-image subset.')
@@ -33,37 +33,20 @@ flags.DEFINE_integer('num_tasks', None, 'Shrink the benchmark: tasks.')
 flags.DEFINE_integer('samples_per_task', None, 'Shrink: samples per task.')
 flags.DEFINE_integer('batch_size', 10, 'Incoming batch size (paper: 10).')
 flags.DEFINE_bool('verbose', False, 'Print a line after every task.')
-# Method hyper-parameters; None = Table II / EMCLConfig default.
-flags.DEFINE_float('alpha0', None, 'EMCL: initial meta LR (Table II).')
-flags.DEFINE_float('beta', None, 'EMCL: inner LR (Table II).')
-flags.DEFINE_float('lam', None, 'EMCL: regularisation lambda (Table II).')
-flags.DEFINE_float('gamma', None, 'EMCL: proximal step (Table II).')
-flags.DEFINE_float('eta', None, 'EMCL: importance EMA decay (Eq 7).')
-flags.DEFINE_float('r', None, 'EMCL: meta-LR scale factor (Eq 8).')
-flags.DEFINE_string('meta_lr', None, 'EMCL: Eq 8 reading: inverse | literal '
-                    '| constant.')
-flags.DEFINE_string('importance_grad', None, 'EMCL: gradient for Eq 13: '
-                    'first_inner | batch | meta.')
-flags.DEFINE_string('h_norm', None, 'EMCL: importance scaling: mean | max | '
-                    'none.')
-flags.DEFINE_float('h_init', None, 'EMCL: initial importance (0 or 1).')
-flags.DEFINE_float('h_min', None, 'EMCL: floor on the scaled importance.')
-flags.DEFINE_string('inner', None, 'EMCL: inner rule: pgd | gd.')
-flags.DEFINE_float('lr', None, 'finetune: SGD learning rate.')
-flags.DEFINE_integer('memory_size', None, 'Replay memory slots (0: off).')
-flags.DEFINE_integer('replay_size', None, 'Replay samples per batch.')
-flags.DEFINE_integer('glances', None, 'Updates per incoming batch.')
-
-HPARAM_FLAGS = ('alpha0', 'beta', 'lam', 'gamma', 'eta', 'r', 'meta_lr',
-                'importance_grad', 'h_norm', 'h_init', 'h_min', 'inner', 'lr',
-                'memory_size', 'replay_size', 'glances')
+# One flag per hyper-parameter of any method (config fields, collected by
+# experiment.hyperparameters); None keeps Table II's / the config's default.
+_DEFINE = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer,
+           float: flags.DEFINE_float, str: flags.DEFINE_string}
+HYPERPARAMETERS = experiment.hyperparameters()
+for _name, _hp in HYPERPARAMETERS.items():
+  _DEFINE[_hp.type](_name, None, f'[{", ".join(_hp.methods)}] {_hp.help}')
 
 
 def main(argv):
   logging.set_verbosity(logging.ERROR)  # keep library chatter off stderr
   if len(argv) > 1:
     _fail(f'unexpected arguments {argv[1:]}; flags take the form --name=value')
-  overrides = {name: FLAGS[name].value for name in HPARAM_FLAGS
+  overrides = {name: FLAGS[name].value for name in HYPERPARAMETERS
                if FLAGS[name].value is not None}
   try:
     results = experiment.run(

@@ -123,14 +123,33 @@ class RunScriptTest(parameterized.TestCase):
     self.assertRegex(lines[0], '^error: .*' + message)
     self.assertEqual(os.listdir(out) if os.path.exists(out) else [], [])
 
-  def test_every_config_field_has_a_flag(self):
+  def test_every_config_field_has_a_typed_flag(self):
     spec = importlib.util.spec_from_file_location('run_script', RUN)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    for _, config_cls in METHODS.values():
+    for name, (_, config_cls) in METHODS.items():
       for field in config_cls._fields:
-        self.assertIn(field, module.HPARAM_FLAGS)
         self.assertIn(field, module.FLAGS)
+        self.assertIn(name, module.FLAGS[field].help)
+    module.FLAGS(['run.py', '--second_order', '--glances=3', '--lr=0.5'])
+    self.assertIs(module.FLAGS.second_order, True)
+    self.assertEqual(module.FLAGS.glances, 3)
+    self.assertEqual(module.FLAGS.lr, 0.5)
+
+  def test_conflicting_field_types_are_refused(self):
+    from typing import NamedTuple  # pylint: disable=g-import-not-at-top
+    from emcl_jax import experiment  # pylint: disable=g-import-not-at-top
+
+    class Odd(NamedTuple):
+      """Attributes:
+        lr: an integer learning rate, which clashes with finetune's float.
+      """
+      lr: int = 1
+
+    with absltest.mock.patch.dict(METHODS, {'odd': (None, Odd)}):
+      with self.assertRaisesRegex(TypeError, 'lr is a float .* but a int'):
+        experiment.hyperparameters()
+    self.assertIs(experiment.hyperparameters()['lr'].type, float)
 
   def test_nan_loss_exit_1_no_results(self):
     out = _tmp(self)

@@ -9,9 +9,11 @@ from absl.testing import absltest
 import numpy as np
 
 from emcl_jax import data
+from emcl_jax import engine
 from emcl_jax.data import idx
 from emcl_jax.data import mnist
 from emcl_jax.data import permutations
+from emcl_jax.data import tasks as tasks_lib
 from emcl_jax.errors import DataError
 
 
@@ -163,6 +165,27 @@ class BenchmarkTest(absltest.TestCase):
     self.assertFalse(np.array_equal(tasks.test_x[0], tasks.test_x[1]))
     again = permutations.permuted_tasks(split, 3, 20, seed=1)
     np.testing.assert_array_equal(again.train_x, tasks.train_x)
+
+  def test_joint_stream_shuffles_all_tasks_keeping_identities(self):
+    folder = _tmp(self)
+    write_mnist(folder, n_train=50, n_test=7)
+    tasks = permutations.permuted_tasks(mnist.read_dir(folder), 3, 20, seed=1)
+    merged = tasks_lib.joint(tasks, seed=0)
+    self.assertEqual(merged.train_x.shape, (1, 60, 784))
+    self.assertEqual(merged.train_t.shape, (1, 60))
+    self.assertEqual((merged.num_tasks, merged.num_test_tasks), (1, 3))
+    np.testing.assert_array_equal(merged.test_x, tasks.test_x)
+    np.testing.assert_array_equal(np.bincount(merged.train_t[0]), [20] * 3)
+    # Every sample is one of its task's samples, with its label.
+    for x, y, t in zip(merged.train_x[0], merged.train_y[0],
+                       merged.train_t[0]):
+      hits = np.flatnonzero((tasks.train_x[t] == x).all(1))
+      self.assertIn(y, tasks.train_y[t][hits])
+    # Shuffled: the first 20 samples are not all from task 0.
+    self.assertGreater(len(set(merged.train_t[0, :20])), 1)
+    xs, ys, ts = engine.batched(merged, 10)
+    self.assertEqual(xs.shape, (1, 6, 10, 784))
+    np.testing.assert_array_equal(ts.reshape(-1), merged.train_t[0])
 
   def test_load_errors(self):
     with self.assertRaisesRegex(DataError, "unknown dataset 'cifar10'"):

@@ -158,11 +158,41 @@ class EMCLUpdateTest(chex.TestCase):
     diff = optax.tree.norm(jax.tree.map(jnp.subtract, pgd.params, gd.params))
     self.assertGreater(float(diff), 1e-6)
 
+  def test_lr_modulation_inner_rule_runs_and_differs(self):
+    state = emcl_jax.init(self.params, self.batch, CONFIG)
+    key = jax.random.PRNGKey(0)
+    pgd, _ = emcl_jax.update(state, self.batch, key, loss_fn=LOSS,
+                             config=CONFIG)
+    mod, _ = emcl_jax.update(state, self.batch, key, loss_fn=LOSS,
+                             config=CONFIG._replace(inner='lr_modulation'))
+    diff = optax.tree.norm(jax.tree.map(jnp.subtract, pgd.params, mod.params))
+    self.assertGreater(float(diff), 1e-6)
+
+  def test_si_importance_uses_the_last_meta_update(self):
+    # EMCL-SI: h starts at 0 and delta at 0, so the first step's Omega is 0;
+    # the second step's Omega is |g0 * (theta0^1 - theta0^0)| exactly.
+    config = CONFIG._replace(importance='si', eta=0.5)
+    state = emcl_jax.init(self.params, self.batch, config)
+    self.assertIsNone(emcl_jax.init(self.params, self.batch, CONFIG).delta)
+    step = jax.jit(functools.partial(emcl_jax.update, loss_fn=LOSS,
+                                     config=config))
+    s1, _ = step(state, self.batch, jax.random.PRNGKey(0))
+    chex.assert_trees_all_close(s1.h, jax.tree.map(jnp.zeros_like, s1.h))
+    chex.assert_trees_all_close(
+        s1.delta, jax.tree.map(jnp.subtract, s1.params, state.params),
+        atol=1e-6)
+    s2, _ = step(s1, self.batch, jax.random.PRNGKey(1))
+    g0 = jax.grad(LOSS)(s1.params, self.batch, jnp.ones(4))
+    expected = jax.tree.map(lambda g, d: 0.5 * jnp.abs(g * d), g0, s1.delta)
+    chex.assert_trees_all_close(s2.h, expected, atol=1e-7)
+
   def test_config_validation(self):
     for bad, msg in ((dict(beta=0.0), 'beta must be > 0'),
                      (dict(alpha0=-1.0), 'alpha0 must be > 0'),
                      (dict(eta=1.0), 'eta must be in'),
                      (dict(meta_lr='exp'), 'meta_lr must be one of'),
+                     (dict(inner='adam'), 'inner must be one of'),
+                     (dict(importance='mas'), 'importance must be one of'),
                      (dict(memory_size=5, replay_size=10), 'exceeds'),
                      (dict(glances=0), 'glances must be >= 1')):
       with self.assertRaisesRegex(ValueError, msg):

@@ -73,6 +73,20 @@ class InnerStepTest(chex.TestCase):
     # w0: 1 - .5*(1 + 2*1*1) = -0.5 ; w1: 3 - .5*(0 + 2*.5*2) = 2 ; b: -1
     chex.assert_trees_all_close(out, tree([-0.5, 2.0], [-1.0]))
 
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_lr_modulation_ablation(self):
+    # rates = beta / (1 + gamma lam h) = 0.5 / (1 + 0.5*2*h): h=1 -> 0.25,
+    # h=3 -> 0.125, h=0 -> 0.5; then theta - rates * g.
+    def fn(theta, h, grads):
+      rates = inner.modulated_rates(h, beta=0.5, lam=2.0, gamma=0.5)
+      return rates, inner.modulated_step(theta, grads, rates)
+
+    rates, out = self.variant(fn)(tree([1.0, 3.0], [0.0]),
+                                  tree([1.0, 3.0], [0.0]),
+                                  tree([2.0, -4.0], [1.0]))
+    chex.assert_trees_all_close(rates, tree([0.25, 0.125], [0.5]))
+    chex.assert_trees_all_close(out, tree([0.5, 3.5], [-0.5]))
+
   @parameterized.parameters((0.3, 1.0, 0.7), (1.0, 5.0, -2.0), (0.05, 0.2, 3.0))
   def test_lemma1_prox_is_argmin_of_eq14(self, gamma, c, v):
     # Eq 14 for f(x) = c (x - x0)^2, minimised by plain gradient descent.

@@ -30,6 +30,13 @@ class MetricsTest(absltest.TestCase):
     self.assertEqual(metrics.summary(np.array([[0.5]])),
                      {'acc': 50.0, 'bwt': 0.0, 'la': 50.0})
 
+  def test_joint_row(self):
+    # One training stream, three test tasks: ACC is the row's mean.
+    out = metrics.summary(np.array([[0.9, 0.6, 0.3]]))
+    self.assertAlmostEqual(out['acc'], 60.0, places=5)
+    self.assertEqual(out['bwt'], 0.0)
+    self.assertAlmostEqual(out['la'], 60.0, places=5)
+
 
 if __name__ == '__main__':
   absltest.main()

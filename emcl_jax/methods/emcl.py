@@ -10,6 +10,17 @@ One call of `update` is one meta-update j on one incoming batch b:
 and finally b is offered to the reservoir memory. With `glances > 1` steps
 1-5 repeat on the same batch (ALGORITHM_NOTES #7).
 
+Ablations, as options (Table IV, Fig. 3):
+  inner='gd'             plain gradient descent on Eq 6 instead of PGD;
+  inner='lr_modulation'  no regulariser in the inner loss; instead each
+                         parameter's inner step is scaled by the importance,
+                         theta <- theta - beta * grad / (1 + gamma lam h):
+                         the same per-parameter factor PGD applies, without
+                         PGD's pull towards theta0;
+  importance='si'        EMCL-SI: Omega = |grad * (theta0^j - theta0^{j-1})|,
+                         the gradient times the last meta-update, as SI's
+                         path integral (method name `emcl_si`).
+
 Every open point of ALGORITHM_NOTES.md is a field of `EMCLConfig`; the
 defaults were chosen by measurement, see docs/algorithm.md.
 """
@@ -31,7 +42,8 @@ from emcl_jax import transforms
 from emcl_jax.base import Batch, LossFn, Method, bind
 
 IMPORTANCE_GRADS = ('first_inner', 'batch', 'meta')
-INNER_RULES = ('pgd', 'gd')
+INNER_RULES = ('pgd', 'gd', 'lr_modulation')
+IMPORTANCES = ('taylor', 'si')
 
 
 class EMCLConfig(NamedTuple):
@@ -55,8 +67,9 @@ class EMCLConfig(NamedTuple):
     memory_size: reservoir memory slots; 0 turns replay off (#3).
     replay_size: stored samples added to each inner stream (#3).
     glances: meta-updates per incoming batch (#7); 1 is the single pass.
-    inner: 'pgd' (Eq 16 + 21) or 'gd' (Table IV ablation: plain gradient
-      descent on Eq 6).
+    inner: 'pgd' (Eq 16 + 21), 'gd' (plain gradient descent on Eq 6) or
+      'lr_modulation' (importance-scaled inner steps, no regulariser).
+    importance: 'taylor' (Eq 13) or 'si' (EMCL-SI, Fig. 3).
   """
   alpha0: float = 0.3
   beta: float = 0.03
@@ -73,6 +86,7 @@ class EMCLConfig(NamedTuple):
   replay_size: int = 10
   glances: int = 1
   inner: str = 'pgd'
+  importance: str = 'taylor'
 
   def validate(self) -> 'EMCLConfig':
     """Raises ValueError naming the first bad field; returns self."""
@@ -87,7 +101,8 @@ class EMCLConfig(NamedTuple):
     for name, allowed in (('meta_lr', transforms.META_LR_MODES),
                           ('importance_grad', IMPORTANCE_GRADS),
                           ('h_norm', importance_lib.H_NORMS),
-                          ('inner', INNER_RULES)):
+                          ('inner', INNER_RULES),
+                          ('importance', IMPORTANCES)):
       if getattr(self, name) not in allowed:
         raise ValueError(f'{name} must be one of {allowed}, '
                          f'got {getattr(self, name)!r}')
@@ -103,12 +118,15 @@ class EMCLState(NamedTuple):
     opt_state: state of the Eq 8 meta learning-rate transformation.
     memory: reservoir replay memory, or None when memory_size == 0.
     step: meta-updates taken, int32 [].
+    delta: the last meta-update theta0^j - theta0^{j-1}, like params (only
+      with importance='si'; None otherwise).
   """
   params: chex.ArrayTree
   h: chex.ArrayTree
   opt_state: optax.OptState
   memory: Optional[memory_lib.MemoryState]
   step: chex.Array
+  delta: Optional[chex.ArrayTree] = None
 
 
 def _meta_opt(config: EMCLConfig) -> optax.GradientTransformationExtraArgs:
@@ -136,7 +154,9 @@ def init(params: chex.ArrayTree, example: Batch,
                      params),
       opt_state=_meta_opt(config).init(params),
       memory=memory,
-      step=jnp.zeros((), jnp.int32))
+      step=jnp.zeros((), jnp.int32),
+      delta=(jax.tree.map(jnp.zeros_like, params)
+             if config.importance == 'si' else None))
 
 
 def _meta_step(state: EMCLState, batch: Batch, key: chex.PRNGKey, *,
@@ -156,7 +176,10 @@ def _meta_step(state: EMCLState, batch: Batch, key: chex.PRNGKey, *,
     loss0, g0 = grad_fn(theta0, batch, jnp.ones(batch.y.shape, jnp.float32))
   else:  # 'meta': batch plus replay samples, L_t of Eq 1
     loss0, g0 = grad_fn(theta0, stream, weights)
-  omega = importance_lib.taylor_importance(g0, theta0)
+  if config.importance == 'si':
+    omega = importance_lib.si_importance(g0, state.delta)
+  else:
+    omega = importance_lib.taylor_importance(g0, theta0)
   h = importance_lib.update_importance(state.h, omega, config.eta)
   hn = importance_lib.floor(importance_lib.normalise(h, config.h_norm),
                             config.h_min)
@@ -167,9 +190,14 @@ def _meta_step(state: EMCLState, batch: Batch, key: chex.PRNGKey, *,
                                       gamma=config.gamma)
     step_fn = lambda theta, grads: inner_lib.pgd_step_prepared(
         theta, grads, coef, beta=config.beta)
-  else:
+  elif config.inner == 'gd':
     step_fn = lambda theta, grads: inner_lib.regularised_gd_step(
         theta, theta0, hn, grads, beta=config.beta, lam=config.lam)
+  else:
+    rates = inner_lib.modulated_rates(hn, beta=config.beta, lam=config.lam,
+                                      gamma=config.gamma)
+    step_fn = lambda theta, grads: inner_lib.modulated_step(theta, grads,
+                                                            rates)
   if config.importance_grad == 'first_inner':
     # The first inner step reuses g0: no extra gradient for Eq 13.
     # A padding first row is skipped, as in stream.per_sample_scan.
@@ -190,8 +218,11 @@ def _meta_step(state: EMCLState, batch: Batch, key: chex.PRNGKey, *,
   params = optax.apply_updates(theta0, updates)
   metrics = {'loss': losses_lib.weighted_mean(losses, weights),
              'meta_grad_norm': optax.tree.norm(grads)}
+  delta = state.delta
+  if delta is not None:
+    delta = updates
   return state._replace(params=params, h=h, opt_state=opt_state,
-                        step=state.step + 1), metrics
+                        step=state.step + 1, delta=delta), metrics
 
 
 def update(state: EMCLState, batch: Batch, key: chex.PRNGKey, *,

@@ -20,8 +20,14 @@ from emcl_jax.base import Batch, LossFn, Method, bind
 
 
 class FinetuneConfig(NamedTuple):
-  """Attributes: lr (SGD step), memory_size (0: no replay), replay_size,
-  glances (passes over each batch) — the last three as in `EMCLConfig`."""
+  """Hyper-parameters of fine-tuning (and of `joint`).
+
+  Attributes:
+    lr: SGD learning rate of the per-sample steps.
+    memory_size: reservoir memory slots; 0 turns replay off.
+    replay_size: stored samples added to each inner stream.
+    glances: passes over each incoming batch.
+  """
   lr: float = 0.01
   memory_size: int = 0
   replay_size: int = 10
