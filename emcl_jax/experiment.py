@@ -3,10 +3,12 @@
 `run(dataset, method, seed, ...)` loads the benchmark, builds the model and
 the method from Table II's defaults plus overrides, trains through the
 engine and returns the results dictionary that `write_results` stores as
-`{dataset}_{method}_seed{seed}.json`. Schema (all keys always present):
+`{dataset}_{name}_seed{seed}.json`. Schema (all keys always present):
 
   schema_version  int, 1
   dataset, method str;  seed int
+  name            str: the run's label, the method's name unless given
+                  (ablations of one method get their own names)
   config          dict: every hyper-parameter used, plus num_tasks,
                   samples_per_task, batch_size
   versions        dict: emcl_jax, jax, jaxlib, flax, optax, numpy, python
@@ -107,18 +109,19 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
         num_tasks: Optional[int] = None,
         samples_per_task: Optional[int] = None, batch_size: int = 10,
         data_source: str = 'auto', data_dir: Optional[str] = None,
-        log_fn: Optional[Callable[[str], None]] = None) -> dict[str, Any]:
+        log_fn: Optional[Callable[[str], None]] = None,
+        name: Optional[str] = None) -> dict[str, Any]:
   """Runs one (dataset, method, seed) and returns the results dictionary.
 
   Raises:
     ValueError: bad configuration. DataError: bad data.
     NonFiniteLossError: the loss diverged.
   """
-  for name, value in (('num_tasks', num_tasks),
+  for flag, value in (('num_tasks', num_tasks),
                       ('samples_per_task', samples_per_task),
                       ('batch_size', batch_size)):
     if value is not None and value <= 0:
-      raise ValueError(f'--{name} must be a positive integer, got {value}')
+      raise ValueError(f'--{flag} must be a positive integer, got {value}')
   config = method_config(dataset, method, overrides or {})
   tasks = data_lib.load(dataset, num_tasks=num_tasks,
                         samples_per_task=samples_per_task, seed=seed,
@@ -145,6 +148,7 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
       'schema_version': SCHEMA_VERSION,
       'dataset': dataset,
       'method': method,
+      'name': name or method,
       'seed': seed,
       'config': {**config._asdict(), 'num_tasks': tasks.num_test_tasks,
                  'samples_per_task': int(tasks.train_y.size
@@ -170,14 +174,14 @@ def versions() -> dict[str, str]:
           'python': platform.python_version()}
 
 
-def results_path(output_dir: str, dataset: str, method: str, seed: int) -> str:
-  return os.path.join(output_dir, f'{dataset}_{method}_seed{seed}.json')
+def results_path(output_dir: str, dataset: str, name: str, seed: int) -> str:
+  return os.path.join(output_dir, f'{dataset}_{name}_seed{seed}.json')
 
 
 def write_results(results: dict[str, Any], output_dir: str) -> str:
   """Writes the results JSON atomically (temp file, then rename)."""
   os.makedirs(output_dir, exist_ok=True)
-  path = results_path(output_dir, results['dataset'], results['method'],
+  path = results_path(output_dir, results['dataset'], results['name'],
                       results['seed'])
   fd, tmp = tempfile.mkstemp(dir=output_dir, prefix='.tmp-', suffix='.json')
   try:

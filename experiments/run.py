@@ -33,6 +33,8 @@ flags.DEFINE_integer('num_tasks', None, 'Shrink the benchmark: tasks.')
 flags.DEFINE_integer('samples_per_task', None, 'Shrink: samples per task.')
 flags.DEFINE_integer('batch_size', 10, 'Incoming batch size (paper: 10).')
 flags.DEFINE_bool('verbose', False, 'Print a line after every task.')
+flags.DEFINE_string('name', None, 'Label of the run in the results file name '
+                    '(default: the method), e.g. for ablations.')
 # One flag per hyper-parameter of any method (config fields, collected by
 # experiment.hyperparameters); None keeps Table II's / the config's default.
 _DEFINE = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer,
@@ -53,13 +55,14 @@ def main(argv):
         FLAGS.dataset, FLAGS.method, FLAGS.seed, overrides=overrides,
         num_tasks=FLAGS.num_tasks, samples_per_task=FLAGS.samples_per_task,
         batch_size=FLAGS.batch_size, data_source=FLAGS.data_source,
-        data_dir=FLAGS.data_dir, log_fn=print if FLAGS.verbose else None)
+        data_dir=FLAGS.data_dir, log_fn=print if FLAGS.verbose else None,
+        name=FLAGS.name)
   except (ValueError, DataError) as e:
     _fail(str(e))
   except NonFiniteLossError as e:
     _fail(str(e), code=1)
   path = experiment.write_results(results, FLAGS.output_dir)
-  print(f"{results['dataset']} {results['method']} seed={results['seed']} "
+  print(f"{results['dataset']} {results['name']} seed={results['seed']} "
         f"ACC={results['acc']:.2f} BWT={results['bwt']:.2f} "
         f"LA={results['la']:.2f} train_s={results['train_seconds']:.2f} "
         f"-> {path}")

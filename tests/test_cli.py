@@ -62,7 +62,7 @@ class RunScriptTest(parameterized.TestCase):
     path = os.path.join(out, 'mnist_permutations_emcl_seed3.json')
     with open(path) as f:
       res = json.load(f)
-    for key in ('dataset', 'method', 'seed', 'config', 'versions',
+    for key in ('dataset', 'method', 'name', 'seed', 'config', 'versions',
                 'data_source', 'accuracy_matrix', 'acc', 'bwt', 'la',
                 'train_seconds', 'compile_seconds', 'total_seconds'):
       self.assertIn(key, res)
@@ -76,6 +76,16 @@ class RunScriptTest(parameterized.TestCase):
     self.assertEqual(res['config']['lam'], 10.0)  # Table II default
     self.assertGreater(res['train_seconds'], 0)
     self.assertEqual(os.listdir(out), ['mnist_permutations_emcl_seed3.json'])
+
+  def test_named_ablation_gets_its_own_file(self):
+    out = _tmp(self)
+    proc = run(['--method=emcl', '--inner=gd', '--name=emcl_gd', *SMALL], out)
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    self.assertEqual(os.listdir(out), ['mnist_permutations_emcl_gd_seed0.json'])
+    with open(os.path.join(out, 'mnist_permutations_emcl_gd_seed0.json')) as f:
+      res = json.load(f)
+    self.assertEqual((res['method'], res['name']), ('emcl', 'emcl_gd'))
+    self.assertEqual(res['config']['inner'], 'gd')
 
   def test_data_dir_source_is_recorded(self):
     data = _tmp(self)
