@@ -61,6 +61,20 @@ class LookAheadTest(absltest.TestCase):
     got = jax.grad(lamaml.look_ahead_loss, argnums=(0, 1))(
         params, alpha, batch, meta, mw, loss_fn=_loss, second_order=False)
     chex.assert_trees_all_close(got, (g_theta, g_alpha), atol=1e-5)
+    loss, accumulated = lamaml.first_order_meta_gradients(
+        params, alpha, batch, meta, mw, loss_fn=_loss)
+    chex.assert_trees_all_close(accumulated, (g_theta, g_alpha), atol=1e-5)
+    np.testing.assert_allclose(
+        loss, lamaml.look_ahead_loss(params, alpha, batch, meta, mw,
+                                     loss_fn=_loss), rtol=1e-6)
+    # A rate at or below 0 takes no step (relu) and gets no gradient.
+    alpha['w1'] = alpha['w1'].at[0, 0].set(-0.1)
+    _, (_, g_a) = lamaml.first_order_meta_gradients(
+        params, alpha, batch, meta, mw, loss_fn=_loss)
+    _, g_ref = jax.grad(lamaml.look_ahead_loss, argnums=(0, 1))(
+        params, alpha, batch, meta, mw, loss_fn=_loss)
+    self.assertEqual(float(g_a['w1'][0, 0]), 0.0)
+    chex.assert_trees_all_close(g_a, g_ref, atol=1e-5)
 
   def test_second_order_matches_finite_differences(self):
     with jax.enable_x64(True):
