@@ -32,6 +32,14 @@ TABLE_II = {
                       memory_size=200),
         'sync': dict(alpha_init=0.15, opt_lr=0.1, opt_wt=0.1, glances=5,
                      memory_size=200),
+        # Table II is silent on MNIST: learning-rate grids, seed 0 (notes).
+        'gem': dict(lr=0.1, memory_per_task=10, max_tasks=20),
+        'agem': dict(lr=0.03, memory_size=200, replay_size=200),
+        'ewc': dict(lr=0.1, lam=1.0),
+        'ewc_online': dict(lr=0.1, lam=10.0, ewc_gamma=0.9),
+        'si': dict(lr=0.1, c=0.1, xi=0.1),
+        'mer': dict(memory_size=200),
+        'er': dict(memory_size=200),
     },
     'many_permutations': {
         'emcl': dict(alpha0=0.15, beta=0.03, lam=10.0, gamma=0.1,
@@ -44,6 +52,13 @@ TABLE_II = {
                       memory_size=500),
         'sync': dict(alpha_init=0.03, opt_lr=0.1, opt_wt=0.03, glances=10,
                      memory_size=500),
+        'gem': dict(lr=0.1, memory_per_task=5, max_tasks=100),
+        'agem': dict(lr=0.03, memory_size=500, replay_size=500),
+        'ewc': dict(lr=0.1, lam=0.3),
+        'ewc_online': dict(lr=0.1, lam=3.0, ewc_gamma=0.9),
+        'si': dict(lr=0.03, c=1.0, xi=0.1),
+        'mer': dict(memory_size=500, replay_size=5),
+        'er': dict(memory_size=500, replay_size=25),
     },
 }
 

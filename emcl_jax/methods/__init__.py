@@ -3,13 +3,19 @@
 `METHODS[name] = (factory, config class)`. Some names are variants of one
 module with other defaults (`VARIANTS`, applied before Table II's values):
 C-MAML and Sync-La-MAML are La-MAML with other update rules, EMCL-SI is EMCL
-with SI-style importance, and `joint` is fine-tuning on all tasks' data
+with SI-style importance, `ewc_online` is online EWC, and `joint` is fine-tuning on all tasks' data
 shuffled into one stream (see `JOINT`).
 """
 
+from emcl_jax.methods import agem
 from emcl_jax.methods import emcl
+from emcl_jax.methods import er
+from emcl_jax.methods import ewc
 from emcl_jax.methods import finetune
+from emcl_jax.methods import gem
 from emcl_jax.methods import lamaml
+from emcl_jax.methods import mer
+from emcl_jax.methods import si
 
 METHODS = {
     'emcl': (emcl.method, emcl.EMCLConfig),
@@ -19,6 +25,13 @@ METHODS = {
     'lamaml': (lamaml.method, lamaml.LaMAMLConfig),
     'cmaml': (lamaml.method, lamaml.LaMAMLConfig),
     'sync': (lamaml.method, lamaml.LaMAMLConfig),
+    'mer': (mer.method, mer.MERConfig),
+    'gem': (gem.method, gem.GEMConfig),
+    'agem': (agem.method, agem.AGEMConfig),
+    'ewc': (ewc.method, ewc.EWCConfig),
+    'ewc_online': (ewc.method, ewc.EWCConfig),
+    'er': (er.method, er.ERConfig),
+    'si': (si.method, si.SIConfig),
 }
 
 # name -> defaults that make the variant (before Table II and overrides).
@@ -26,9 +39,11 @@ VARIANTS = {
     'emcl_si': dict(importance='si'),
     'cmaml': dict(learn_lr=False, sync_update=True),
     'sync': dict(sync_update=True),
+    'ewc_online': dict(online=True, ewc_gamma=0.9),
 }
 
 # Methods trained on one stream of every task's samples, shuffled together.
 JOINT = ('joint',)
 
-__all__ = ['JOINT', 'METHODS', 'VARIANTS', 'emcl', 'finetune', 'lamaml']
+__all__ = ['JOINT', 'METHODS', 'VARIANTS', 'agem', 'emcl', 'er', 'ewc',
+           'finetune', 'gem', 'lamaml', 'mer', 'si']
