@@ -70,6 +70,26 @@ def clip_by_norm(g: chex.Array, max_norm: float) -> chex.Array:
   return g * clip_scale(jnp.linalg.norm(g, axis=-1, keepdims=True), max_norm)
 
 
+def clip_by_global_norm(grads: chex.ArrayTree,
+                        max_norm: float) -> chex.ArrayTree:
+  """torch.nn.utils.clip_grad_norm_ on a pytree (La-MAML's meta-gradients,
+  MER's and ER's steps): grads * `clip_scale`(||grads||), ||.|| the global
+  L2 norm.
+
+  The squared norm of each leaf is a matrix-vector product with ones, not a
+  `jnp.sum`: on CPU the sums made a clipped per-sample step of the MNIST MLP
+  2-3x as slow as an unclipped one, the products about 1.1x (measured).
+  """
+
+  def squared_norm(g):
+    rows = jnp.square(g).reshape(-1, g.shape[-1] if g.ndim else 1)
+    return jnp.sum(rows @ jnp.ones(rows.shape[-1], rows.dtype))
+
+  norm = jnp.sqrt(sum(squared_norm(g) for g in jax.tree.leaves(grads)))
+  scale = clip_scale(norm, max_norm)
+  return jax.tree.map(lambda g: g * scale.astype(g.dtype), grads)
+
+
 def _row_sum(fn: Callable[..., chex.Array], *trees: chex.ArrayTree
             ) -> chex.Array:
   """Sum over leaves of fn(leaf, ...): a per-task quantity of a pytree of

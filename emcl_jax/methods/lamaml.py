@@ -40,6 +40,7 @@ import jax.numpy as jnp
 from emcl_jax import memory as memory_lib
 from emcl_jax import stream as stream_lib
 from emcl_jax.base import Batch, LossFn, Method, bind, concat
+from emcl_jax.projection import clip_by_global_norm
 
 
 class LaMAMLConfig(NamedTuple):
@@ -181,15 +182,6 @@ def first_order_meta_gradients(
   g_theta = jax.tree.map(lambda g: g / k, g_theta)
   g_alpha = jax.tree.map(lambda g, a: g / k * (a > 0), g_rate, alpha)
   return loss_sum / k, (g_theta, g_alpha)
-
-
-def clip_by_global_norm(tree: chex.ArrayTree,
-                        max_norm: float) -> chex.ArrayTree:
-  """torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when
-  the global norm exceeds max_norm."""
-  norm = jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
-  scale = jnp.minimum(1.0, max_norm / (norm + 1e-6))
-  return jax.tree.map(lambda x: x * scale, tree)
 
 
 def _glance(state: LaMAMLState, batch: Batch, key: chex.PRNGKey,
