@@ -126,6 +126,12 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
   tasks = data_lib.load(dataset, num_tasks=num_tasks,
                         samples_per_task=samples_per_task, seed=seed,
                         data_source=data_source, data_dir=data_dir)
+  max_tasks = getattr(config, 'max_tasks', None)
+  if max_tasks is not None and max_tasks < tasks.num_test_tasks:
+    raise ValueError(f'--max_tasks={max_tasks} is less than the '
+                     f'{tasks.num_test_tasks} tasks of {dataset}: tasks would '
+                     f'share memory rows; set --max_tasks='
+                     f'{tasks.num_test_tasks}')
   if method in JOINT:
     tasks = tasks_lib.joint(tasks, seed)
 

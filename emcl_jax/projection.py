@@ -97,12 +97,6 @@ def _row_sum(fn: Callable[..., chex.Array], *trees: chex.ArrayTree
   return sum(jax.tree.leaves(jax.tree.map(fn, *trees)))
 
 
-def global_norm(tree: chex.ArrayTree) -> chex.Array:
-  """The norm of a pytree seen as one flat vector (a scalar)."""
-  return jnp.sqrt(sum(jax.tree.leaves(
-      jax.tree.map(lambda a: jnp.sum(jnp.square(a)), tree))))
-
-
 class QPInfo(NamedTuple):
   """Diagnostics of `gem_dual`.
 

@@ -113,6 +113,8 @@ class RunScriptTest(parameterized.TestCase):
       ('incompatible', ['--method=emcl', '--lr=0.1'],
        '--lr does not apply to --method=emcl'),
       ('meta_lr', ['--meta_lr=cosine'], 'meta_lr must be one of'),
+      ('max_tasks', ['--method=gem', '--num_tasks=3', '--max_tasks=2'],
+       'max_tasks=2 is less than the 3 tasks.*set --max_tasks=3'),
       ('tfds_offline', ['--data_source=tfds', '--data_dir=TFDS'],
        'TFDS could not provide mnist'),
   )

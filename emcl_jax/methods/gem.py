@@ -15,7 +15,8 @@ and 10 slots per task both keep the task's last batch).
 Task t's memory lives in row t mod max_tasks. With more than `max_tasks`
 tasks a task reuses the row of the task `max_tasks` before it, whose memory
 (and constraint) is then lost: set max_tasks to at least the stream's
-number of tasks (20 for MNIST Permutations, 100 for Many Permutations). The
+number of tasks (20 for MNIST Permutations, 100 for Many Permutations;
+`experiment.run` refuses fewer rows than the stream has tasks). The
 task of a batch is `batch.t[0]` (the engine's batches hold one task each).
 
 One call of `update` is one incoming batch b (10 samples), seen `glances`
@@ -189,9 +190,7 @@ def update(state: GEMState, batch: Batch, key: chex.PRNGKey, *,
 
   def glance(params, _):
     loss, g = jax.value_and_grad(loss_fn)(params, batch, ones)
-    factor = projection.clip_scale(projection.global_norm(g),
-                                   config.grad_clip_norm)
-    g = jax.tree.map(lambda a: a * factor, g)
+    g = projection.clip_by_global_norm(g, config.grad_clip_norm)
 
     def constrained(g):
       big_g = past_task_gradients(params, memory, loss_fn=loss_fn)
