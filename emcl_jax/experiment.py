@@ -104,18 +104,38 @@ def hyperparameters() -> dict[str, Hyperparameter]:
   return fields
 
 
-def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
-        seed: int = 0, *, overrides: Optional[dict[str, Any]] = None,
-        num_tasks: Optional[int] = None,
-        samples_per_task: Optional[int] = None, batch_size: int = 10,
-        data_source: str = 'auto', data_dir: Optional[str] = None,
-        log_fn: Optional[Callable[[str], None]] = None,
-        name: Optional[str] = None) -> dict[str, Any]:
-  """Runs one (dataset, method, seed) and returns the results dictionary.
+class Setup(NamedTuple):
+  """Everything a run trains with, built from its flags (see `setup`).
+
+  Attributes:
+    config: the method's hyper-parameters.
+    tasks: the benchmark (merged into one stream for `joint`).
+    apply_fn: the model, apply_fn(params, x) -> logits.
+    params: the model's initial parameters.
+    method: the method's init/update pair, its loss bound.
+    key: PRNG key of the training run (the model's was split off it).
+  """
+  config: Any
+  tasks: tasks_lib.TaskSet
+  apply_fn: Callable[..., Any]
+  params: Any
+  method: Any
+  key: Any
+
+
+def setup(dataset: str = 'mnist_permutations', method: str = 'emcl',
+          seed: int = 0, *, overrides: Optional[dict[str, Any]] = None,
+          num_tasks: Optional[int] = None,
+          samples_per_task: Optional[int] = None, batch_size: int = 10,
+          data_source: str = 'auto', data_dir: Optional[str] = None,
+          model_fn: Optional[Callable[[int], Any]] = None) -> Setup:
+  """Loads the data and builds the model and the method of one run.
+
+  Args:
+    model_fn: model_fn(num_classes) -> flax module; the MLP by default.
 
   Raises:
     ValueError: bad configuration. DataError: bad data.
-    NonFiniteLossError: the loss diverged.
   """
   for flag, value in (('num_tasks', num_tasks),
                       ('samples_per_task', samples_per_task),
@@ -135,19 +155,38 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
   if method in JOINT:
     tasks = tasks_lib.joint(tasks, seed)
 
-  model = models.MLP(num_classes=tasks.num_classes)
-  key = jax.random.PRNGKey(seed)
-  key_model, key_run = jax.random.split(key)
+  model = (model_fn or (lambda n: models.MLP(num_classes=n)))(
+      tasks.num_classes)
+  key_model, key_run = jax.random.split(jax.random.PRNGKey(seed))
   params = model.init(key_model, jnp.zeros((1,) + tasks.train_x.shape[2:],
                                            tasks.train_x.dtype))
-  apply_fn = model.apply
   example = Batch(jnp.asarray(tasks.train_x[0, :batch_size]),
                   jnp.asarray(tasks.train_y[0, :batch_size]),
                   jnp.zeros((batch_size,), jnp.int32))
   factory, _ = METHODS[method]
-  algo = factory(losses.cross_entropy(apply_fn), example, config)
-  result = engine.train_and_evaluate(algo, apply_fn, params, tasks,
-                                     batch_size=batch_size, key=key_run,
+  algo = factory(losses.cross_entropy(model.apply), example, config)
+  return Setup(config, tasks, model.apply, params, algo, key_run)
+
+
+def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
+        seed: int = 0, *, overrides: Optional[dict[str, Any]] = None,
+        num_tasks: Optional[int] = None,
+        samples_per_task: Optional[int] = None, batch_size: int = 10,
+        data_source: str = 'auto', data_dir: Optional[str] = None,
+        log_fn: Optional[Callable[[str], None]] = None,
+        name: Optional[str] = None) -> dict[str, Any]:
+  """Runs one (dataset, method, seed) and returns the results dictionary.
+
+  Raises:
+    ValueError: bad configuration. DataError: bad data.
+    NonFiniteLossError: the loss diverged.
+  """
+  s = setup(dataset, method, seed, overrides=overrides, num_tasks=num_tasks,
+            samples_per_task=samples_per_task, batch_size=batch_size,
+            data_source=data_source, data_dir=data_dir)
+  tasks, config = s.tasks, s.config
+  result = engine.train_and_evaluate(s.method, s.apply_fn, s.params, tasks,
+                                     batch_size=batch_size, key=s.key,
                                      log_fn=log_fn)
   r = result.accuracy_matrix
   return {

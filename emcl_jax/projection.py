@@ -27,10 +27,11 @@ one, on the gradient g_ref of a batch drawn from the memory:
 
 A flat gradient is a vector [p] and the task gradients a matrix [k, p];
 `ravel` / `ravel_rows` flatten pytrees into them with
-`jax.flatten_util.ravel_pytree`. `gem_project` also takes the pytrees
-themselves (G as a pytree whose leaves have a leading task axis k), and
-works leaf by leaf: GEM's method never copies k gradients into one [k, p]
-matrix, which costs more than the projection on the MLP of the paper.
+`jax.flatten_util.ravel_pytree`. Both projections also take the pytrees
+themselves (for `gem_project`, G as a pytree whose leaves have a leading
+task axis k) and work leaf by leaf: the methods never copy gradients into
+one flat vector or [k, p] matrix, which costs more than the projection on
+the MLP of the paper.
 """
 
 from typing import Callable, NamedTuple, Optional
@@ -85,6 +86,9 @@ def clip_by_global_norm(grads: chex.ArrayTree,
     rows = jnp.square(g).reshape(-1, g.shape[-1] if g.ndim else 1)
     return jnp.sum(rows @ jnp.ones(rows.shape[-1], rows.dtype))
 
+  if max_norm <= 0:
+    return grads
+  grads = materialize(grads)
   norm = jnp.sqrt(sum(squared_norm(g) for g in jax.tree.leaves(grads)))
   scale = clip_scale(norm, max_norm)
   return jax.tree.map(lambda g: g * scale.astype(g.dtype), grads)
@@ -268,21 +272,40 @@ def gem_project(g: chex.ArrayTree, big_g: chex.ArrayTree, mask: chex.Array,
   return g_tilde, violated, info
 
 
-def agem_project(g: chex.Array, g_ref: chex.Array
-                ) -> tuple[chex.Array, chex.Array]:
+def agem_project(g: chex.ArrayTree, g_ref: chex.ArrayTree
+                ) -> tuple[chex.ArrayTree, chex.Array]:
   """A-GEM's projection (Chaudhry et al. 2019, Sec. 4, Eq 11).
 
   Args:
-    g: proposed gradient, flat [p].
-    g_ref: reference gradient on the memory batch, flat [p].
+    g: proposed gradient, a flat [p] vector or a pytree.
+    g_ref: reference gradient on the memory batch, shaped like g.
 
   Returns:
     (g~, violated): g - (<g, g_ref> / <g_ref, g_ref>) g_ref when
     <g, g_ref> < 0, else g unchanged (exactly); violated is that condition.
     A zero g_ref (empty memory) never violates.
   """
-  dot = jnp.vdot(g, g_ref)
-  ref_sq = jnp.vdot(g_ref, g_ref)
+  dot = tree_vdot(g, g_ref)
+  ref_sq = tree_vdot(g_ref, g_ref)
   violated = dot < 0
   coef = dot / jnp.where(violated, ref_sq, 1)
-  return jnp.where(violated, g - coef * g_ref, g), violated
+  return jax.tree.map(lambda a, r: jnp.where(violated, a - coef * r, a),
+                      g, g_ref), violated
+
+
+def tree_vdot(a: chex.ArrayTree, b: chex.ArrayTree) -> chex.Array:
+  """<a, b> of two pytrees seen as flat vectors (a scalar)."""
+  return sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a),
+                                            jax.tree.leaves(b)))
+
+
+def materialize(tree: chex.ArrayTree) -> chex.ArrayTree:
+  """The tree unchanged, computed before any of its consumers.
+
+  XLA on the CPU may fuse a gradient's matrix product (e.g. x^T delta of a
+  dense layer) into a reduction that consumes it (a norm, an inner product)
+  and then evaluates it as a slow scalar loop, once per consumer: A-GEM's
+  update on the MNIST MLP took 18 ms instead of 1.3 ms (measured). An
+  optimization barrier makes the gradients ordinary buffers first.
+  """
+  return jax.lax.optimization_barrier(tree)

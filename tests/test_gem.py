@@ -225,6 +225,18 @@ class AGEMProjectionTest(chex.TestCase):
       np.testing.assert_array_equal(g_tilde, g)
       self.assertFalse(bool(violated))
 
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_pytree_equals_flat(self):
+    # The 3D hand example split over two leaves: the same g~ = (1.5, 1.5, 3).
+    project = self.variant(projection.agem_project)
+    g = {'w': jnp.array([1.0, 2.0]), 'b': jnp.array([3.0])}
+    g_ref = {'w': jnp.array([1.0, -1.0]), 'b': jnp.array([0.0])}
+    g_tilde, violated = project(g, g_ref)
+    np.testing.assert_allclose(g_tilde['w'], [1.5, 1.5], atol=1e-7)
+    np.testing.assert_allclose(g_tilde['b'], [3.0], atol=1e-7)
+    self.assertTrue(bool(violated))
+    self.assertEqual(float(projection.tree_vdot(g, g_ref)), -1.0)
+
   def test_clip_by_norm(self):
     g = jnp.array([[3.0, 4.0], [0.3, 0.4]])  # norms 5 and 0.5
     clipped = projection.clip_by_norm(g, 2.0)

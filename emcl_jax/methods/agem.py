@@ -129,14 +129,13 @@ def update(state: AGEMState, batch: Batch, key: chex.PRNGKey, *,
   grad_fn = jax.value_and_grad(loss_fn)
 
   def glance(params, _):
-    loss, grads = grad_fn(params, batch, ones)
-    g, unravel = projection.ravel(grads)
-    g = projection.clip_by_norm(g, config.grad_clip_norm)
-    g_ref, _ = projection.ravel(jax.grad(loss_fn)(params, replay, replay_w))
-    g_ref = projection.clip_by_norm(g_ref, config.grad_clip_norm)
+    loss, g = grad_fn(params, batch, ones)
+    g_ref = jax.grad(loss_fn)(params, replay, replay_w)
+    g, g_ref = projection.materialize((g, g_ref))
+    g = projection.clip_by_global_norm(g, config.grad_clip_norm)
+    g_ref = projection.clip_by_global_norm(g_ref, config.grad_clip_norm)
     g_tilde, violated = projection.agem_project(g, g_ref)
-    params = jax.tree.map(lambda p, d: p - config.lr * d, params,
-                          unravel(g_tilde))
+    params = jax.tree.map(lambda p, d: p - config.lr * d, params, g_tilde)
     return params, (loss, violated.astype(jnp.float32))
 
   params, (losses, violated) = jax.lax.scan(glance, state.params, None,
