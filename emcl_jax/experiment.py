@@ -21,6 +21,8 @@ engine and returns the results dictionary that `write_results` stores as
                   for `joint` bwt is 0 and la equals acc)
   train_seconds   float: compiled training calls only
   compile_seconds, eval_seconds, total_seconds   float
+  loop_seconds    float: wall time of the loop over tasks (training and
+                  evaluation, which may overlap with --overlap_eval)
   task_losses     list of T floats: mean training loss per task
 """
 
@@ -174,7 +176,8 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
         samples_per_task: Optional[int] = None, batch_size: int = 10,
         data_source: str = 'auto', data_dir: Optional[str] = None,
         log_fn: Optional[Callable[[str], None]] = None,
-        name: Optional[str] = None) -> dict[str, Any]:
+        name: Optional[str] = None,
+        overlap_eval: bool = False) -> dict[str, Any]:
   """Runs one (dataset, method, seed) and returns the results dictionary.
 
   Raises:
@@ -187,7 +190,7 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
   tasks, config = s.tasks, s.config
   result = engine.train_and_evaluate(s.method, s.apply_fn, s.params, tasks,
                                      batch_size=batch_size, key=s.key,
-                                     log_fn=log_fn)
+                                     log_fn=log_fn, overlap_eval=overlap_eval)
   r = result.accuracy_matrix
   return {
       'schema_version': SCHEMA_VERSION,
@@ -208,6 +211,7 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
       'compile_seconds': result.compile_seconds,
       'eval_seconds': result.eval_seconds,
       'total_seconds': result.total_seconds,
+      'loop_seconds': result.loop_seconds,
       'task_losses': result.task_losses.tolist(),
   }
 

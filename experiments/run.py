@@ -33,6 +33,9 @@ flags.DEFINE_integer('num_tasks', None, 'Shrink the benchmark: tasks.')
 flags.DEFINE_integer('samples_per_task', None, 'Shrink: samples per task.')
 flags.DEFINE_integer('batch_size', 10, 'Incoming batch size (paper: 10).')
 flags.DEFINE_bool('verbose', False, 'Print a line after every task.')
+flags.DEFINE_bool('overlap_eval', False, 'Evaluate task t on a second '
+                  'thread while task t+1 trains (same results, less wall '
+                  'time; training seconds then share the cores).')
 flags.DEFINE_string('name', None, 'Label of the run in the results file name '
                     '(default: the method), e.g. for ablations.')
 # One flag per hyper-parameter of any method (config fields, collected by
@@ -56,7 +59,7 @@ def main(argv):
         num_tasks=FLAGS.num_tasks, samples_per_task=FLAGS.samples_per_task,
         batch_size=FLAGS.batch_size, data_source=FLAGS.data_source,
         data_dir=FLAGS.data_dir, log_fn=print if FLAGS.verbose else None,
-        name=FLAGS.name)
+        name=FLAGS.name, overlap_eval=FLAGS.overlap_eval)
   except (ValueError, DataError) as e:
     _fail(str(e))
   except NonFiniteLossError as e:

@@ -64,7 +64,8 @@ class RunScriptTest(parameterized.TestCase):
       res = json.load(f)
     for key in ('dataset', 'method', 'name', 'seed', 'config', 'versions',
                 'data_source', 'accuracy_matrix', 'acc', 'bwt', 'la',
-                'train_seconds', 'compile_seconds', 'total_seconds'):
+                'train_seconds', 'compile_seconds', 'total_seconds',
+                'loop_seconds', 'eval_seconds', 'task_losses'):
       self.assertIn(key, res)
     self.assertEqual(res['data_source'], 'bundled:mnist-5k')
     r = np.array(res['accuracy_matrix'])

@@ -1,6 +1,7 @@
 """The engine: learning happens on real data, one compilation, NaN guard."""
 
 from absl.testing import absltest
+from absl.testing import parameterized
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,7 +13,7 @@ from emcl_jax import losses
 from emcl_jax import models
 from emcl_jax.base import Batch, Method
 from emcl_jax.errors import NonFiniteLossError
-from emcl_jax.methods import finetune
+from emcl_jax.methods import METHODS, finetune
 
 
 def _small(method, **overrides):
@@ -68,6 +69,22 @@ class EngineTest(absltest.TestCase):
     self.assertGreater(result.compile_seconds, 0)
     self.assertGreater(result.train_seconds, 0)
 
+  def test_overlapped_evaluation_gives_the_same_matrix(self):
+    tasks, model, params, example = self._setup(num_tasks=4)
+    method = finetune.method(losses.cross_entropy(model.apply), example)
+    lines = {True: [], False: []}
+    results = {
+        overlap: engine.train_and_evaluate(
+            method, model.apply, params, tasks, batch_size=10,
+            key=jax.random.PRNGKey(3), log_fn=lines[overlap].append,
+            overlap_eval=overlap)
+        for overlap in (False, True)}
+    np.testing.assert_array_equal(results[True].accuracy_matrix,
+                                  results[False].accuracy_matrix)
+    self.assertEqual(lines[True], lines[False])  # every task, in order
+    self.assertLen(lines[True], 4)
+    self.assertGreater(results[True].eval_seconds, 0)
+
   def test_scan_equals_python_loop_over_batches(self):
     tasks, model, params, example = self._setup(num_tasks=1)
     method = finetune.method(losses.cross_entropy(model.apply), example)
@@ -95,6 +112,27 @@ class EngineTest(absltest.TestCase):
     with self.assertRaisesRegex(NonFiniteLossError, 'task 0'):
       engine.train_and_evaluate(method, model.apply, params, tasks,
                                 batch_size=10, key=jax.random.PRNGKey(0))
+
+
+class NoRetracingTest(parameterized.TestCase):
+
+  @parameterized.parameters(*sorted(METHODS))
+  def test_one_trace_for_all_tasks(self, name):
+    # Every method's update is traced once for the whole stream: one
+    # compilation per shape, reused for every task.
+    s = experiment.setup('mnist_permutations', name, num_tasks=3,
+                         samples_per_task=20)
+    traces = []
+
+    def update(state, batch, key):
+      traces.append(batch.x.shape)
+      return s.method.update(state, batch, key)
+
+    method = Method(s.method.init, update, s.method.params_of)
+    result = engine.train_and_evaluate(method, s.apply_fn, s.params, s.tasks,
+                                       batch_size=10, key=s.key)
+    self.assertEqual(traces, [(10, 784)])
+    self.assertEqual(result.accuracy_matrix.shape[1], 3)
 
 
 if __name__ == '__main__':
