@@ -14,8 +14,9 @@ each other in shared cores.
 """
 
 import concurrent.futures
+import functools
 import time
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import chex
 import jax
@@ -117,6 +118,7 @@ def train_and_evaluate(
     key: chex.PRNGKey,
     log_fn: Optional[Callable[[str], None]] = None,
     overlap_eval: bool = False,
+    checkpointer: Optional[Any] = None,
 ) -> RunResult:
   """Runs the single-pass continual-learning protocol.
 
@@ -129,6 +131,8 @@ def train_and_evaluate(
     key: PRNG key of the run.
     log_fn: called with one line after each task, if given.
     overlap_eval: evaluate task t while task t+1 trains (module docstring).
+    checkpointer: saves the run at every task boundary and restores it (see
+      `emcl_jax.checkpoint.Checkpointer`); None: no checkpoints.
 
   Returns:
     A `RunResult`.
@@ -136,68 +140,169 @@ def train_and_evaluate(
   Raises:
     NonFiniteLossError: a task's training loss became NaN or infinite.
   """
-  start = time.perf_counter()
   xs, ys, ts = batched(tasks, batch_size)
-  xs, ys, ts = jnp.asarray(xs), jnp.asarray(ys), jnp.asarray(ts)
-  test_x, test_y = jnp.asarray(tasks.test_x), jnp.asarray(tasks.test_y)
-  key_init, key_run = jax.random.split(key)
+  return _protocol(method, apply_fn, params, (xs, ys, ts),
+                   (tasks.test_x, tasks.test_y), key, seeds=False,
+                   log_fn=log_fn, overlap_eval=overlap_eval,
+                   checkpointer=checkpointer)
+
+
+def train_and_evaluate_seeds(
+    method: Method,
+    apply_fn: Callable[[chex.ArrayTree, chex.Array], chex.Array],
+    params: chex.ArrayTree,
+    tasks: Sequence[TaskSet],
+    *,
+    batch_size: int,
+    keys: chex.PRNGKey,
+    mesh: Optional[jax.sharding.Mesh] = None,
+    log_fn: Optional[Callable[[str], None]] = None,
+    checkpointer: Optional[Any] = None,
+) -> RunResult:
+  """The protocol for S seeds at once: one vmapped program per task.
+
+  Every seed has its own initial parameters, data (order, permutations) and
+  PRNG key; `method.update` and the evaluation are vmapped over the seed
+  axis, so the S runs are one compiled call per task. With a `mesh` (one
+  axis, named 'seed'), the seed axis is sharded over its devices
+  (`NamedSharding(mesh, P('seed'))`): each device trains its share of the
+  seeds; S must be a multiple of the mesh size.
+
+  Args:
+    params: initial parameters of every seed, leaves [S, ...].
+    tasks: one `TaskSet` per seed (same shapes).
+    keys: [S] PRNG keys, one per seed (as `key` of `train_and_evaluate`).
+    mesh: optional device mesh for the seed axis.
+    (others as in `train_and_evaluate`)
+
+  Returns:
+    A `RunResult` whose accuracy_matrix is [S, T, T'], task_losses [S, T]
+    and state has leaves [S, ...]; seed s's numbers equal a run of
+    `train_and_evaluate` on seed s's inputs up to float reassociation.
+  """
+  stack = lambda arrays: np.stack(list(arrays))  # noqa: E731
+  streams = [batched(t, batch_size) for t in tasks]
+  xs, ys, ts = (stack(s[i] for s in streams) for i in range(3))
+  test = (stack(t.test_x for t in tasks), stack(t.test_y for t in tasks))
+  return _protocol(method, apply_fn, params, (xs, ys, ts), test, keys,
+                   seeds=True, mesh=mesh, log_fn=log_fn,
+                   checkpointer=checkpointer)
+
+
+def seed_mesh(num_seeds: int,
+              devices: Optional[Sequence[Any]] = None) -> jax.sharding.Mesh:
+  """A one-axis ('seed') mesh over the most devices that divide num_seeds
+  evenly (all of them when they do)."""
+  devices = list(jax.devices() if devices is None else devices)
+  n = max(d for d in range(1, len(devices) + 1) if num_seeds % d == 0)
+  return jax.sharding.Mesh(np.array(devices[:n]), ('seed',))
+
+
+def _protocol(method, apply_fn, params, stream, test, key, *, seeds, log_fn,
+              checkpointer, overlap_eval=False, mesh=None) -> RunResult:
+  """The loop over tasks shared by one seed and vmapped seeds (seeds=True:
+  every array has a leading seed axis and the task axis comes second)."""
+  start = time.perf_counter()
+  if mesh is not None:
+    put = lambda a: jax.device_put(  # noqa: E731
+        a, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(
+            'seed')))
+  else:
+    put = jnp.asarray
+  xs, ys, ts = (put(a) for a in stream)
+  test_x, test_y = (put(a) for a in test)
+  params, key = put(params) if mesh else params, put(key)
+  lift = jax.vmap if seeds else (lambda f: f)
+  split = lift(jax.random.split)
+  key_init, key_run = (k for k in jnp.moveaxis(split(key), -2, 0))
+  num_tasks = ys.shape[1 if seeds else 0]
+  task_keys = lift(lambda k: jax.random.split(k, num_tasks))(key_run)
+  at = (lambda a, t: a[:, t]) if seeds else (lambda a, t: a[t])
   # The training call donates its state: copy, so that the caller's
   # `params` (which init may hold as they are) stay valid.
-  state = jax.tree.map(jnp.copy, method.init(params, key_init))
-  task_keys = jax.random.split(key_run, tasks.num_tasks)
+  state = jax.tree.map(jnp.copy, lift(method.init)(params, key_init))
 
   t0 = time.perf_counter()
-  train_task = jax.jit(make_train_task(method), donate_argnums=0).lower(
-      state, xs[0], ys[0], ts[0], task_keys[0]).compile()
-  evaluate = jax.jit(make_evaluate(apply_fn)).lower(
-      method.params_of(state), test_x, test_y).compile()
+  train_fn = lift(make_train_task(method))
+  # Seeds evaluate one after the other (lax.map): a vmapped evaluation's
+  # batched matrix products were 2x slower on the CPU (measured).
+  eval_fn = make_evaluate(apply_fn)
+  if seeds:
+    eval_fn = functools.partial(
+        lambda f, p, x, y: jax.lax.map(lambda a: f(*a), (p, x, y)), eval_fn)
+  if mesh is not None:
+    # Each device runs its own seeds (an explicit per-device program: XLA's
+    # automatic partitioning of the lax.map replicated the evaluation).
+    spec = jax.sharding.PartitionSpec('seed')
+    train_fn, eval_fn = (jax.shard_map(f, mesh=mesh, in_specs=spec,
+                                       out_specs=spec, check_vma=False)
+                         for f in (train_fn, eval_fn))
+  train_task = jax.jit(train_fn, donate_argnums=0).lower(
+      state, at(xs, 0), at(ys, 0), at(ts, 0), at(task_keys, 0)).compile()
+  evaluate = jax.jit(eval_fn).lower(
+      lift(method.params_of)(state), test_x, test_y).compile()
   compile_seconds = time.perf_counter() - t0
 
-  num_tasks = tasks.num_tasks
-  r = np.zeros((num_tasks, tasks.num_test_tasks))
-  task_losses = np.zeros(num_tasks)
+  lead = (ys.shape[0],) if seeds else ()
+  r = np.zeros(lead + (num_tasks, test_y.shape[1 if seeds else 0]))
+  task_losses = np.zeros(lead + (num_tasks,))
   train_seconds = 0.0
   eval_times = np.zeros(num_tasks)
+  first = 0
+  if checkpointer is not None:
+    restored = checkpointer.restore(state, r.shape)
+    if restored is not None:
+      first, state, r[...], task_losses[...], train_seconds = restored
+      state = jax.tree.map(put, state) if mesh else state
 
   def evaluate_row(task, params):
     t0 = time.perf_counter()
-    r[task] = np.asarray(evaluate(params, test_x, test_y))
+    r[..., task, :] = np.asarray(evaluate(params, test_x, test_y))
     eval_times[task] = time.perf_counter() - t0
     return task
 
   def log(task):
     if log_fn is not None:
-      log_fn(f'task {task + 1}/{num_tasks}  loss {task_losses[task]:.4f}  '
-             f'acc(this) {100 * r[task, task]:.2f}  '
-             f'acc(seen) {100 * r[task, :task + 1].mean():.2f}')
+      row = r[..., task, :]
+      log_fn(f'task {task + 1}/{num_tasks}  '
+             f'loss {task_losses[..., task].mean():.4f}  '
+             f'acc(this) {100 * row[..., task].mean():.2f}  '
+             f'acc(seen) {100 * row[..., :task + 1].mean():.2f}')
 
   pool = (concurrent.futures.ThreadPoolExecutor(1) if overlap_eval
           else None)
   loop_start = time.perf_counter()
   pending = []
   try:
-    for task in range(num_tasks):
+    for task in range(first, num_tasks):
       t0 = time.perf_counter()
-      state, losses = train_task(state, xs[task], ys[task], ts[task],
-                                 task_keys[task])
+      state, losses = train_task(state, at(xs, task), at(ys, task),
+                                 at(ts, task), at(task_keys, task))
       jax.block_until_ready((state, losses))
       train_seconds += time.perf_counter() - t0
       losses = np.asarray(losses)
       if not np.all(np.isfinite(losses)):
-        bad = int(np.argmin(np.isfinite(losses)))
+        bad = np.argwhere(~np.isfinite(losses))[0]
+        where = (f'seed index {bad[0]}, ' if seeds else '') + (
+            f'batch {bad[-1]} of task {task}')
         raise NonFiniteLossError(
-            f'loss became {losses[bad]} at batch {bad} of task {task}; lower '
-            "the method's learning rates (or its regularisation strength)")
-      task_losses[task] = losses.mean()
+            f'loss became {losses[tuple(bad)]} at {where}; lower the '
+            "method's learning rates (or its regularisation strength)")
+      task_losses[..., task] = losses.mean(-1)
       if pool is None:
-        log(evaluate_row(task, method.params_of(state)))
-        continue
-      # The next training call donates `state`: evaluate a copy.
-      params = jax.block_until_ready(
-          jax.tree.map(jnp.copy, method.params_of(state)))
-      pending.append(pool.submit(evaluate_row, task, params))
-      while pending and pending[0].done():
-        log(pending.pop(0).result())
+        log(evaluate_row(task, lift(method.params_of)(state)))
+      else:
+        # The next training call donates `state`: evaluate a copy.
+        params = jax.block_until_ready(
+            jax.tree.map(jnp.copy, lift(method.params_of)(state)))
+        pending.append(pool.submit(evaluate_row, task, params))
+        while pending and pending[0].done():
+          log(pending.pop(0).result())
+      if checkpointer is not None:
+        for future in pending:
+          log(future.result())
+        pending = []
+        checkpointer.save(task, state, r, task_losses, train_seconds)
     for future in pending:
       log(future.result())
   finally:

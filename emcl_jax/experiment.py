@@ -24,6 +24,8 @@ engine and returns the results dictionary that `write_results` stores as
   loop_seconds    float: wall time of the loop over tasks (training and
                   evaluation, which may overlap with --overlap_eval)
   task_losses     list of T floats: mean training loss per task
+  parallel_seeds  int, only for seeds run together by `run_seeds`: how many
+                  (the timings are then the whole program's)
 """
 
 import json
@@ -31,7 +33,7 @@ import os
 import platform
 import re
 import tempfile
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import flax
 import jax
@@ -177,7 +179,8 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
         data_source: str = 'auto', data_dir: Optional[str] = None,
         log_fn: Optional[Callable[[str], None]] = None,
         name: Optional[str] = None,
-        overlap_eval: bool = False) -> dict[str, Any]:
+        overlap_eval: bool = False,
+        checkpointer: Optional[Any] = None) -> dict[str, Any]:
   """Runs one (dataset, method, seed) and returns the results dictionary.
 
   Raises:
@@ -187,11 +190,54 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
   s = setup(dataset, method, seed, overrides=overrides, num_tasks=num_tasks,
             samples_per_task=samples_per_task, batch_size=batch_size,
             data_source=data_source, data_dir=data_dir)
-  tasks, config = s.tasks, s.config
-  result = engine.train_and_evaluate(s.method, s.apply_fn, s.params, tasks,
+  result = engine.train_and_evaluate(s.method, s.apply_fn, s.params, s.tasks,
                                      batch_size=batch_size, key=s.key,
-                                     log_fn=log_fn, overlap_eval=overlap_eval)
-  r = result.accuracy_matrix
+                                     log_fn=log_fn, overlap_eval=overlap_eval,
+                                     checkpointer=checkpointer)
+  return _results(dataset, method, seed, name, s.config, s.tasks, batch_size,
+                  result.accuracy_matrix, result.task_losses, result)
+
+
+def run_seeds(dataset: str = 'mnist_permutations', method: str = 'emcl',
+              seeds: Sequence[int] = (0, 1, 2, 3, 4), *,
+              overrides: Optional[dict[str, Any]] = None,
+              num_tasks: Optional[int] = None,
+              samples_per_task: Optional[int] = None, batch_size: int = 10,
+              data_source: str = 'auto', data_dir: Optional[str] = None,
+              log_fn: Optional[Callable[[str], None]] = None,
+              name: Optional[str] = None, shard: bool = True,
+              checkpointer: Optional[Any] = None) -> list[dict[str, Any]]:
+  """Runs several seeds as one vmapped program (sharded over the devices
+  when `shard`); returns one results dictionary per seed, as `run` would.
+
+  Every seed keeps its own initialisation, data and PRNG stream. The
+  timings are those of the whole program (all seeds together) and the
+  results record `parallel_seeds`.
+  """
+  if not seeds:
+    raise ValueError('--seeds must name at least one seed')
+  setups = [setup(dataset, method, seed, overrides=overrides,
+                  num_tasks=num_tasks, samples_per_task=samples_per_task,
+                  batch_size=batch_size, data_source=data_source,
+                  data_dir=data_dir) for seed in seeds]
+  first = setups[0]
+  params = jax.tree.map(lambda *a: jnp.stack(a), *(s.params for s in setups))
+  keys = jnp.stack([s.key for s in setups])
+  mesh = engine.seed_mesh(len(seeds)) if shard else None
+  result = engine.train_and_evaluate_seeds(
+      first.method, first.apply_fn, params, [s.tasks for s in setups],
+      batch_size=batch_size, keys=keys, mesh=mesh, log_fn=log_fn,
+      checkpointer=checkpointer)
+  return [
+      {**_results(dataset, method, seed, name, s.config, s.tasks, batch_size,
+                  result.accuracy_matrix[i], result.task_losses[i], result),
+       'parallel_seeds': len(seeds)}
+      for i, (seed, s) in enumerate(zip(seeds, setups))]
+
+
+def _results(dataset, method, seed, name, config, tasks, batch_size,
+             r, task_losses, result) -> dict[str, Any]:
+  """The results dictionary (module docstring) of one seed."""
   return {
       'schema_version': SCHEMA_VERSION,
       'dataset': dataset,
@@ -205,14 +251,14 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
       'versions': versions(),
       'data_source': tasks.source,
       'device': jax.default_backend(),
-      'accuracy_matrix': r.tolist(),
-      **metrics.summary(r),
+      'accuracy_matrix': np.asarray(r).tolist(),
+      **metrics.summary(np.asarray(r)),
       'train_seconds': result.train_seconds,
       'compile_seconds': result.compile_seconds,
       'eval_seconds': result.eval_seconds,
       'total_seconds': result.total_seconds,
       'loop_seconds': result.loop_seconds,
-      'task_losses': result.task_losses.tolist(),
+      'task_losses': np.asarray(task_losses).tolist(),
   }
 
 

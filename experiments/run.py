@@ -4,6 +4,7 @@ r"""Runs one continual-learning experiment and writes its results JSON.
                                                  # bundled offline data
   python experiments/run.py --dataset=many_permutations --method=finetune
   python experiments/run.py --data_dir=/path/to/mnist --seed=3
+  python experiments/run.py --seeds=5            # seeds 0-4, one program
 
 Prints one summary line; writes {output_dir}/{dataset}_{method}_seed{seed}.json
 (schema in emcl_jax/experiment.py). Bad input ends with one line on stderr
@@ -15,6 +16,7 @@ import sys
 from absl import app
 from absl import flags
 from absl import logging
+import numpy as np
 
 from emcl_jax import experiment
 from emcl_jax.errors import DataError, NonFiniteLossError
@@ -24,6 +26,9 @@ flags.DEFINE_string('dataset', 'mnist_permutations',
                     'mnist_permutations | many_permutations')
 flags.DEFINE_string('method', 'emcl', ' | '.join(experiment.METHODS))
 flags.DEFINE_integer('seed', 0, 'Random seed (data draws, init, replay).')
+flags.DEFINE_integer('seeds', None, 'Run seeds seed..seed+N-1 as one '
+                     'vmapped program (sharded over the devices) and print '
+                     'their mean +- std; one results file per seed.')
 flags.DEFINE_string('data_dir', None, 'Folder with the MNIST IDX files; '
                     'default: the bundled 5,000-image subset.')
 flags.DEFINE_string('data_source', 'auto', 'auto (data_dir if given, else '
@@ -53,22 +58,40 @@ def main(argv):
     _fail(f'unexpected arguments {argv[1:]}; flags take the form --name=value')
   overrides = {name: FLAGS[name].value for name in HYPERPARAMETERS
                if FLAGS[name].value is not None}
+  kwargs = dict(overrides=overrides, num_tasks=FLAGS.num_tasks,
+                samples_per_task=FLAGS.samples_per_task,
+                batch_size=FLAGS.batch_size, data_source=FLAGS.data_source,
+                data_dir=FLAGS.data_dir,
+                log_fn=print if FLAGS.verbose else None, name=FLAGS.name)
   try:
-    results = experiment.run(
-        FLAGS.dataset, FLAGS.method, FLAGS.seed, overrides=overrides,
-        num_tasks=FLAGS.num_tasks, samples_per_task=FLAGS.samples_per_task,
-        batch_size=FLAGS.batch_size, data_source=FLAGS.data_source,
-        data_dir=FLAGS.data_dir, log_fn=print if FLAGS.verbose else None,
-        name=FLAGS.name, overlap_eval=FLAGS.overlap_eval)
+    if FLAGS.seeds is not None:
+      if FLAGS.seeds < 1:
+        raise ValueError(f'--seeds must be >= 1, got {FLAGS.seeds}')
+      if FLAGS.overlap_eval:
+        raise ValueError('--overlap_eval applies to one seed; drop it or '
+                         '--seeds')
+      runs = experiment.run_seeds(
+          FLAGS.dataset, FLAGS.method,
+          tuple(range(FLAGS.seed, FLAGS.seed + FLAGS.seeds)), **kwargs)
+    else:
+      runs = [experiment.run(FLAGS.dataset, FLAGS.method, FLAGS.seed,
+                             overlap_eval=FLAGS.overlap_eval, **kwargs)]
   except (ValueError, DataError) as e:
     _fail(str(e))
   except NonFiniteLossError as e:
     _fail(str(e), code=1)
-  path = experiment.write_results(results, FLAGS.output_dir)
-  print(f"{results['dataset']} {results['name']} seed={results['seed']} "
-        f"ACC={results['acc']:.2f} BWT={results['bwt']:.2f} "
-        f"LA={results['la']:.2f} train_s={results['train_seconds']:.2f} "
-        f"-> {path}")
+  for results in runs:
+    path = experiment.write_results(results, FLAGS.output_dir)
+    print(f"{results['dataset']} {results['name']} seed={results['seed']} "
+          f"ACC={results['acc']:.2f} BWT={results['bwt']:.2f} "
+          f"LA={results['la']:.2f} train_s={results['train_seconds']:.2f} "
+          f"-> {path}")
+  if len(runs) > 1:
+    acc = np.array([r['acc'] for r in runs])
+    bwt = np.array([r['bwt'] for r in runs])
+    print(f"{len(runs)} seeds: ACC={acc.mean():.2f}+-{acc.std():.2f} "
+          f"BWT={bwt.mean():.2f}+-{bwt.std():.2f} "
+          f"train_s={runs[0]['train_seconds']:.2f} (all seeds together)")
 
 
 def _fail(message: str, code: int = 2):

@@ -78,6 +78,20 @@ class RunScriptTest(parameterized.TestCase):
     self.assertGreater(res['train_seconds'], 0)
     self.assertEqual(os.listdir(out), ['mnist_permutations_emcl_seed3.json'])
 
+  def test_seeds_in_one_program(self):
+    out = _tmp(self)
+    proc = run(['--method=finetune', '--seeds=2', '--seed=4', *SMALL], out)
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    accs = []
+    for seed in (4, 5):
+      with open(os.path.join(out,
+                             f'mnist_permutations_finetune_seed{seed}.json')) as f:
+        res = json.load(f)
+      self.assertEqual((res['seed'], res['parallel_seeds']), (seed, 2))
+      accs.append(res['acc'])
+    self.assertIn(f'2 seeds: ACC={np.mean(accs):.2f}+-{np.std(accs):.2f}',
+                  proc.stdout)
+
   def test_named_ablation_gets_its_own_file(self):
     out = _tmp(self)
     proc = run(['--method=emcl', '--inner=gd', '--name=emcl_gd', *SMALL], out)
@@ -114,6 +128,9 @@ class RunScriptTest(parameterized.TestCase):
       ('incompatible', ['--method=emcl', '--lr=0.1'],
        '--lr does not apply to --method=emcl'),
       ('meta_lr', ['--meta_lr=cosine'], 'meta_lr must be one of'),
+      ('seeds', ['--seeds=0'], '--seeds must be >= 1'),
+      ('seeds_overlap', ['--seeds=2', '--overlap_eval'],
+       '--overlap_eval applies to one seed'),
       ('max_tasks', ['--method=gem', '--num_tasks=3', '--max_tasks=2'],
        'max_tasks=2 is less than the 3 tasks.*set --max_tasks=3'),
       ('tfds_offline', ['--data_source=tfds', '--data_dir=TFDS'],
