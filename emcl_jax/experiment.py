@@ -43,6 +43,7 @@ import numpy as np
 import optax
 
 import emcl_jax
+from emcl_jax import checkpoint as checkpoint_lib
 from emcl_jax import data as data_lib
 from emcl_jax import engine
 from emcl_jax import hparams
@@ -180,8 +181,12 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
         log_fn: Optional[Callable[[str], None]] = None,
         name: Optional[str] = None,
         overlap_eval: bool = False,
-        checkpointer: Optional[Any] = None) -> dict[str, Any]:
+        checkpoint_dir: Optional[str] = None,
+        resume: bool = False) -> dict[str, Any]:
   """Runs one (dataset, method, seed) and returns the results dictionary.
+
+  With `checkpoint_dir` the run is saved after every task; `resume`
+  continues it from the latest save (`emcl_jax.checkpoint`).
 
   Raises:
     ValueError: bad configuration. DataError: bad data.
@@ -190,10 +195,16 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
   s = setup(dataset, method, seed, overrides=overrides, num_tasks=num_tasks,
             samples_per_task=samples_per_task, batch_size=batch_size,
             data_source=data_source, data_dir=data_dir)
-  result = engine.train_and_evaluate(s.method, s.apply_fn, s.params, s.tasks,
-                                     batch_size=batch_size, key=s.key,
-                                     log_fn=log_fn, overlap_eval=overlap_eval,
-                                     checkpointer=checkpointer)
+  ckpt = _checkpointer(checkpoint_dir, resume, dataset, method, name,
+                       (seed,), s.config, [s.tasks], batch_size)
+  try:
+    result = engine.train_and_evaluate(
+        s.method, s.apply_fn, s.params, s.tasks, batch_size=batch_size,
+        key=s.key, log_fn=log_fn, overlap_eval=overlap_eval,
+        checkpointer=ckpt)
+  finally:
+    if ckpt is not None:
+      ckpt.close()
   return _results(dataset, method, seed, name, s.config, s.tasks, batch_size,
                   result.accuracy_matrix, result.task_losses, result)
 
@@ -206,7 +217,8 @@ def run_seeds(dataset: str = 'mnist_permutations', method: str = 'emcl',
               data_source: str = 'auto', data_dir: Optional[str] = None,
               log_fn: Optional[Callable[[str], None]] = None,
               name: Optional[str] = None, shard: bool = True,
-              checkpointer: Optional[Any] = None) -> list[dict[str, Any]]:
+              checkpoint_dir: Optional[str] = None,
+              resume: bool = False) -> list[dict[str, Any]]:
   """Runs several seeds as one vmapped program (sharded over the devices
   when `shard`); returns one results dictionary per seed, as `run` would.
 
@@ -224,15 +236,42 @@ def run_seeds(dataset: str = 'mnist_permutations', method: str = 'emcl',
   params = jax.tree.map(lambda *a: jnp.stack(a), *(s.params for s in setups))
   keys = jnp.stack([s.key for s in setups])
   mesh = engine.seed_mesh(len(seeds)) if shard else None
-  result = engine.train_and_evaluate_seeds(
-      first.method, first.apply_fn, params, [s.tasks for s in setups],
-      batch_size=batch_size, keys=keys, mesh=mesh, log_fn=log_fn,
-      checkpointer=checkpointer)
+  ckpt = _checkpointer(checkpoint_dir, resume, dataset, method, name,
+                       tuple(seeds), first.config, [s.tasks for s in setups],
+                       batch_size)
+  try:
+    result = engine.train_and_evaluate_seeds(
+        first.method, first.apply_fn, params, [s.tasks for s in setups],
+        batch_size=batch_size, keys=keys, mesh=mesh, log_fn=log_fn,
+        checkpointer=ckpt)
+  finally:
+    if ckpt is not None:
+      ckpt.close()
   return [
       {**_results(dataset, method, seed, name, s.config, s.tasks, batch_size,
                   result.accuracy_matrix[i], result.task_losses[i], result),
        'parallel_seeds': len(seeds)}
       for i, (seed, s) in enumerate(zip(seeds, setups))]
+
+
+def _checkpointer(checkpoint_dir, resume, dataset, method, name, seeds,
+                  config, tasks, batch_size):
+  """The run's `Checkpointer`, or None without a checkpoint_dir."""
+  if checkpoint_dir is None:
+    if resume:
+      raise ValueError('--resume needs --checkpoint_dir (the folder of the '
+                       'run to continue)')
+    return None
+  fingerprint = {
+      'dataset': dataset, 'method': method, 'name': name or method,
+      'seeds': list(seeds), 'config': config._asdict(),
+      'batch_size': batch_size,
+      'shapes': [list(t.train_x.shape) for t in tasks][:1],
+      'data': checkpoint_lib.data_checksum(
+          *(a for t in tasks for a in (t.train_x, t.train_y, t.test_y))),
+      'emcl_jax': emcl_jax.__version__}
+  return checkpoint_lib.Checkpointer(checkpoint_dir, fingerprint,
+                                     resume=resume)
 
 
 def _results(dataset, method, seed, name, config, tasks, batch_size,

@@ -41,6 +41,10 @@ flags.DEFINE_bool('verbose', False, 'Print a line after every task.')
 flags.DEFINE_bool('overlap_eval', False, 'Evaluate task t on a second '
                   'thread while task t+1 trains (same results, less wall '
                   'time; training seconds then share the cores).')
+flags.DEFINE_string('checkpoint_dir', None, 'Save the run after every task '
+                    'here (orbax); see --resume.')
+flags.DEFINE_bool('resume', False, 'Continue the run saved in '
+                  '--checkpoint_dir (the same flags otherwise).')
 flags.DEFINE_string('name', None, 'Label of the run in the results file name '
                     '(default: the method), e.g. for ablations.')
 # One flag per hyper-parameter of any method (config fields, collected by
@@ -62,7 +66,8 @@ def main(argv):
                 samples_per_task=FLAGS.samples_per_task,
                 batch_size=FLAGS.batch_size, data_source=FLAGS.data_source,
                 data_dir=FLAGS.data_dir,
-                log_fn=print if FLAGS.verbose else None, name=FLAGS.name)
+                log_fn=print if FLAGS.verbose else None, name=FLAGS.name,
+                checkpoint_dir=FLAGS.checkpoint_dir, resume=FLAGS.resume)
   try:
     if FLAGS.seeds is not None:
       if FLAGS.seeds < 1:

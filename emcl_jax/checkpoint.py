@@ -1,0 +1,149 @@
+"""Checkpoint and resume at task boundaries, with orbax-checkpoint.
+
+After every task the engine hands the run's progress to a `Checkpointer`:
+the method's whole state (parameters, importance, optimiser state, replay
+memory, step counters; each method's RNG is the key the engine passes to
+every batch), the accuracy matrix and task losses so far, and the training
+seconds so far. Step n of the orbax `CheckpointManager` is "tasks 0..n
+done". The data order and the per-task PRNG keys are not stored: both are
+functions of the seed, which the run's fingerprint pins together with a
+checksum of the data in stream order.
+
+Writes are atomic: orbax writes each step into a temporary folder and
+renames it when complete, and ignores (and cleans up) temporary folders, so
+a run killed during a save resumes from the previous task. Restoring checks
+the fingerprint (dataset, method, seeds, config, sizes, data checksum) and
+refuses a checkpoint of another run, or one it cannot read, with a
+one-line `CheckpointError`.
+"""
+
+import hashlib
+import json
+import os
+from typing import Any, Optional
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+
+class CheckpointError(ValueError):
+  """A checkpoint that does not belong to this run, or cannot be read."""
+
+
+def data_checksum(*arrays: np.ndarray) -> str:
+  """A short SHA-256 of the arrays' bytes (the run's data and its order)."""
+  h = hashlib.sha256()
+  for a in arrays:
+    h.update(np.ascontiguousarray(a).tobytes())
+  return h.hexdigest()[:16]
+
+
+class Checkpointer:
+  """Saves a run after every task under `directory`; restores the latest.
+
+  Args:
+    directory: the run's checkpoint folder (created if missing).
+    fingerprint: JSON-able description of the run; a checkpoint written
+      with another fingerprint is refused.
+    resume: continue from the latest checkpoint in `directory`. Without it
+      a folder that already holds checkpoints is refused (no silent
+      overwrite of another run's progress).
+    max_to_keep: checkpoints kept (the latest ones).
+  """
+
+  def __init__(self, directory: str, fingerprint: dict[str, Any], *,
+               resume: bool, max_to_keep: int = 2):
+    self.directory = os.path.abspath(directory)
+    self.fingerprint = json.loads(json.dumps(fingerprint))
+    self.resume = resume
+    self.restored_task: Optional[int] = None
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep, create=True,
+        enable_async_checkpointing=False, cleanup_tmp_directories=True)
+    try:
+      self._manager = ocp.CheckpointManager(self.directory, options=options)
+    except Exception as e:  # pylint: disable=broad-except
+      raise CheckpointError(f'cannot use --checkpoint_dir {directory}: '
+                            f'{_first_line(e)}') from None
+    if not resume and self._manager.latest_step() is not None:
+      raise CheckpointError(
+          f'--checkpoint_dir {directory} already holds a checkpoint (task '
+          f'{self._manager.latest_step() + 1}); add --resume to continue it, '
+          'or use an empty folder')
+
+  def restore(self, state: Any, r_shape: tuple[int, ...]):
+    """The latest checkpoint, restored like `state`, or None (no resume or
+    nothing saved yet).
+
+    Returns:
+      (first task to train, state, accuracy matrix, task losses, training
+      seconds so far), or None.
+
+    Raises:
+      CheckpointError: another run's checkpoint, or an unreadable one.
+    """
+    step = self._manager.latest_step() if self.resume else None
+    if step is None:
+      return None
+    try:
+      meta = self._manager.restore(step, args=ocp.args.Composite(
+          meta=ocp.args.JsonRestore()))['meta']
+    except Exception as e:  # pylint: disable=broad-except
+      raise CheckpointError(_unreadable(self.directory, step, e)) from None
+    if meta.get('fingerprint') != self.fingerprint:
+      diff = _first_difference(meta.get('fingerprint'), self.fingerprint)
+      raise CheckpointError(
+          f'the checkpoint in {self.directory} belongs to another run '
+          f'({diff}); resume with the same flags, or use an empty '
+          '--checkpoint_dir')
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+    arrays = {'state': abstract,
+              'r': np.zeros(r_shape),
+              'task_losses': np.zeros(r_shape[:-1])}
+    try:
+      restored = self._manager.restore(step, args=ocp.args.Composite(
+          arrays=ocp.args.StandardRestore(arrays)))['arrays']
+    except Exception as e:  # pylint: disable=broad-except
+      raise CheckpointError(_unreadable(self.directory, step, e)) from None
+    self.restored_task = step
+    return (step + 1, restored['state'], np.asarray(restored['r']),
+            np.asarray(restored['task_losses']),
+            float(meta['train_seconds']))
+
+  def save(self, task: int, state: Any, r: np.ndarray,
+           task_losses: np.ndarray, train_seconds: float) -> None:
+    """Saves the run after `task` (0-based) finished; blocks until written."""
+    self._manager.save(task, args=ocp.args.Composite(
+        arrays=ocp.args.StandardSave({'state': state, 'r': r,
+                                      'task_losses': task_losses}),
+        meta=ocp.args.JsonSave({'fingerprint': self.fingerprint,
+                                'task': task,
+                                'train_seconds': train_seconds})))
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    self._manager.close()
+
+
+def _first_line(e: Exception) -> str:
+  text = str(e).strip()
+  line = text.splitlines()[0] if text else type(e).__name__
+  return line.split('. See full', 1)[0][:200]
+
+
+def _unreadable(directory: str, step: int, e: Exception) -> str:
+  return (f'cannot read the checkpoint of task {step + 1} in {directory} '
+          f'({_first_line(e)}); delete that step folder to resume from the '
+          'one before, or start afresh in an empty --checkpoint_dir')
+
+
+def _first_difference(saved: Any, current: Any, path: str = '') -> str:
+  """'key: saved -> current' for the first field that differs, in the
+  current fingerprint's order (its most telling fields first)."""
+  if isinstance(saved, dict) and isinstance(current, dict):
+    for k in [*current, *(k for k in saved if k not in current)]:
+      if saved.get(k) != current.get(k):
+        return _first_difference(saved.get(k), current.get(k),
+                                 f'{path}{k}.')
+  return f'{path.rstrip(".") or "fingerprint"}: {saved!r} -> {current!r}'

@@ -1,0 +1,119 @@
+"""Checkpoint and resume: a resumed run equals the uninterrupted one bitwise
+(on the CPU); mismatched, corrupt and half-written checkpoints."""
+
+import glob
+import os
+import shutil
+import tempfile
+
+from absl.testing import absltest
+import numpy as np
+
+from emcl_jax import experiment
+from emcl_jax.checkpoint import CheckpointError
+
+SMALL = dict(num_tasks=4, samples_per_task=60)
+
+
+class Kill(Exception):
+  """Stands in for the process dying after a task was logged."""
+
+
+def _killed_after(task):
+  def log_fn(line):
+    if line.startswith(f'task {task}/'):
+      raise Kill()
+  return log_fn
+
+
+class CheckpointTest(absltest.TestCase):
+
+  def _dir(self):
+    folder = tempfile.mkdtemp()
+    self.addCleanup(shutil.rmtree, folder, True)
+    return folder
+
+  def _resume_equals_uninterrupted(self, run, kill_after):
+    folder = self._dir()
+    full = run()
+    with self.assertRaises(Kill):
+      run(checkpoint_dir=folder, log_fn=_killed_after(kill_after))
+    resumed = run(checkpoint_dir=folder, resume=True)
+    for a, b in zip(full, resumed):
+      self.assertEqual(a['accuracy_matrix'], b['accuracy_matrix'])
+      self.assertEqual(a['task_losses'], b['task_losses'])
+      self.assertEqual(a['acc'], b['acc'])
+    return folder
+
+  def test_resume_equals_uninterrupted_run(self):
+    # Killed while logging task 3: tasks 1-2 are saved, 3-4 are retrained.
+    for method in ('emcl', 'gem'):
+      run = lambda method=method, **kw: [experiment.run(  # noqa: E731
+          'mnist_permutations', method, 1, **SMALL, **kw)]
+      self._resume_equals_uninterrupted(run, kill_after=3)
+
+  def test_resume_of_vmapped_seeds(self):
+    run = lambda **kw: experiment.run_seeds(  # noqa: E731
+        'mnist_permutations', 'emcl', (0, 2), **SMALL, **kw)
+    self._resume_equals_uninterrupted(run, kill_after=2)
+
+  def test_finished_run_resumes_to_the_same_results(self):
+    folder = self._dir()
+    first = experiment.run('mnist_permutations', 'emcl', 0, **SMALL,
+                           checkpoint_dir=folder)
+    again = experiment.run('mnist_permutations', 'emcl', 0, **SMALL,
+                           checkpoint_dir=folder, resume=True)
+    self.assertEqual(first['accuracy_matrix'], again['accuracy_matrix'])
+
+  def test_refusals(self):
+    folder = self._dir()
+    experiment.run('mnist_permutations', 'emcl', 0, **SMALL,
+                   checkpoint_dir=folder)
+    with self.assertRaisesRegex(CheckpointError, 'add --resume'):
+      experiment.run('mnist_permutations', 'emcl', 0, **SMALL,
+                     checkpoint_dir=folder)
+    with self.assertRaisesRegex(CheckpointError,
+                                r'another run \(config.beta: 0.03 -> 0.05\)'):
+      experiment.run('mnist_permutations', 'emcl', 0, **SMALL,
+                     checkpoint_dir=folder, resume=True,
+                     overrides={'beta': 0.05})
+    with self.assertRaisesRegex(CheckpointError, r'another run \(seeds'):
+      experiment.run('mnist_permutations', 'emcl', 1, **SMALL,
+                     checkpoint_dir=folder, resume=True)
+    with self.assertRaisesRegex(ValueError, '--resume needs --checkpoint_dir'):
+      experiment.run('mnist_permutations', 'emcl', 0, **SMALL, resume=True)
+
+  def test_corrupt_checkpoint_is_refused(self):
+    folder = self._dir()
+    experiment.run('mnist_permutations', 'emcl', 0, **SMALL,
+                   checkpoint_dir=folder)
+    for path in glob.glob(os.path.join(folder, '3', 'arrays', '**', 'd', '*'),
+                          recursive=True):
+      with open(path, 'r+b') as f:
+        f.truncate(16)
+    with self.assertRaisesRegex(CheckpointError,
+                                'cannot read the checkpoint of task 4'):
+      experiment.run('mnist_permutations', 'emcl', 0, **SMALL,
+                     checkpoint_dir=folder, resume=True)
+
+  def test_half_written_save_is_ignored(self):
+    # A kill during a save leaves orbax's temporary folder, never a step
+    # folder: the run resumes from the last complete step.
+    folder = self._dir()
+    with self.assertRaises(Kill):
+      experiment.run('mnist_permutations', 'emcl', 0, **SMALL,
+                     checkpoint_dir=folder, log_fn=_killed_after(3))
+    self.assertEqual(sorted(os.listdir(folder)), ['0', '1'])
+    os.makedirs(os.path.join(folder, '2.orbax-checkpoint-tmp-123', 'arrays'))
+    with open(os.path.join(folder, '2.orbax-checkpoint-tmp-123', 'arrays',
+                           'junk'), 'w') as f:
+      f.write('half')
+    resumed = experiment.run('mnist_permutations', 'emcl', 0, **SMALL,
+                             checkpoint_dir=folder, resume=True)
+    full = experiment.run('mnist_permutations', 'emcl', 0, **SMALL)
+    np.testing.assert_array_equal(resumed['accuracy_matrix'],
+                                  full['accuracy_matrix'])
+
+
+if __name__ == '__main__':
+  absltest.main()
