@@ -46,7 +46,7 @@ import emcl_jax
 from emcl_jax import checkpoint as checkpoint_lib
 from emcl_jax import data as data_lib
 from emcl_jax import engine
-from emcl_jax import hparams
+from emcl_jax import configs
 from emcl_jax import losses
 from emcl_jax import metrics
 from emcl_jax import models
@@ -57,8 +57,10 @@ from emcl_jax.methods import JOINT, METHODS, VARIANTS
 SCHEMA_VERSION = 1
 
 
-def method_config(dataset: str, method: str, overrides: dict[str, Any]):
-  """The method's config: class defaults < variant < Table II < overrides.
+def method_config(dataset: str, method: str, overrides: dict[str, Any],
+                  config_file: Optional[str] = None):
+  """The method's config: class defaults < variant < the benchmark's
+  `get_config()` (Table II; merged with `config_file`'s) < overrides.
 
   Raises:
     ValueError: unknown method, an override the method does not take, or an
@@ -72,8 +74,8 @@ def method_config(dataset: str, method: str, overrides: dict[str, Any]):
   if unknown:
     raise ValueError(f'--{unknown[0]} does not apply to --method={method} '
                      f'(it takes {", ".join(config_cls._fields)}); drop it')
-  values = {**VARIANTS.get(method, {}), **hparams.defaults(dataset, method),
-            **overrides}
+  table = configs.defaults(configs.get_config(dataset, config_file), method)
+  values = {**VARIANTS.get(method, {}), **table, **overrides}
   return config_cls(**values).validate()
 
 
@@ -133,11 +135,14 @@ def setup(dataset: str = 'mnist_permutations', method: str = 'emcl',
           num_tasks: Optional[int] = None,
           samples_per_task: Optional[int] = None, batch_size: int = 10,
           data_source: str = 'auto', data_dir: Optional[str] = None,
-          model_fn: Optional[Callable[[int], Any]] = None) -> Setup:
+          model_fn: Optional[Callable[[int], Any]] = None,
+          config_file: Optional[str] = None) -> Setup:
   """Loads the data and builds the model and the method of one run.
 
   Args:
     model_fn: model_fn(num_classes) -> flax module; the MLP by default.
+    config_file: a Python file whose get_config() is merged over the
+      benchmark's (emcl_jax.configs).
 
   Raises:
     ValueError: bad configuration. DataError: bad data.
@@ -147,7 +152,7 @@ def setup(dataset: str = 'mnist_permutations', method: str = 'emcl',
                       ('batch_size', batch_size)):
     if value is not None and value <= 0:
       raise ValueError(f'--{flag} must be a positive integer, got {value}')
-  config = method_config(dataset, method, overrides or {})
+  config = method_config(dataset, method, overrides or {}, config_file)
   tasks = data_lib.load(dataset, num_tasks=num_tasks,
                         samples_per_task=samples_per_task, seed=seed,
                         data_source=data_source, data_dir=data_dir)
@@ -182,7 +187,8 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
         name: Optional[str] = None,
         overlap_eval: bool = False,
         checkpoint_dir: Optional[str] = None,
-        resume: bool = False) -> dict[str, Any]:
+        resume: bool = False,
+        config_file: Optional[str] = None) -> dict[str, Any]:
   """Runs one (dataset, method, seed) and returns the results dictionary.
 
   With `checkpoint_dir` the run is saved after every task; `resume`
@@ -194,7 +200,8 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
   """
   s = setup(dataset, method, seed, overrides=overrides, num_tasks=num_tasks,
             samples_per_task=samples_per_task, batch_size=batch_size,
-            data_source=data_source, data_dir=data_dir)
+            data_source=data_source, data_dir=data_dir,
+            config_file=config_file)
   ckpt = _checkpointer(checkpoint_dir, resume, dataset, method, name,
                        (seed,), s.config, [s.tasks], batch_size)
   try:
@@ -218,7 +225,8 @@ def run_seeds(dataset: str = 'mnist_permutations', method: str = 'emcl',
               log_fn: Optional[Callable[[str], None]] = None,
               name: Optional[str] = None, shard: bool = True,
               checkpoint_dir: Optional[str] = None,
-              resume: bool = False) -> list[dict[str, Any]]:
+              resume: bool = False,
+              config_file: Optional[str] = None) -> list[dict[str, Any]]:
   """Runs several seeds as one vmapped program (sharded over the devices
   when `shard`); returns one results dictionary per seed, as `run` would.
 
@@ -231,7 +239,8 @@ def run_seeds(dataset: str = 'mnist_permutations', method: str = 'emcl',
   setups = [setup(dataset, method, seed, overrides=overrides,
                   num_tasks=num_tasks, samples_per_task=samples_per_task,
                   batch_size=batch_size, data_source=data_source,
-                  data_dir=data_dir) for seed in seeds]
+                  data_dir=data_dir, config_file=config_file)
+            for seed in seeds]
   first = setups[0]
   params = jax.tree.map(lambda *a: jnp.stack(a), *(s.params for s in setups))
   keys = jnp.stack([s.key for s in setups])

@@ -41,6 +41,9 @@ flags.DEFINE_bool('verbose', False, 'Print a line after every task.')
 flags.DEFINE_bool('overlap_eval', False, 'Evaluate task t on a second '
                   'thread while task t+1 trains (same results, less wall '
                   'time; training seconds then share the cores).')
+flags.DEFINE_string('config', None, 'A Python file whose get_config() '
+                    "overrides the benchmark's (emcl_jax/configs/), e.g. "
+                    "{'methods': {'emcl': {'beta': 0.05}}}; flags win.")
 flags.DEFINE_string('checkpoint_dir', None, 'Save the run after every task '
                     'here (orbax); see --resume.')
 flags.DEFINE_bool('resume', False, 'Continue the run saved in '
@@ -67,7 +70,8 @@ def main(argv):
                 batch_size=FLAGS.batch_size, data_source=FLAGS.data_source,
                 data_dir=FLAGS.data_dir,
                 log_fn=print if FLAGS.verbose else None, name=FLAGS.name,
-                checkpoint_dir=FLAGS.checkpoint_dir, resume=FLAGS.resume)
+                checkpoint_dir=FLAGS.checkpoint_dir, resume=FLAGS.resume,
+                config_file=FLAGS.config)
   try:
     if FLAGS.seeds is not None:
       if FLAGS.seeds < 1:
