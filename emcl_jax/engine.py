@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from emcl_jax import losses
 from emcl_jax.base import Batch, Method
 from emcl_jax.data.tasks import TaskSet
 from emcl_jax.errors import NonFiniteLossError
@@ -95,15 +96,20 @@ def make_train_task(method: Method) -> Callable[..., Any]:
 
 def make_evaluate(apply_fn: Callable[[chex.ArrayTree, chex.Array], chex.Array]
                  ) -> Callable[..., chex.Array]:
-  """evaluate(params, test_x [T, m, ...], test_y [T, m]) -> accuracies [T]."""
+  """evaluate(params, test_x [T, m, ...], test_y [T, m], masks [T, C] or
+  None) -> accuracies [T]; with masks, task j's predictions are restricted
+  to the classes of masks[j] (multi-head, the task identity is known)."""
 
-  def evaluate(params, test_x, test_y):
+  def evaluate(params, test_x, test_y, masks=None):
 
-    def one(xy):
-      x, y = xy
-      return jnp.mean(jnp.argmax(apply_fn(params, x), -1) == y)
+    def one(xym):
+      x, y, mask = xym
+      logits = losses.mask_logits(apply_fn(params, x), mask)
+      return jnp.mean(jnp.argmax(logits, -1) == y)
 
-    return jax.lax.map(one, (test_x, test_y))
+    if masks is None:
+      return jax.lax.map(lambda xy: one((*xy, None)), (test_x, test_y))
+    return jax.lax.map(one, (test_x, test_y, masks))
 
   return evaluate
 
@@ -142,7 +148,8 @@ def train_and_evaluate(
   """
   xs, ys, ts = batched(tasks, batch_size)
   return _protocol(method, apply_fn, params, (xs, ys, ts),
-                   (tasks.test_x, tasks.test_y), key, seeds=False,
+                   (tasks.test_x, tasks.test_y, tasks.class_mask), key,
+                   seeds=False,
                    log_fn=log_fn, overlap_eval=overlap_eval,
                    checkpointer=checkpointer)
 
@@ -183,7 +190,9 @@ def train_and_evaluate_seeds(
   stack = lambda arrays: np.stack(list(arrays))  # noqa: E731
   streams = [batched(t, batch_size) for t in tasks]
   xs, ys, ts = (stack(s[i] for s in streams) for i in range(3))
-  test = (stack(t.test_x for t in tasks), stack(t.test_y for t in tasks))
+  test = (stack(t.test_x for t in tasks), stack(t.test_y for t in tasks),
+          None if tasks[0].class_mask is None
+          else stack(t.class_mask for t in tasks))
   return _protocol(method, apply_fn, params, (xs, ys, ts), test, keys,
                    seeds=True, mesh=mesh, log_fn=log_fn,
                    checkpointer=checkpointer)
@@ -210,7 +219,8 @@ def _protocol(method, apply_fn, params, stream, test, key, *, seeds, log_fn,
   else:
     put = jnp.asarray
   xs, ys, ts = (put(a) for a in stream)
-  test_x, test_y = (put(a) for a in test)
+  test_x, test_y = (put(a) for a in test[:2])
+  masks = None if test[2] is None else put(test[2])
   params, key = put(params) if mesh else params, put(key)
   lift = jax.vmap if seeds else (lambda f: f)
   split = lift(jax.random.split)
@@ -229,7 +239,8 @@ def _protocol(method, apply_fn, params, stream, test, key, *, seeds, log_fn,
   eval_fn = make_evaluate(apply_fn)
   if seeds:
     eval_fn = functools.partial(
-        lambda f, p, x, y: jax.lax.map(lambda a: f(*a), (p, x, y)), eval_fn)
+        lambda f, p, x, y, m: jax.lax.map(lambda a: f(*a), (p, x, y, m)),
+        eval_fn)
   if mesh is not None:
     # Each device runs its own seeds (an explicit per-device program: XLA's
     # automatic partitioning of the lax.map replicated the evaluation).
@@ -240,7 +251,7 @@ def _protocol(method, apply_fn, params, stream, test, key, *, seeds, log_fn,
   train_task = jax.jit(train_fn, donate_argnums=0).lower(
       state, at(xs, 0), at(ys, 0), at(ts, 0), at(task_keys, 0)).compile()
   evaluate = jax.jit(eval_fn).lower(
-      lift(method.params_of)(state), test_x, test_y).compile()
+      lift(method.params_of)(state), test_x, test_y, masks).compile()
   compile_seconds = time.perf_counter() - t0
 
   lead = (ys.shape[0],) if seeds else ()
@@ -257,7 +268,7 @@ def _protocol(method, apply_fn, params, stream, test, key, *, seeds, log_fn,
 
   def evaluate_row(task, params):
     t0 = time.perf_counter()
-    r[..., task, :] = np.asarray(evaluate(params, test_x, test_y))
+    r[..., task, :] = np.asarray(evaluate(params, test_x, test_y, masks))
     eval_times[task] = time.perf_counter() - t0
     return task
 

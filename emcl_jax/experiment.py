@@ -121,6 +121,7 @@ class Setup(NamedTuple):
     params: the model's initial parameters.
     method: the method's init/update pair, its loss bound.
     key: PRNG key of the training run (the model's was split off it).
+    model: the model's name ('custom' when built by a model_fn).
   """
   config: Any
   tasks: tasks_lib.TaskSet
@@ -128,6 +129,7 @@ class Setup(NamedTuple):
   params: Any
   method: Any
   key: Any
+  model: str = 'mlp'
 
 
 def setup(dataset: str = 'mnist_permutations', method: str = 'emcl',
@@ -136,11 +138,14 @@ def setup(dataset: str = 'mnist_permutations', method: str = 'emcl',
           samples_per_task: Optional[int] = None, batch_size: int = 10,
           data_source: str = 'auto', data_dir: Optional[str] = None,
           model_fn: Optional[Callable[[int], Any]] = None,
-          config_file: Optional[str] = None) -> Setup:
+          config_file: Optional[str] = None, model: Optional[str] = None,
+          class_order: str = 'natural') -> Setup:
   """Loads the data and builds the model and the method of one run.
 
   Args:
-    model_fn: model_fn(num_classes) -> flax module; the MLP by default.
+    model_fn: model_fn(num_classes) -> flax module; default: `model`.
+    model: a name of `models.MODELS`; default: the benchmark config's.
+    class_order: 'natural' or 'random' (class-split benchmarks).
     config_file: a Python file whose get_config() is merged over the
       benchmark's (emcl_jax.configs).
 
@@ -153,9 +158,15 @@ def setup(dataset: str = 'mnist_permutations', method: str = 'emcl',
     if value is not None and value <= 0:
       raise ValueError(f'--{flag} must be a positive integer, got {value}')
   config = method_config(dataset, method, overrides or {}, config_file)
+  model = model or configs.get_config(dataset, config_file)['model']
+  if model not in models.MODELS:
+    raise ValueError(f'unknown model {model!r}; use one of '
+                     f'{", ".join(models.MODELS)}')
   tasks = data_lib.load(dataset, num_tasks=num_tasks,
                         samples_per_task=samples_per_task, seed=seed,
-                        data_source=data_source, data_dir=data_dir)
+                        data_source=data_source, data_dir=data_dir,
+                        class_order=class_order)
+  tasks = tasks_lib.task_ordered_labels(tasks)
   max_tasks = getattr(config, 'max_tasks', None)
   if max_tasks is not None and max_tasks < tasks.num_test_tasks:
     raise ValueError(f'--max_tasks={max_tasks} is less than the '
@@ -165,17 +176,19 @@ def setup(dataset: str = 'mnist_permutations', method: str = 'emcl',
   if method in JOINT:
     tasks = tasks_lib.joint(tasks, seed)
 
-  model = (model_fn or (lambda n: models.MLP(num_classes=n)))(
-      tasks.num_classes)
+  module = (model_fn or (lambda n: models.make(model, n)))(tasks.num_classes)
   key_model, key_run = jax.random.split(jax.random.PRNGKey(seed))
-  params = model.init(key_model, jnp.zeros((1,) + tasks.train_x.shape[2:],
-                                           tasks.train_x.dtype))
+  params = jax.jit(module.init)(
+      key_model, jnp.zeros((1,) + tasks.train_x.shape[2:],
+                           tasks.train_x.dtype))
   example = Batch(jnp.asarray(tasks.train_x[0, :batch_size]),
                   jnp.asarray(tasks.train_y[0, :batch_size]),
                   jnp.zeros((batch_size,), jnp.int32))
   factory, _ = METHODS[method]
-  algo = factory(losses.cross_entropy(model.apply), example, config)
-  return Setup(config, tasks, model.apply, params, algo, key_run)
+  algo = factory(losses.cross_entropy(module.apply, tasks.class_mask),
+                 example, config)
+  return Setup(config, tasks, module.apply, params, algo, key_run,
+               'custom' if model_fn else model)
 
 
 def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
@@ -188,7 +201,8 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
         overlap_eval: bool = False,
         checkpoint_dir: Optional[str] = None,
         resume: bool = False,
-        config_file: Optional[str] = None) -> dict[str, Any]:
+        config_file: Optional[str] = None, model: Optional[str] = None,
+        class_order: str = 'natural') -> dict[str, Any]:
   """Runs one (dataset, method, seed) and returns the results dictionary.
 
   With `checkpoint_dir` the run is saved after every task; `resume`
@@ -201,7 +215,7 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
   s = setup(dataset, method, seed, overrides=overrides, num_tasks=num_tasks,
             samples_per_task=samples_per_task, batch_size=batch_size,
             data_source=data_source, data_dir=data_dir,
-            config_file=config_file)
+            config_file=config_file, model=model, class_order=class_order)
   ckpt = _checkpointer(checkpoint_dir, resume, dataset, method, name,
                        (seed,), s.config, [s.tasks], batch_size)
   try:
@@ -212,7 +226,7 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
   finally:
     if ckpt is not None:
       ckpt.close()
-  return _results(dataset, method, seed, name, s.config, s.tasks, batch_size,
+  return _results(dataset, method, seed, name, s, batch_size, class_order,
                   result.accuracy_matrix, result.task_losses, result)
 
 
@@ -226,7 +240,8 @@ def run_seeds(dataset: str = 'mnist_permutations', method: str = 'emcl',
               name: Optional[str] = None, shard: bool = True,
               checkpoint_dir: Optional[str] = None,
               resume: bool = False,
-              config_file: Optional[str] = None) -> list[dict[str, Any]]:
+              config_file: Optional[str] = None, model: Optional[str] = None,
+              class_order: str = 'natural') -> list[dict[str, Any]]:
   """Runs several seeds as one vmapped program (sharded over the devices
   when `shard`); returns one results dictionary per seed, as `run` would.
 
@@ -239,7 +254,8 @@ def run_seeds(dataset: str = 'mnist_permutations', method: str = 'emcl',
   setups = [setup(dataset, method, seed, overrides=overrides,
                   num_tasks=num_tasks, samples_per_task=samples_per_task,
                   batch_size=batch_size, data_source=data_source,
-                  data_dir=data_dir, config_file=config_file)
+                  data_dir=data_dir, config_file=config_file, model=model,
+                  class_order=class_order)
             for seed in seeds]
   first = setups[0]
   params = jax.tree.map(lambda *a: jnp.stack(a), *(s.params for s in setups))
@@ -257,7 +273,7 @@ def run_seeds(dataset: str = 'mnist_permutations', method: str = 'emcl',
     if ckpt is not None:
       ckpt.close()
   return [
-      {**_results(dataset, method, seed, name, s.config, s.tasks, batch_size,
+      {**_results(dataset, method, seed, name, s, batch_size, class_order,
                   result.accuracy_matrix[i], result.task_losses[i], result),
        'parallel_seeds': len(seeds)}
       for i, (seed, s) in enumerate(zip(seeds, setups))]
@@ -283,9 +299,10 @@ def _checkpointer(checkpoint_dir, resume, dataset, method, name, seeds,
                                      resume=resume)
 
 
-def _results(dataset, method, seed, name, config, tasks, batch_size,
+def _results(dataset, method, seed, name, s, batch_size, class_order,
              r, task_losses, result) -> dict[str, Any]:
   """The results dictionary (module docstring) of one seed."""
+  config, tasks = s.config, s.tasks
   return {
       'schema_version': SCHEMA_VERSION,
       'dataset': dataset,
@@ -295,7 +312,8 @@ def _results(dataset, method, seed, name, config, tasks, batch_size,
       'config': {**config._asdict(), 'num_tasks': tasks.num_test_tasks,
                  'samples_per_task': int(tasks.train_y.size
                                          // tasks.num_test_tasks),
-                 'batch_size': batch_size},
+                 'batch_size': batch_size, 'model': s.model,
+                 'class_order': class_order},
       'versions': versions(),
       'data_source': tasks.source,
       'device': jax.default_backend(),

@@ -51,7 +51,7 @@ from emcl_jax.methods import JOINT, METHODS
 FLAGS = flags.FLAGS
 flags.DEFINE_list('datasets', ['mnist_permutations'], 'Benchmarks whose '
                   'stream shapes are timed.')
-flags.DEFINE_list('models', ['mlp'], 'Models: mlp.')
+flags.DEFINE_list('models', ['mlp'], 'Models: mlp, resnet18_reduced.')
 flags.DEFINE_list('methods', ['all'], "Methods to time beside the floor "
                   "('all': every method except joint).")
 flags.DEFINE_integer('timed_tasks', 3, 'Tasks timed per method after the '
@@ -77,11 +77,14 @@ def floor_overrides(dataset: str) -> dict[str, Any]:
 
 
 def model_fn(name: str, width: Optional[int] = None):
-  """num_classes -> flax module, for `experiment.setup`."""
-  if name == 'mlp':
-    hidden = (width, width) if width else models.MLP.hidden
-    return lambda n: models.MLP(hidden=hidden, num_classes=n)
-  raise app.UsageError(f'unknown model {name!r}; use mlp')
+  """num_classes -> flax module, for `experiment.setup` (`width`: the MLP's
+  hidden sizes)."""
+  if name not in models.MODELS:
+    raise app.UsageError(f'unknown model {name!r}; use one of '
+                         f'{", ".join(models.MODELS)}')
+  if name == 'mlp' and width:
+    return lambda n: models.MLP(hidden=(width, width), num_classes=n)
+  return lambda n: models.make(name, n)
 
 
 def build(dataset: str, method: str, model: str, *,

@@ -23,14 +23,22 @@ from emcl_jax.errors import DataError, NonFiniteLossError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('dataset', 'mnist_permutations',
-                    'mnist_permutations | many_permutations')
+                    'mnist_permutations | many_permutations | split_mnist | '
+                    'cifar100 | miniimagenet')
+flags.DEFINE_string('model', None, 'mlp | resnet18_reduced; default: the '
+                    "benchmark's (emcl_jax/configs/).")
+flags.DEFINE_string('class_order', 'natural', 'natural | random: the order '
+                    'of the classes over the tasks (class-split benchmarks; '
+                    'random is drawn from the seed).')
 flags.DEFINE_string('method', 'emcl', ' | '.join(experiment.METHODS))
 flags.DEFINE_integer('seed', 0, 'Random seed (data draws, init, replay).')
 flags.DEFINE_integer('seeds', None, 'Run seeds seed..seed+N-1 as one '
                      'vmapped program (sharded over the devices) and print '
                      'their mean +- std; one results file per seed.')
-flags.DEFINE_string('data_dir', None, 'Folder with the MNIST IDX files; '
-                    'default: the bundled 5,000-image subset.')
+flags.DEFINE_string('data_dir', None, 'Folder with the data files (MNIST '
+                    'IDX, cifar-100-python, mini-imagenet-cache-*.pkl or one '
+                    'folder per class); default for MNIST: the bundled '
+                    '5,000-image subset.')
 flags.DEFINE_string('data_source', 'auto', 'auto (data_dir if given, else '
                     'bundled) | dir | tfds | bundled')
 flags.DEFINE_string('output_dir', 'results', 'Where the results JSON goes.')
@@ -71,7 +79,8 @@ def main(argv):
                 data_dir=FLAGS.data_dir,
                 log_fn=print if FLAGS.verbose else None, name=FLAGS.name,
                 checkpoint_dir=FLAGS.checkpoint_dir, resume=FLAGS.resume,
-                config_file=FLAGS.config)
+                config_file=FLAGS.config, model=FLAGS.model,
+                class_order=FLAGS.class_order)
   try:
     if FLAGS.seeds is not None:
       if FLAGS.seeds < 1:

@@ -18,6 +18,11 @@ class TaskSet(NamedTuple):
     num_classes: size of the (shared) output layer.
     train_t: [T, n] int32 task identity of each training sample, or None
       when stream t holds task t's samples only (the continual protocol).
+    class_mask: [T_test, num_classes] bool, the classes of each task in the
+      multi-head setting: training on and evaluating task t mask the logits
+      of the shared num_classes-way head to the classes where
+      class_mask[t] is True (labels stay global class ids). None: a single
+      head, all classes for every task (the permutation benchmarks).
   """
   train_x: np.ndarray
   train_y: np.ndarray
@@ -26,6 +31,7 @@ class TaskSet(NamedTuple):
   source: str
   num_classes: int
   train_t: Optional[np.ndarray] = None
+  class_mask: Optional[np.ndarray] = None
 
   @property
   def num_tasks(self) -> int:
@@ -40,8 +46,9 @@ class TaskSet(NamedTuple):
 
 def joint(tasks: TaskSet, seed: int) -> TaskSet:
   """The multitask upper bound's data: every task's training samples in one
-  stream, shuffled together (each sample keeps its task identity); the test
-  sets are unchanged."""
+  stream, shuffled together (each sample keeps its task identity, so a
+  multi-head model still masks it by `class_mask[train_t]`); the test sets
+  and `class_mask` are unchanged."""
   t, n = tasks.train_y.shape
   order = np.random.default_rng(seed).permutation(t * n)
   task_ids = np.repeat(np.arange(t, dtype=np.int32), n)
@@ -49,3 +56,30 @@ def joint(tasks: TaskSet, seed: int) -> TaskSet:
   return tasks._replace(train_x=flat(tasks.train_x),
                         train_y=flat(tasks.train_y),
                         train_t=task_ids[order][None])
+
+
+def task_ordered_labels(tasks: TaskSet) -> TaskSet:
+  """Relabels a class-split benchmark's classes by their position in task
+  order (task t's classes become t*c .. t*c+c-1, in increasing class id).
+
+  Multi-head training and evaluation do not change (each task still sees
+  only its own c logits), but the class mask then no longer depends on the
+  class order, so seeds with different random class orders share one loss
+  function (and one vmapped program). A single-head TaskSet is returned as
+  it is.
+
+  Raises:
+    ValueError: two tasks share a class.
+  """
+  if tasks.class_mask is None:
+    return tasks
+  order = np.concatenate([np.flatnonzero(m) for m in tasks.class_mask])
+  if len(np.unique(order)) != len(order):
+    raise ValueError('tasks share classes; a class split must be disjoint')
+  relabel = np.full(tasks.num_classes, -1, np.int32)
+  relabel[order] = np.arange(len(order), dtype=np.int32)
+  mask = np.zeros_like(tasks.class_mask)
+  for t, m in enumerate(tasks.class_mask):
+    mask[t, relabel[np.flatnonzero(m)]] = True
+  return tasks._replace(train_y=relabel[tasks.train_y],
+                        test_y=relabel[tasks.test_y], class_mask=mask)

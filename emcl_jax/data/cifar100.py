@@ -1,0 +1,180 @@
+"""CIFAR-100 (fine labels) from one of two sources:
+
+1. 'dir': `data_dir` holding the standard `cifar-100-python` folder (its
+   pickles `train` and `test`; `meta` is not needed), or that folder itself,
+   or `cifar-100-python.tar.gz`, read straight from the archive.
+2. 'tfds': TensorFlow Datasets `cifar100` (downloads on first use; needs
+   network).
+
+There is no bundled copy. Each pickle is a dict with b'data' [N, 3072] uint8
+(each row a 3x32x32 image, channel-major) and b'fine_labels' [N] in 0..99;
+the full set is 50,000 train / 10,000 test images, 500 / 100 per class.
+"""
+
+import os
+import tarfile
+import zlib
+
+import numpy as np
+
+from emcl_jax.data import mnist
+from emcl_jax.data import pickles
+from emcl_jax.errors import DataError
+
+FOLDER = 'cifar-100-python'
+ARCHIVE = 'cifar-100-python.tar.gz'
+SOURCES = ('auto', 'dir', 'tfds')
+NUM_CLASSES = 100
+PUT = (f'put the {FOLDER} folder (files train, test) or {ARCHIVE} from '
+       'https://www.cs.toronto.edu/~kriz/cifar.html in --data_dir')
+
+
+def decode(batch, what: str) -> tuple[np.ndarray, np.ndarray]:
+  """Images [N, 32, 32, 3] uint8 (HWC) and labels [N] int32 of one unpickled
+  CIFAR-100 file.
+
+  Raises:
+    DataError: missing keys, wrong shapes, or labels outside 0..99.
+  """
+  fix = f're-download it ({PUT})'
+  if not isinstance(batch, dict):
+    raise DataError(f'{what} holds a {type(batch).__name__}, not the dict of '
+                    f'a CIFAR-100 file; {fix}')
+  batch = {k.decode() if isinstance(k, bytes) else k: v
+           for k, v in batch.items()}
+  if 'data' not in batch or 'fine_labels' not in batch:
+    raise DataError(f'{what} lacks the keys data and fine_labels: not a '
+                    f'CIFAR-100 file (CIFAR-10?); {fix}')
+  x = np.asarray(batch['data'])
+  y = np.asarray(batch['fine_labels'])
+  if x.ndim != 2 or x.shape[1] != 3072 or x.dtype != np.uint8:
+    raise DataError(f'{what} has data of shape {x.shape} and dtype {x.dtype}'
+                    f', not [N, 3072] uint8; {fix}')
+  if y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer):
+    raise DataError(f'{what} has {y.shape} fine_labels for {x.shape[0]} '
+                    f'images; {fix}')
+  if y.size and (y.min() < 0 or y.max() >= NUM_CLASSES):
+    raise DataError(f'{what} has fine_labels in {y.min()}..{y.max()}, outside'
+                    f' 0..99; {fix}')
+  images = x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+  return np.ascontiguousarray(images), y.astype(np.int32)
+
+
+def _read_files(data_dir: str) -> tuple[dict[str, bytes], str]:
+  """The raw bytes of `train` and `test`, and where they were found."""
+  for folder in (data_dir, os.path.join(data_dir, FOLDER)):
+    found = [n for n in ('train', 'test')
+             if os.path.isfile(os.path.join(folder, n))]
+    if found == ['train'] or found == ['test']:
+      missing = 'test' if found == ['train'] else 'train'
+      raise DataError(f'{missing} not found in {folder}; {PUT}')
+    if found:
+      raw = {}
+      for name in found:
+        path = os.path.join(folder, name)
+        try:
+          with open(path, 'rb') as f:
+            raw[name] = f.read()
+        except OSError as e:
+          raise DataError(f'cannot read {path}: {e}; {PUT}') from None
+      return raw, folder
+  archive = os.path.join(data_dir, ARCHIVE)
+  if os.path.isfile(archive):
+    return _read_archive(archive), archive
+  raise DataError(f'no CIFAR-100 in {data_dir}: {PUT}')
+
+
+def _read_archive(path: str) -> dict[str, bytes]:
+  """`train` and `test` read from the .tar.gz without extracting it."""
+  raw = {}
+  try:
+    with tarfile.open(path, 'r:gz') as tar:
+      for name in ('train', 'test'):
+        try:
+          member = tar.getmember(f'{FOLDER}/{name}')
+        except KeyError:
+          raise DataError(f'{path} lacks {FOLDER}/{name}; re-download it '
+                          f'({PUT})') from None
+        f = tar.extractfile(member)
+        if f is None:
+          raise DataError(f'{path}: {FOLDER}/{name} is not a file; '
+                          f're-download it ({PUT})')
+        raw[name] = f.read()
+  except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+    reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else ''
+    raise DataError(f'{path} is truncated or corrupt '
+                    f'({reason or type(e).__name__}); re-download it '
+                    f'({PUT})') from None
+  return raw
+
+
+def read_dir(data_dir: str) -> mnist.Split:
+  """Reads CIFAR-100 from `data_dir` (folder, its parent, or the .tar.gz).
+
+  Returns:
+    A Split with images [N, 32, 32, 3] uint8 and fine labels [N] int32.
+
+  Raises:
+    DataError: missing, truncated or corrupt files, or wrong shapes.
+  """
+  if not os.path.isdir(data_dir):
+    raise DataError(f'--data_dir {data_dir} is not a directory; {PUT}')
+  raw, where = _read_files(data_dir)
+  out = []
+  for name in ('train', 'test'):
+    what = (f'{where}:{FOLDER}/{name}' if where.endswith('.gz')
+            else os.path.join(where, name))
+    fix = f're-download it ({PUT})'
+    out.extend(decode(pickles.loads(raw.pop(name), what, fix), what))
+  return mnist.Split(*out, f'dir:{os.path.abspath(where)}')
+
+
+def read_tfds(data_dir: str | None = None) -> mnist.Split:
+  """Loads TFDS `cifar100` (fine labels; network on first use).
+
+  Raises:
+    DataError: TFDS is not installed or the download fails.
+  """
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise DataError('tensorflow-datasets is not installed; pip install '
+                    f'tensorflow-datasets, or {PUT}') from None
+  try:
+    tfds.disable_progress_bar()
+    builder = tfds.builder('cifar100', data_dir=data_dir)
+    if not builder.is_prepared():
+      mnist._check_network()  # pylint: disable=protected-access
+      builder.download_and_prepare(file_format='array_record')
+    out = []
+    for split in ('train', 'test'):
+      source = builder.as_data_source(split=split)
+      items = [source[i] for i in range(len(source))]
+      out.append(np.stack([it['image'] for it in items]).astype(np.uint8))
+      out.append(np.array([it['label'] for it in items], np.int32))
+  except Exception as e:  # pylint: disable=broad-except
+    first = (str(e).strip().splitlines()[0] if str(e).strip()
+             else type(e).__name__)
+    raise DataError(f'TFDS could not provide cifar100 ({first[:200]}); it '
+                    f'needs network access on first use, or {PUT}') from None
+  return mnist.Split(*out, 'tfds:cifar100')
+
+
+def load(source: str = 'auto', data_dir: str | None = None) -> mnist.Split:
+  """CIFAR-100 from the requested source ('auto': data_dir if given).
+
+  Raises:
+    DataError: an unknown source, no data_dir for 'auto'/'dir', or a source
+      that cannot provide the data.
+  """
+  if source not in SOURCES:
+    raise DataError(f'unknown data source {source!r} for cifar100; use one '
+                    f'of {SOURCES} (there is no bundled copy)')
+  if source == 'tfds':
+    return read_tfds(data_dir)
+  if not data_dir:
+    raise DataError(f'CIFAR-100 is not bundled: {PUT} (e.g. '
+                    f'--data_dir=data/cifar100 holding {FOLDER}/train and '
+                    f'{FOLDER}/test), or --data_source=tfds to download it '
+                    'with network access')
+  return read_dir(data_dir)

@@ -1,0 +1,62 @@
+"""Reads the pickled benchmark files (CIFAR-100, miniImageNet) safely.
+
+Unpickling runs whatever code the file names, so only the globals that a
+pickled NumPy array or scalar needs are allowed; dicts, lists, strings,
+bytes and numbers need none. Anything else is refused as not a data file.
+"""
+
+import io
+import pickle
+
+import numpy as np
+
+from emcl_jax.errors import DataError
+
+_ALLOWED = {
+    ('numpy', 'ndarray'), ('numpy', 'dtype'),
+    ('numpy.core.multiarray', '_reconstruct'),
+    ('numpy._core.multiarray', '_reconstruct'),
+    ('numpy.core.multiarray', 'scalar'),
+    ('numpy._core.multiarray', 'scalar'),
+    ('numpy.core.numeric', '_frombuffer'),
+    ('numpy._core.numeric', '_frombuffer'),
+    ('_codecs', 'encode'),
+}
+
+
+class _DataUnpickler(pickle.Unpickler):
+  """An unpickler that builds NumPy arrays and builtins only."""
+
+  def find_class(self, module, name):
+    if (module, name) in _ALLOWED:
+      if module.startswith('numpy.core.') and hasattr(np, '_core'):
+        module = 'numpy._core.' + module[len('numpy.core.'):]  # NumPy 2
+      return super().find_class(module, name)
+    raise pickle.UnpicklingError(f'refusing global {module}.{name}')
+
+
+def loads(raw: bytes, what: str, fix: str):
+  """Unpickles `raw` (the contents of `what`, a path for messages).
+
+  Args:
+    raw: the file's bytes.
+    what: the file's name in error messages.
+    fix: the sentence that ends an error message, saying what to do.
+
+  Returns:
+    The object, read with encoding='bytes' (Python 2 pickles keep their
+    byte-string keys, such as CIFAR's b'data').
+
+  Raises:
+    DataError: truncated, corrupt, or not a plain data pickle.
+  """
+  try:
+    return _DataUnpickler(io.BytesIO(raw), encoding='bytes').load()
+  except (pickle.UnpicklingError, EOFError, ValueError, TypeError,
+          AttributeError, ImportError, IndexError, KeyError,
+          MemoryError) as e:
+    reason = str(e).strip().splitlines()[0] if str(e).strip() else ''
+    reason = reason or type(e).__name__
+    raise DataError(f'{what} is truncated or corrupt, not a data pickle '
+                    f'({reason[:120]}); {fix}') from None
+

@@ -1,0 +1,105 @@
+"""Multi-head (class-split benchmarks): labels in task order, masked loss
+and evaluation by hand, a one-task CIFAR-100 smoke run on written files."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from absl.testing import absltest
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from emcl_jax import engine
+from emcl_jax import losses
+from emcl_jax.base import Batch
+from emcl_jax.data import tasks as tasks_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, 'tests'))
+from test_vision_data import write_cifar  # noqa: E402  pylint: disable=g-import-not-at-top
+
+
+def toy_tasks():
+  # Task 0 owns classes {1, 3}, task 1 owns {0, 2} (a random class order).
+  mask = np.array([[0, 1, 0, 1], [1, 0, 1, 0]], bool)
+  return tasks_lib.TaskSet(
+      train_x=np.zeros((2, 2, 1), np.float32),
+      train_y=np.array([[3, 1], [0, 2]], np.int32),
+      test_x=np.zeros((2, 2, 1), np.float32),
+      test_y=np.array([[1, 3], [2, 0]], np.int32),
+      source='toy', num_classes=4, class_mask=mask)
+
+
+class MultiHeadTest(absltest.TestCase):
+
+  def test_labels_in_task_order(self):
+    t = tasks_lib.task_ordered_labels(toy_tasks())
+    # Class order 1, 3, 0, 2 -> labels 0, 1, 2, 3.
+    np.testing.assert_array_equal(t.train_y, [[1, 0], [2, 3]])
+    np.testing.assert_array_equal(t.test_y, [[0, 1], [3, 2]])
+    np.testing.assert_array_equal(t.class_mask,
+                                  [[1, 1, 0, 0], [0, 0, 1, 1]])
+    single = toy_tasks()._replace(class_mask=None)
+    self.assertIs(tasks_lib.task_ordered_labels(single), single)
+    with self.assertRaisesRegex(ValueError, 'share classes'):
+      tasks_lib.task_ordered_labels(toy_tasks()._replace(
+          class_mask=np.ones((2, 4), bool)))
+
+  def test_masked_cross_entropy_by_hand(self):
+    logits = jnp.array([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]])
+    mask = jnp.array([[1, 1, 0, 0], [0, 0, 1, 1]], bool)
+    loss_fn = losses.cross_entropy(lambda p, x: logits, mask)
+    batch = Batch(jnp.zeros((2, 1)), jnp.array([1, 2]), jnp.array([0, 1]))
+    got = loss_fn(None, batch, jnp.ones(2))
+    # Sample 0 (task 0): softmax over logits (1, 2), label 1;
+    # sample 1 (task 1): softmax over (3, 4), label 2 (first of the pair).
+    expected = 0.5 * (np.log(np.exp(1) + np.exp(2)) - 2
+                      + np.log(np.exp(3) + np.exp(4)) - 3)
+    self.assertAlmostEqual(float(got), expected, places=5)
+    unmasked = losses.cross_entropy(lambda p, x: logits)(None, batch,
+                                                         jnp.ones(2))
+    self.assertAlmostEqual(
+        float(unmasked), float(optax.softmax_cross_entropy_with_integer_labels(
+            logits, batch.y).mean()), places=5)
+
+  def test_masked_evaluation(self):
+    # A model that always prefers class 3: right only where 3 is allowed.
+    apply_fn = lambda p, x: jnp.broadcast_to(  # noqa: E731
+        jnp.array([0.0, 1.0, 2.0, 3.0]), (x.shape[0], 4))
+    test_x = jnp.zeros((2, 2, 1))
+    test_y = jnp.array([[1, 1], [3, 2]])
+    masks = jnp.array([[1, 1, 0, 0], [0, 0, 1, 1]], bool)
+    evaluate = engine.make_evaluate(apply_fn)
+    np.testing.assert_allclose(evaluate(None, test_x, test_y, masks),
+                               [1.0, 0.5])  # task 0 picks 1 of {0, 1}
+    np.testing.assert_allclose(evaluate(None, test_x, test_y), [0.0, 0.5])
+
+  def test_cifar100_one_task_smoke_run(self):
+    folder = tempfile.mkdtemp()
+    self.addCleanup(shutil.rmtree, folder, True)
+    write_cifar(folder, n_train=300, n_test=200)  # 3 / 2 images per class
+    out = os.path.join(folder, 'out')
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'experiments', 'run.py'),
+         '--dataset=cifar100', f'--data_dir={folder}', '--num_tasks=1',
+         '--samples_per_task=10', '--method=finetune', '--memory_size=0',
+         '--replay_size=0', f'--output_dir={out}'],
+        env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu'),
+        capture_output=True, text=True, timeout=600, check=False)
+    self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+    with open(os.path.join(out, 'cifar100_finetune_seed0.json')) as f:
+      res = json.load(f)
+    self.assertEqual(res['config']['model'], 'resnet18_reduced')
+    self.assertEqual(np.array(res['accuracy_matrix']).shape, (1, 1))
+    self.assertTrue(res['data_source'].startswith(f'dir:{folder}'))
+    # 5-way multi-head on 10 test images: accuracy in steps of 1/10.
+    acc = res['accuracy_matrix'][0][0]
+    self.assertAlmostEqual(acc * 10, round(acc * 10), places=4)
+
+
+if __name__ == '__main__':
+  absltest.main()
