@@ -63,6 +63,9 @@ flags.DEFINE_list('seeds', ['1', '2', '4'], 'Seeds in parallel (vmapped) for '
 flags.DEFINE_list('scaling_methods', ['floor', 'emcl', 'gem', 'agem'],
                   'Methods timed on every task for the task scaling.')
 flags.DEFINE_integer('protocol_repeats', 3, 'Full-protocol EMCL runs.')
+flags.DEFINE_integer('samples_per_task', None, 'Shrink the timed streams '
+                     '(e.g. for the ResNet on the CPU); default: full.')
+flags.DEFINE_integer('num_tasks', None, 'Shrink the benchmark: tasks.')
 flags.DEFINE_bool('scaling', True, 'Run the scaling and protocol sections.')
 flags.DEFINE_string('output', None, 'JSON file for the results.')
 
@@ -90,11 +93,12 @@ def model_fn(name: str, width: Optional[int] = None):
 def build(dataset: str, method: str, model: str, *,
           width: Optional[int] = None) -> experiment.Setup:
   """The run's setup; `method` may be 'floor'."""
+  sizes = dict(samples_per_task=FLAGS.samples_per_task,
+               num_tasks=FLAGS.num_tasks, model_fn=model_fn(model, width))
   if method == FLOOR:
     return experiment.setup(dataset, 'finetune',
-                            overrides=floor_overrides(dataset),
-                            model_fn=model_fn(model, width))
-  return experiment.setup(dataset, method, model_fn=model_fn(model, width))
+                            overrides=floor_overrides(dataset), **sizes)
+  return experiment.setup(dataset, method, **sizes)
 
 
 def peak_rss_mib() -> float:
