@@ -224,7 +224,7 @@ def _protocol(method, apply_fn, params, stream, test, key, *, seeds, log_fn,
   params, key = put(params) if mesh else params, put(key)
   lift = jax.vmap if seeds else (lambda f: f)
   split = lift(jax.random.split)
-  key_init, key_run = (k for k in jnp.moveaxis(split(key), -2, 0))
+  key_init, key_run = jnp.moveaxis(split(key), -2, 0)
   num_tasks = ys.shape[1 if seeds else 0]
   task_keys = lift(lambda k: jax.random.split(k, num_tasks))(key_run)
   at = (lambda a, t: a[:, t]) if seeds else (lambda a, t: a[t])

@@ -1,21 +1,42 @@
 """Results files -> the paper's tables (mean +- std over seeds).
 
 `load(folder)` reads every results JSON (schema in experiment.py);
-`aggregate` groups them by (dataset, name) and `markdown` renders Table III's
-columns: ACC +- std, BWT +- std, training seconds. The std is the population
-standard deviation over seeds (numpy's default), as in the paper's tables.
+`aggregate` groups them by (dataset, name) and `markdown` renders one row
+per group: ACC +- std, BWT +- std, LA, training seconds. `table_iii` lays
+the same numbers out as the paper's Table III (one row per method, one
+column group per benchmark, plus training seconds) and `table_iv` as its
+ablation table (Table IV). `average_accuracy_curve` is Fig. 1's right
+panel for one run -- after training task i, the mean accuracy on tasks
+0..i -- and `aggregate_curves` its mean and std over seeds.
+
+The std is the population standard deviation over seeds (numpy's default),
+as in the paper's tables. Numbers are printed with 2 decimals.
 """
 
 import glob
 import json
 import os
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+# Table IV's components of each ablation run name, as README's commands
+# make them: (inner LR modulation, inner regulariser, PGD, importance).
+ABLATIONS = {
+    'emcl': ('×', '✓', '✓', 'Taylor'),
+    'emcl_gd': ('×', '✓', '×', 'Taylor'),
+    'emcl_lr_modulation': ('✓', '×', '×', 'Taylor'),
+    'emcl_si': ('×', '✓', '✓', 'SI'),
+}
+TABLE_IV_NAMES = ('emcl', 'emcl_gd', 'emcl_lr_modulation', 'emcl_si')
+
 
 class Row(NamedTuple):
-  """One (dataset, run name) over its seeds; ACC, BWT, LA in percent."""
+  """One (dataset, run name) over its seeds; ACC, BWT, LA in percent.
+
+  Means over the seeds, `*_std` population stds; `train_seconds` is the
+  mean `train_seconds` of the runs (compiled training calls only).
+  """
   dataset: str
   name: str
   seeds: tuple[int, ...]
@@ -25,6 +46,25 @@ class Row(NamedTuple):
   bwt_std: float
   la: float
   train_seconds: float
+  train_seconds_std: float = 0.0
+
+
+class Curve(NamedTuple):
+  """Fig. 1's average-accuracy curve of one (dataset, name) over its seeds.
+
+  Attributes:
+    dataset, name, seeds: as in `Row`.
+    mean: [T] float64, percent: mean over seeds of the mean accuracy on
+      tasks 0..i after training task i.
+    std: [T] float64, percent: its population std over seeds.
+    matrix: [T, T] float64, fractions: the accuracy matrix's mean over seeds.
+  """
+  dataset: str
+  name: str
+  seeds: tuple[int, ...]
+  mean: np.ndarray
+  std: np.ndarray
+  matrix: np.ndarray
 
 
 def load(folder: str) -> list[dict[str, Any]]:
@@ -36,29 +76,191 @@ def load(folder: str) -> list[dict[str, Any]]:
   return out
 
 
-def aggregate(results: Sequence[dict[str, Any]]) -> list[Row]:
-  """Groups results by (dataset, name), in order of first appearance."""
+def _groups(results: Sequence[dict[str, Any]]
+            ) -> dict[tuple[str, str], list[dict[str, Any]]]:
+  """Results by (dataset, name), in order of first appearance."""
   groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
   for res in results:
     key = (res['dataset'], res.get('name', res['method']))
     groups.setdefault(key, []).append(res)
+  return groups
+
+
+def aggregate(results: Sequence[dict[str, Any]]) -> list[Row]:
+  """Groups results by (dataset, name), in order of first appearance."""
   rows = []
-  for (dataset, name), runs in groups.items():
+  for (dataset, name), runs in _groups(results).items():
     col = lambda k: np.array([r[k] for r in runs], np.float64)  # noqa: E731
     rows.append(Row(dataset, name, tuple(r['seed'] for r in runs),
                     float(col('acc').mean()), float(col('acc').std()),
                     float(col('bwt').mean()), float(col('bwt').std()),
                     float(col('la').mean()),
-                    float(col('train_seconds').mean())))
+                    float(col('train_seconds').mean()),
+                    float(col('train_seconds').std())))
   return rows
+
+
+def datasets_of(rows: Sequence[Row]) -> list[str]:
+  """The datasets of `rows`, in order of first appearance."""
+  return list(dict.fromkeys(r.dataset for r in rows))
 
 
 def markdown(rows: Sequence[Row]) -> str:
   """A Markdown table: method, ACC +- std, BWT +- std, LA, train s, seeds."""
-  lines = ['| dataset | method | ACC (%) | BWT (%) | LA (%) | train s | seeds |',
+  lines = ['| dataset | method | ACC (%) | BWT (%) | LA (%) | train s '
+           '| seeds |',
            '| --- | --- | --- | --- | --- | --- | --- |']
   for r in rows:
     lines.append(f'| {r.dataset} | {r.name} | {r.acc:.2f} ± {r.acc_std:.2f} '
                  f'| {r.bwt:.2f} ± {r.bwt_std:.2f} | {r.la:.2f} '
                  f'| {r.train_seconds:.2f} | {len(r.seeds)} |')
   return '\n'.join(lines) + '\n'
+
+
+def _table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
+  """Markdown table lines."""
+  lines = ['| ' + ' | '.join(header) + ' |',
+           '| ' + ' | '.join(['---'] * len(header)) + ' |']
+  lines += ['| ' + ' | '.join(cells) + ' |' for cells in body]
+  return lines
+
+
+def table_iii(rows: Sequence[Row], datasets: Optional[Sequence[str]] = None,
+              names: Optional[Sequence[str]] = None) -> str:
+  """Table III: one row per method, one column group per dataset.
+
+  Each dataset has two columns: `ACC ± std / BWT ± std` in percent (mean and
+  population std over seeds) and the mean training seconds per run
+  (`train_seconds`, compiled training calls only). A method without results
+  on a dataset gets `-`. The best mean ACC of each dataset is in bold.
+
+  Args:
+    rows: from `aggregate`.
+    datasets: the column groups, in order; None: every dataset of `rows`.
+    names: the rows (run names), in order; None: every name of `rows` on
+      `datasets`, in order of first appearance.
+
+  Returns:
+    A caption line, a blank line and the Markdown table, ending in a newline.
+
+  Raises:
+    ValueError: no rows for the datasets and names asked for.
+  """
+  datasets = list(datasets_of(rows) if datasets is None else datasets)
+  cell = {(r.dataset, r.name): r for r in rows if r.dataset in datasets}
+  if names is None:
+    names = list(dict.fromkeys(name for _, name in cell))
+  if not any((d, n) in cell for d in datasets for n in names):
+    raise ValueError(f'no results for datasets {datasets} and names {names}')
+  best = {d: max((cell[d, n].acc for n in names if (d, n) in cell),
+                 default=None) for d in datasets}
+  header = ['method']
+  for d in datasets:
+    header += [f'{d} ACC / BWT (%)', f'{d} train s']
+  body = []
+  for n in names:
+    cells = [n]
+    for d in datasets:
+      r = cell.get((d, n))
+      if r is None:
+        cells += ['-', '-']
+        continue
+      acc = f'{r.acc:.2f} ± {r.acc_std:.2f}'
+      if r.acc == best[d]:
+        acc = f'**{acc}**'
+      cells += [f'{acc} / {r.bwt:.2f} ± {r.bwt_std:.2f}',
+                f'{r.train_seconds:.2f}']
+    body.append(cells)
+  counts = {d: sorted({len(cell[d, n].seeds) for n in names
+                        if (d, n) in cell}) for d in datasets}
+  seeds = ', '.join(f'{d} {"/".join(map(str, c))}'
+                    for d, c in counts.items() if c)
+  caption = ('Table III: ACC (%) and BWT (%), mean ± population std over '
+             'seeds (larger is better; best ACC in bold), and mean training '
+             f'seconds per run (compiled training calls only). Seeds: {seeds}.')
+  return '\n'.join([caption, ''] + _table(header, body)) + '\n'
+
+
+def table_iv(rows: Sequence[Row], dataset: str,
+             names: Sequence[str] = TABLE_IV_NAMES) -> str:
+  """Table IV: the ablations of EMCL on one dataset.
+
+  One row per run name of `names` that has results on `dataset`, with the
+  components it keeps (`ABLATIONS`; `?` for a name not listed there), ACC
+  and BWT (mean ± population std over seeds, percent), ΔACC against the
+  first name present, and mean training seconds. A footnote line names the
+  missing ones.
+
+  Args:
+    rows: from `aggregate`.
+    dataset: the benchmark.
+    names: the ablation run names, in order.
+
+  Returns:
+    A caption line, a blank line, the Markdown table and, if some names
+    have no results, a blank line and a footnote line; ends in a newline.
+
+  Raises:
+    ValueError: none of `names` has results on `dataset`.
+  """
+  cell = {r.name: r for r in rows if r.dataset == dataset}
+  present = [n for n in names if n in cell]
+  missing = [n for n in names if n not in cell]
+  if not present:
+    raise ValueError(f'no results on {dataset} for any of {list(names)}')
+  ref = cell[present[0]]
+  header = ['name', 'inner LR modulation', 'inner regulariser', 'PGD',
+            'importance', 'ACC (%)', 'ΔACC', 'BWT (%)', 'train s', 'seeds']
+  body = []
+  for n in present:
+    r = cell[n]
+    body.append([n, *ABLATIONS.get(n, ('?',) * 4),
+                 f'{r.acc:.2f} ± {r.acc_std:.2f}', f'{r.acc - ref.acc:+.2f}',
+                 f'{r.bwt:.2f} ± {r.bwt_std:.2f}', f'{r.train_seconds:.2f}',
+                 str(len(r.seeds))])
+  caption = (f'Table IV: ablations of EMCL on {dataset}. ACC (%) and BWT (%) '
+             'are mean ± population std over seeds, ΔACC the mean ACC minus '
+             f"{ref.name}'s, train s the mean training seconds per run.")
+  lines = [caption, ''] + _table(header, body)
+  if missing:
+    lines += ['', f'Missing (no results on {dataset}): {", ".join(missing)}.']
+  return '\n'.join(lines) + '\n'
+
+
+def average_accuracy_curve(accuracy_matrix: Any) -> np.ndarray:
+  """Fig. 1 (right) for one run: [T] percent, entry i = mean(R[i, :i+1]).
+
+  Args:
+    accuracy_matrix: [T, T] fractions, [i][j] = accuracy on task j after
+      training task i (the results file's `accuracy_matrix`).
+
+  Raises:
+    ValueError: the matrix is not square (e.g. `joint`'s single row).
+  """
+  r = np.asarray(accuracy_matrix, np.float64)
+  if r.ndim != 2 or r.shape[0] != r.shape[1]:
+    raise ValueError(f'accuracy_matrix must be [T, T]; got shape {r.shape}')
+  return 100 * np.array([r[i, :i + 1].mean() for i in range(r.shape[0])])
+
+
+def aggregate_curves(results: Sequence[dict[str, Any]]) -> list[Curve]:
+  """`average_accuracy_curve` per (dataset, name), mean and std over seeds.
+
+  Groups as `aggregate` does. Groups whose accuracy matrices are not square
+  (`joint`, trained on one shuffled stream) have no curve and are skipped.
+
+  Raises:
+    ValueError: the seeds of one group have different numbers of tasks.
+  """
+  out = []
+  for (dataset, name), runs in _groups(results).items():
+    mats = [np.asarray(r['accuracy_matrix'], np.float64) for r in runs]
+    if any(m.ndim != 2 or m.shape[0] != m.shape[1] for m in mats):
+      continue
+    if len({m.shape for m in mats}) != 1:
+      raise ValueError(f'{dataset}/{name}: the seeds have different numbers '
+                       f'of tasks: {[m.shape[0] for m in mats]}')
+    curves = np.stack([average_accuracy_curve(m) for m in mats])
+    out.append(Curve(dataset, name, tuple(r['seed'] for r in runs),
+                     curves.mean(0), curves.std(0), np.mean(mats, 0)))
+  return out
