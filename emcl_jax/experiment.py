@@ -47,6 +47,7 @@ from emcl_jax import checkpoint as checkpoint_lib
 from emcl_jax import data as data_lib
 from emcl_jax import engine
 from emcl_jax import configs
+from emcl_jax import logs
 from emcl_jax import losses
 from emcl_jax import metrics
 from emcl_jax import models
@@ -337,6 +338,25 @@ def versions() -> dict[str, str]:
 
 def results_path(output_dir: str, dataset: str, name: str, seed: int) -> str:
   return os.path.join(output_dir, f'{dataset}_{name}_seed{seed}.json')
+
+
+def run_log(output_dir: str, dataset: str, name: str, seeds: Sequence[int],
+            *, tensorboard: bool = False, resume: bool = False,
+            echo: Optional[Callable[[str], None]] = None,
+            progress: bool = True) -> logs.RunLog:
+  """The `logs.RunLog` of a run (one seed, or seeds run together):
+  `{output_dir}/logs/{stem}.jsonl` and, with `tensorboard`,
+  `{output_dir}/tensorboard/{stem}/`, where stem is
+  `{dataset}_{name}_seed{s}` or `{dataset}_{name}_seeds{first}-{last}`."""
+  seeds = list(seeds)
+  stem = (f'{dataset}_{name}_seed{seeds[0]}' if len(seeds) == 1 else
+          f'{dataset}_{name}_seeds{seeds[0]}-{seeds[-1]}')
+  label = f'{dataset} {name} ' + (f'seed {seeds[0]}' if len(seeds) == 1
+                                  else f'seeds {seeds[0]}-{seeds[-1]}')
+  return logs.RunLog(
+      label, os.path.join(output_dir, 'logs', stem + '.jsonl'),
+      os.path.join(output_dir, 'tensorboard', stem) if tensorboard else None,
+      append=resume, echo=echo, progress=progress)
 
 
 def write_results(results: dict[str, Any], output_dir: str) -> str:

@@ -10,6 +10,9 @@
                             limited plain lines otherwise (CI, log files).
   engine_log_fn(...)        the engine's `log_fn`: parses its per-task line
                             and feeds a Progress and any writers.
+  RunLog(label, jsonl_path) what a launch script logs about one run:
+                            progress + JSON lines (+ TensorBoard), as one
+                            `log_fn`.
 
 The engine trains one whole task per compiled call, so all of these work at
 task granularity: step = number of tasks learned so far (1..T).
@@ -41,15 +44,16 @@ class JsonLinesWriter:
 
   `write(step, loss=0.3, acc=81.2)` appends
   `{"step": 1, "wall_time": 1712345678.9, "loss": 0.3, "acc": 81.2}`.
-  Use as a context manager or call `close()`.
+  Use as a context manager or call `close()`. `append=False` starts the
+  file afresh (a new run); `append=True` continues it (a resumed run).
   """
 
-  def __init__(self, path: str):
+  def __init__(self, path: str, append: bool = True):
     folder = os.path.dirname(path)
     if folder:
       os.makedirs(folder, exist_ok=True)
     self.path = path
-    self._file = open(path, 'a')
+    self._file = open(path, 'a' if append else 'w')
 
   def write(self, step: int, **scalars: Any) -> None:
     """Appends {"step", "wall_time" (seconds since the epoch), **scalars}."""
@@ -467,3 +471,58 @@ def engine_log_fn(progress: Union[Progress, str, None] = None,
       w.write(parsed.task, loss=parsed.loss, acc_this=parsed.acc_this,
               acc_seen=parsed.acc_seen)
   return log_fn
+
+
+class RunLog:
+  """Everything a launch script logs about one run, as one engine `log_fn`.
+
+  Per task: a `Progress` bar or line on `stream` labelled `label` (unless
+  `progress` is False), a record in the JSON-lines file `jsonl_path`
+  (always) and, with `tensorboard_dir`, a TensorBoard event. `echo`, if
+  given, also receives every raw engine line (run.py's --verbose). The
+  files are made at the first line, so a run refused before its first task
+  leaves none. Use as a context manager; the files are closed on exit.
+
+  Args:
+    label: names the run on the progress bar, e.g. 'emcl seed 0'.
+    jsonl_path: the JSON-lines file (`JsonLinesWriter`).
+    tensorboard_dir: a folder for a `TensorBoardWriter`, or None.
+    append: continue the JSON-lines file (a resumed run) instead of
+      starting it afresh.
+    echo: receives each raw line, or None.
+    progress: show progress at all.
+    stream: where progress goes (stderr if None).
+  """
+
+  def __init__(self, label: str, jsonl_path: str,
+               tensorboard_dir: Optional[str] = None, *,
+               append: bool = False,
+               echo: Optional[Callable[[str], None]] = None,
+               progress: bool = True, stream: Optional[IO[str]] = None):
+    self._label, self._progress, self._stream = label, progress, stream
+    self._jsonl, self._tb, self._append = jsonl_path, tensorboard_dir, append
+    self._echo = echo
+    self.writers: list[Any] = []
+    self._fn: Optional[Callable[[str], None]] = None
+
+  def __call__(self, line: str) -> None:
+    if self._echo is not None:
+      self._echo(line)
+    if self._fn is None:
+      self.writers.append(JsonLinesWriter(self._jsonl, append=self._append))
+      if self._tb is not None:
+        self.writers.append(TensorBoardWriter(self._tb))
+      self._fn = engine_log_fn(self._label if self._progress else None,
+                               self.writers, stream=self._stream)
+    self._fn(line)
+
+  def close(self) -> None:
+    """Closes the writers (idempotent)."""
+    for w in self.writers:
+      w.close()
+
+  def __enter__(self) -> 'RunLog':
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()

@@ -68,7 +68,9 @@ def _save(fig: Figure, path: str) -> str:
   if folder:
     os.makedirs(folder, exist_ok=True)
   FigureCanvasAgg(fig)
-  fig.savefig(path, dpi=DPI, format='png', bbox_inches='tight')
+  tmp = path + '.tmp'
+  fig.savefig(tmp, dpi=DPI, format='png', bbox_inches='tight')
+  os.replace(tmp, path)  # a killed run never leaves half a PNG
   return path
 
 

@@ -7,7 +7,10 @@ r"""Runs one continual-learning experiment and writes its results JSON.
   python experiments/run.py --seeds=5            # seeds 0-4, one program
 
 Prints one summary line; writes {output_dir}/{dataset}_{method}_seed{seed}.json
-(schema in emcl_jax/experiment.py). Bad input ends with one line on stderr
+(schema in emcl_jax/experiment.py) and the per-task metrics as JSON lines
+under {output_dir}/logs/ (TensorBoard events under {output_dir}/tensorboard/
+with --tensorboard). Progress goes to stderr: a bar on a terminal, a line
+every 10 s otherwise. Bad input ends with one line on stderr
 and exit code 2; a diverging loss with exit code 1; no results file then.
 """
 
@@ -46,6 +49,10 @@ flags.DEFINE_integer('num_tasks', None, 'Shrink the benchmark: tasks.')
 flags.DEFINE_integer('samples_per_task', None, 'Shrink: samples per task.')
 flags.DEFINE_integer('batch_size', 10, 'Incoming batch size (paper: 10).')
 flags.DEFINE_bool('verbose', False, 'Print a line after every task.')
+flags.DEFINE_bool('progress', True, 'Progress on stderr (a bar on a '
+                  'terminal, periodic lines otherwise).')
+flags.DEFINE_bool('tensorboard', False, 'Also write TensorBoard event files '
+                  'under {output_dir}/tensorboard/.')
 flags.DEFINE_bool('overlap_eval', False, 'Evaluate task t on a second '
                   'thread while task t+1 trains (same results, less wall '
                   'time; training seconds then share the cores).')
@@ -77,23 +84,29 @@ def main(argv):
                 samples_per_task=FLAGS.samples_per_task,
                 batch_size=FLAGS.batch_size, data_source=FLAGS.data_source,
                 data_dir=FLAGS.data_dir,
-                log_fn=print if FLAGS.verbose else None, name=FLAGS.name,
+                name=FLAGS.name,
                 checkpoint_dir=FLAGS.checkpoint_dir, resume=FLAGS.resume,
                 config_file=FLAGS.config, model=FLAGS.model,
                 class_order=FLAGS.class_order)
   try:
-    if FLAGS.seeds is not None:
-      if FLAGS.seeds < 1:
-        raise ValueError(f'--seeds must be >= 1, got {FLAGS.seeds}')
-      if FLAGS.overlap_eval:
-        raise ValueError('--overlap_eval applies to one seed; drop it or '
-                         '--seeds')
-      runs = experiment.run_seeds(
-          FLAGS.dataset, FLAGS.method,
-          tuple(range(FLAGS.seed, FLAGS.seed + FLAGS.seeds)), **kwargs)
-    else:
-      runs = [experiment.run(FLAGS.dataset, FLAGS.method, FLAGS.seed,
-                             overlap_eval=FLAGS.overlap_eval, **kwargs)]
+    if FLAGS.seeds is not None and FLAGS.seeds < 1:
+      raise ValueError(f'--seeds must be >= 1, got {FLAGS.seeds}')
+    if FLAGS.seeds is not None and FLAGS.overlap_eval:
+      raise ValueError('--overlap_eval applies to one seed; drop it or '
+                       '--seeds')
+    seeds = tuple(range(FLAGS.seed, FLAGS.seed + (FLAGS.seeds or 1)))
+    with experiment.run_log(
+        FLAGS.output_dir, FLAGS.dataset, FLAGS.name or FLAGS.method, seeds,
+        tensorboard=FLAGS.tensorboard, resume=FLAGS.resume,
+        echo=print if FLAGS.verbose else None,
+        progress=FLAGS.progress) as log_fn:
+      if FLAGS.seeds is not None:
+        runs = experiment.run_seeds(FLAGS.dataset, FLAGS.method, seeds,
+                                    log_fn=log_fn, **kwargs)
+      else:
+        runs = [experiment.run(FLAGS.dataset, FLAGS.method, FLAGS.seed,
+                               overlap_eval=FLAGS.overlap_eval,
+                               log_fn=log_fn, **kwargs)]
   except (ValueError, DataError) as e:
     _fail(str(e))
   except NonFiniteLossError as e:

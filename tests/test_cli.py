@@ -76,7 +76,16 @@ class RunScriptTest(parameterized.TestCase):
     self.assertEqual(res['config']['samples_per_task'], 50)
     self.assertEqual(res['config']['lam'], 10.0)  # Table II default
     self.assertGreater(res['train_seconds'], 0)
-    self.assertEqual(os.listdir(out), ['mnist_permutations_emcl_seed3.json'])
+    self.assertEqual(sorted(os.listdir(out)),
+                     ['logs', 'mnist_permutations_emcl_seed3.json'])
+    with open(os.path.join(out, 'logs',
+                           'mnist_permutations_emcl_seed3.jsonl')) as f:
+      records = [json.loads(line) for line in f]
+    self.assertEqual([x['step'] for x in records], [1, 2])
+    np.testing.assert_allclose([x['loss'] for x in records],
+                               res['task_losses'], atol=1e-4)
+    np.testing.assert_allclose(records[-1]['acc_seen'], res['acc'],
+                               atol=0.006)
 
   def test_seeds_in_one_program(self):
     out = _tmp(self)
@@ -96,7 +105,10 @@ class RunScriptTest(parameterized.TestCase):
     out = _tmp(self)
     proc = run(['--method=emcl', '--inner=gd', '--name=emcl_gd', *SMALL], out)
     self.assertEqual(proc.returncode, 0, proc.stderr)
-    self.assertEqual(os.listdir(out), ['mnist_permutations_emcl_gd_seed0.json'])
+    self.assertEqual(sorted(os.listdir(out)),
+                     ['logs', 'mnist_permutations_emcl_gd_seed0.json'])
+    self.assertEqual(os.listdir(os.path.join(out, 'logs')),
+                     ['mnist_permutations_emcl_gd_seed0.jsonl'])
     with open(os.path.join(out, 'mnist_permutations_emcl_gd_seed0.json')) as f:
       res = json.load(f)
     self.assertEqual((res['method'], res['name']), ('emcl', 'emcl_gd'))

@@ -1,0 +1,143 @@
+"""experiments/reproduce.py end to end on a shrunk stream: results files,
+tables whose numbers are the JSONs', decodable figures, JSON-lines logs,
+skipping of completed runs and a one-line error for a foreign folder."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from absl.testing import absltest
+from matplotlib import image
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHRINK = ['--num_tasks=3', '--samples_per_task=20']
+
+
+def reproduce(*args):
+  return subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'experiments', 'reproduce.py'),
+       *SHRINK, *args],
+      env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu'),
+      capture_output=True, text=True, timeout=900, check=False)
+
+
+class ReproduceTest(absltest.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.out = tempfile.mkdtemp()
+    cls.proc = reproduce('--methods=emcl,finetune', '--seeds=2',
+                         f'--output_dir={cls.out}', '--tensorboard')
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.out, True)
+    super().tearDownClass()
+
+  def results(self, name):
+    out = []
+    for seed in (0, 1):
+      path = os.path.join(self.out, 'results',
+                          f'mnist_permutations_{name}_seed{seed}.json')
+      with open(path) as f:
+        out.append(json.load(f))
+    return out
+
+  def test_table_iii_holds_the_json_numbers(self):
+    self.assertEqual(self.proc.returncode, 0, self.proc.stderr[-2000:])
+    with open(os.path.join(self.out, 'table_iii.md')) as f:
+      table = f.read()
+    lines = [l for l in table.splitlines() if l.startswith('| emcl')
+             or l.startswith('| finetune')]
+    self.assertEqual([l.split('|')[1].strip() for l in lines],
+                     ['emcl', 'finetune'])  # --methods order
+    for line, name in zip(lines, ['emcl', 'finetune']):
+      runs = self.results(name)
+      acc = np.array([r['acc'] for r in runs])
+      bwt = np.array([r['bwt'] for r in runs])
+      secs = np.mean([r['train_seconds'] for r in runs])
+      nums = [float(x) for x in re.findall(r'-?\d+\.\d+', line)]
+      np.testing.assert_allclose(
+          nums, [acc.mean(), acc.std(), bwt.mean(), bwt.std(), secs],
+          atol=0.006)
+
+  def test_table_iv_lists_emcl_and_the_missing_ablations(self):
+    with open(os.path.join(self.out,
+                           'table_iv_mnist_permutations.md')) as f:
+      table = f.read()
+    acc = np.mean([r['acc'] for r in self.results('emcl')])
+    self.assertIn(f'| emcl | × | ✓ | ✓ | Taylor | {acc:.2f}', table)
+    self.assertIn('Missing (no results on mnist_permutations): emcl_gd, '
+                  'emcl_lr_modulation, emcl_si.', table)
+
+  def test_figures_decode(self):
+    figures = os.path.join(self.out, 'figures')
+    names = ['fig1', 'fig2', 'fig3', 'heatmap']
+    paths = [os.path.join(figures, f'{n}_mnist_permutations.png')
+             for n in names[:3]]
+    paths += [os.path.join(figures, f'heatmap_mnist_permutations_{m}.png')
+              for m in ('emcl', 'finetune')]
+    paths += [os.path.join(figures, 'runs',
+                           f'heatmap_mnist_permutations_{m}_seed{s}.png')
+              for m in ('emcl', 'finetune') for s in (0, 1)]
+    for path in paths:
+      self.assertGreater(os.path.getsize(path), 5000, path)
+      pixels = image.imread(path)
+      self.assertEqual(pixels.ndim, 3)
+      self.assertGreater(pixels.std(), 0.01, path)  # not a blank canvas
+    self.assertEmpty([f for f in os.listdir(figures) if f.endswith('.tmp')])
+
+  def test_logs_have_one_record_per_task(self):
+    path = os.path.join(self.out, 'logs',
+                        'mnist_permutations_emcl_seed1.jsonl')
+    with open(path) as f:
+      records = [json.loads(l) for l in f]
+    self.assertEqual([r['step'] for r in records], [1, 2, 3])
+    run = self.results('emcl')[1]
+    np.testing.assert_allclose(records[-1]['acc_seen'], run['acc'],
+                               atol=0.006)
+    np.testing.assert_allclose([r['loss'] for r in records],
+                               run['task_losses'], atol=1e-4)
+    tb = os.path.join(self.out, 'tensorboard',
+                      'mnist_permutations_emcl_seed1')
+    self.assertLen([f for f in os.listdir(tb) if 'tfevents' in f], 1)
+
+  def test_rerun_skips_and_other_sizes_are_refused(self):
+    path = os.path.join(self.out, 'results',
+                        'mnist_permutations_emcl_seed0.json')
+    before = os.stat(path).st_mtime_ns
+    again = reproduce('--methods=emcl', '--seeds=2', '--progress=false',
+                      f'--output_dir={self.out}')
+    self.assertEqual(again.returncode, 0, again.stderr[-2000:])
+    self.assertIn('mnist_permutations emcl: seeds [0, 1] done already, '
+                  'skipped', again.stdout)
+    self.assertNotIn('ACC=', again.stdout)
+    self.assertEqual(os.stat(path).st_mtime_ns, before)
+
+    other = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'experiments', 'reproduce.py'),
+         '--num_tasks=4', '--samples_per_task=20', '--methods=emcl',
+         f'--output_dir={self.out}'],
+        env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu'),
+        capture_output=True, text=True, timeout=900, check=False)
+    self.assertEqual(other.returncode, 2)
+    self.assertEqual(other.stderr.strip().splitlines(), [
+        f'error: {path} was made with num_tasks=3, not 4; use another '
+        '--output_dir or delete the file'])
+
+  def test_unknown_method_is_one_line(self):
+    proc = reproduce('--methods=emcl,emlc', f'--output_dir={self.out}/x')
+    self.assertEqual(proc.returncode, 2)
+    self.assertLen(proc.stderr.strip().splitlines(), 1)
+    self.assertIn("unknown method 'emlc'", proc.stderr)
+    self.assertFalse(os.path.exists(f'{self.out}/x'))
+
+
+if __name__ == '__main__':
+  absltest.main()
