@@ -78,9 +78,10 @@ def _log_scale(ax, which: str) -> None:
   """Log scale on ax's 'x' or 'y' axis, with plain-number tick labels."""
   getattr(ax, f'set_{which}scale')('log')
   axis = getattr(ax, f'{which}axis')
-  axis.set_major_formatter(ticker.LogFormatter())
-  axis.set_minor_formatter(ticker.LogFormatter(labelOnlyBase=False,
-                                               minor_thresholds=(2, 0.5)))
+  plain = ticker.FuncFormatter(lambda v, _: f'{v:g}')
+  axis.set_major_formatter(plain)
+  axis.set_minor_locator(ticker.LogLocator(subs=(2, 3, 4, 6)))
+  axis.set_minor_formatter(plain)
 
 
 def _one_dataset(rows: Sequence[report.Row], dataset: Optional[str]) -> str:

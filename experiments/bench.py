@@ -26,7 +26,9 @@ Then, on the first dataset and model:
 
 `--output=FILE` writes everything as JSON with two top-level figures:
 `emcl_over_floor` (EMCL's per-sample time over the floor's, first dataset
-and model) and `protocol_seconds`.
+and model: the median ratio over `--rounds` alternating rounds of the two,
+`head_to_head`, so that a drift of the machine's speed hits both alike)
+and `protocol_seconds`.
 """
 
 import json
@@ -63,6 +65,9 @@ flags.DEFINE_list('seeds', ['1', '2', '4'], 'Seeds in parallel (vmapped) for '
 flags.DEFINE_list('scaling_methods', ['floor', 'emcl', 'gem', 'agem'],
                   'Methods timed on every task for the task scaling.')
 flags.DEFINE_integer('protocol_repeats', 3, 'Full-protocol EMCL runs.')
+flags.DEFINE_integer('rounds', 7, 'Alternating floor/EMCL rounds of '
+                     '--timed_tasks tasks for emcl_over_floor (0: take it '
+                     'from the table).')
 flags.DEFINE_integer('samples_per_task', None, 'Shrink the timed streams '
                      '(e.g. for the ResNet on the CPU); default: full.')
 flags.DEFINE_integer('num_tasks', None, 'Shrink the benchmark: tasks.')
@@ -112,14 +117,75 @@ def _timed(fn, *args):
   return out, time.perf_counter() - t0
 
 
+class Timer:
+  """One method's compiled training call, ready to be timed task by task.
+
+  Args:
+    seeds: if > 0, vmap the call over this many seeds (one state and key per
+      seed, the same data) instead of one plain call.
+
+  Attributes:
+    samples_per_task: incoming stream samples per task.
+    compile_seconds: lowering plus compilation of the call.
+    memory_bytes: XLA's estimate (arguments, outputs, temporaries).
+  """
+
+  def __init__(self, dataset: str, method: str, model: str, *,
+               width: Optional[int] = None, seeds: int = 0):
+    s = build(dataset, method, model, width=width)
+    xs, ys, ts = (jnp.asarray(a) for a in engine.batched(s.tasks, 10))
+    self._data = xs, ys, ts
+    self.num_tasks = int(ys.shape[0])
+    self.samples_per_task = int(ys.shape[1] * ys.shape[2])
+    keys = jax.random.split(s.key, self.num_tasks)
+    train = engine.make_train_task(s.method)
+    if seeds:
+      seed_keys = jax.random.split(jax.random.PRNGKey(1), seeds)
+      state = jax.vmap(lambda k: s.method.init(s.params, k))(seed_keys)
+      fn = jax.vmap(train, in_axes=(0, None, None, None, 0))
+      self._key = lambda t: jax.random.split(keys[t], seeds)
+    else:
+      state = s.method.init(s.params, jax.random.PRNGKey(1))
+      fn = train
+      self._key = lambda t: keys[t]
+    t0 = time.perf_counter()
+    self._compiled = jax.jit(fn, donate_argnums=0).lower(
+        state, xs[0], ys[0], ts[0], self._key(0)).compile()
+    self.compile_seconds = time.perf_counter() - t0
+    mem = self._compiled.memory_analysis()
+    self.memory_bytes = None if mem is None else int(
+        mem.argument_size_in_bytes + mem.output_size_in_bytes
+        + mem.temp_size_in_bytes)
+    # Warm-up on a copy (the call donates its state).
+    self._call(jax.tree.map(jnp.copy, state), 0)
+    self._state, self._next = state, 0
+
+  def _call(self, state, t):
+    xs, ys, ts = self._data
+    return _timed(self._compiled, state, xs[t], ys[t], ts[t], self._key(t))
+
+  def time(self, tasks: int) -> list[float]:
+    """Seconds of each of the next `tasks` tasks (wrapping around)."""
+    seconds = []
+    for _ in range(tasks):
+      (self._state, _), dt = self._call(self._state,
+                                        self._next % self.num_tasks)
+      self._next += 1
+      seconds.append(dt)
+    return seconds
+
+  def us_per_sample(self, seconds: list[float]) -> float:
+    """Microseconds per incoming sample of the median task."""
+    return 1e6 * statistics.median(seconds) / self.samples_per_task
+
+
 def time_method(dataset: str, method: str, model: str, *, timed_tasks: int,
                 width: Optional[int] = None, seeds: int = 0,
                 all_tasks: bool = False) -> dict[str, Any]:
   """Compiles one task's training call and times it on successive tasks.
 
   Args:
-    seeds: if > 0, vmap the call over this many seeds (one state and key per
-      seed, the same data) instead of one plain call.
+    seeds: as `Timer`.
     all_tasks: time every task of the stream (task scaling) instead of
       `timed_tasks` of them.
 
@@ -127,43 +193,31 @@ def time_method(dataset: str, method: str, model: str, *, timed_tasks: int,
     A dict: us_per_sample (median over the timed tasks), task_seconds,
     compile_seconds, memory_bytes (XLA's estimate), peak_rss_mib.
   """
-  s = build(dataset, method, model, width=width)
-  batch_size = 10
-  xs, ys, ts = (jnp.asarray(a) for a in engine.batched(s.tasks, batch_size))
-  n = int(ys.shape[1] * ys.shape[2])
-  keys = jax.random.split(s.key, ys.shape[0])
-  train = engine.make_train_task(s.method)
-  if seeds:
-    seed_keys = jax.random.split(jax.random.PRNGKey(1), seeds)
-    state = jax.vmap(lambda k: s.method.init(s.params, k))(seed_keys)
-    fn = jax.vmap(train, in_axes=(0, None, None, None, 0))
-    task_key = lambda t: jax.random.split(keys[t], seeds)
-  else:
-    state = s.method.init(s.params, jax.random.PRNGKey(1))
-    fn = train
-    task_key = lambda t: keys[t]
-  t0 = time.perf_counter()
-  compiled = jax.jit(fn, donate_argnums=0).lower(
-      state, xs[0], ys[0], ts[0], task_key(0)).compile()
-  compile_seconds = time.perf_counter() - t0
-  mem = compiled.memory_analysis()
-  memory_bytes = None
-  if mem is not None:
-    memory_bytes = int(mem.argument_size_in_bytes + mem.output_size_in_bytes
-                       + mem.temp_size_in_bytes)
-  num_tasks = ys.shape[0]
-  # Warm-up on a copy (the call donates its state).
-  _timed(compiled, jax.tree.map(jnp.copy, state), xs[0], ys[0], ts[0],
-         task_key(0))
-  seconds = []
-  for t in range(num_tasks if all_tasks else timed_tasks):
-    t = t % num_tasks
-    (state, _), dt = _timed(compiled, state, xs[t], ys[t], ts[t], task_key(t))
-    seconds.append(dt)
-  return {'us_per_sample': 1e6 * statistics.median(seconds) / n,
-          'task_seconds': seconds, 'samples_per_task': n,
-          'compile_seconds': compile_seconds, 'memory_bytes': memory_bytes,
+  timer = Timer(dataset, method, model, width=width, seeds=seeds)
+  seconds = timer.time(timer.num_tasks if all_tasks else timed_tasks)
+  return {'us_per_sample': timer.us_per_sample(seconds),
+          'task_seconds': seconds,
+          'samples_per_task': timer.samples_per_task,
+          'compile_seconds': timer.compile_seconds,
+          'memory_bytes': timer.memory_bytes,
           'peak_rss_mib': peak_rss_mib()}
+
+
+def head_to_head(dataset: str, model: str, rounds: int,
+                 timed_tasks: int) -> dict[str, Any]:
+  """EMCL against the floor in alternating rounds (floor, EMCL, floor, ...),
+  `timed_tasks` tasks each: the ratio of their medians per round, and its
+  median over the rounds as `emcl_over_floor`, robust to a machine whose
+  speed drifts while the benchmark runs."""
+  floor, emcl = Timer(dataset, FLOOR, model), Timer(dataset, 'emcl', model)
+  ratios, floor_us, emcl_us = [], [], []
+  for _ in range(rounds):
+    floor_us.append(floor.us_per_sample(floor.time(timed_tasks)))
+    emcl_us.append(emcl.us_per_sample(emcl.time(timed_tasks)))
+    ratios.append(emcl_us[-1] / floor_us[-1])
+  return {'rounds': rounds, 'timed_tasks': timed_tasks,
+          'floor_us_per_sample': floor_us, 'emcl_us_per_sample': emcl_us,
+          'ratios': ratios, 'emcl_over_floor': statistics.median(ratios)}
 
 
 def protocol(dataset: str, model: str, repeats: int) -> dict[str, Any]:
@@ -233,9 +287,17 @@ def main(argv):
       out['table'].extend(rows)
 
   first = out['table'][0]
-  emcl = [r for r in out['table'] if r['method'] == 'emcl'
-          and r['dataset'] == first['dataset'] and r['model'] == first['model']]
-  out['emcl_over_floor'] = emcl[0]['over_floor'] if emcl else None
+  if FLAGS.rounds:
+    out['head_to_head'] = head_to_head(first['dataset'], first['model'],
+                                       FLAGS.rounds, FLAGS.timed_tasks)
+    out['emcl_over_floor'] = out['head_to_head']['emcl_over_floor']
+    log({'head_to_head': out['head_to_head']['ratios'],
+         'emcl_over_floor': out['emcl_over_floor']})
+  else:
+    emcl = [r for r in out['table'] if r['method'] == 'emcl'
+            and r['dataset'] == first['dataset']
+            and r['model'] == first['model']]
+    out['emcl_over_floor'] = emcl[0]['over_floor'] if emcl else None
 
   if FLAGS.scaling:
     dataset, model = first['dataset'], first['model']

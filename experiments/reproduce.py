@@ -185,6 +185,7 @@ def write_report(results_dir: str, output_dir: str,
   curves = report.aggregate_curves(results)
   present = [r.name for r in rows]
   names = list(dict.fromkeys([n for n in first if n in present] + present))
+  rows = sorted(rows, key=lambda r: names.index(r.name))  # figures' order
   written = [_write_text(os.path.join(output_dir, 'table_iii.md'),
                          report.table_iii(rows, names=names))]
   for dataset in report.datasets_of(rows):

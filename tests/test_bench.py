@@ -9,6 +9,7 @@ import sys
 import tempfile
 
 from absl.testing import absltest
+import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -23,7 +24,7 @@ class BenchTest(absltest.TestCase):
         [sys.executable, os.path.join(ROOT, 'experiments', 'bench.py'),
          '--methods=emcl,agem', '--timed_tasks=2', '--num_tasks=3',
          '--samples_per_task=20', '--widths=16', '--seeds=1,2',
-         '--scaling_methods=floor,emcl', '--protocol_repeats=1',
+         '--scaling_methods=floor,emcl', '--protocol_repeats=1', '--rounds=3',
          f'--output={out}'],
         env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu'),
         capture_output=True, text=True, timeout=900, check=False)
@@ -38,9 +39,12 @@ class BenchTest(absltest.TestCase):
       self.assertGreater(row['us_per_sample'], 0)
       self.assertGreater(row['memory_bytes'], 0)
     self.assertEqual(rows['floor']['over_floor'], 1.0)
-    self.assertAlmostEqual(res['emcl_over_floor'],
-                           rows['emcl']['us_per_sample']
-                           / rows['floor']['us_per_sample'])
+    h2h = res['head_to_head']
+    self.assertLen(h2h['ratios'], 3)
+    np.testing.assert_allclose(
+        h2h['ratios'], np.divide(h2h['emcl_us_per_sample'],
+                                 h2h['floor_us_per_sample']))
+    self.assertEqual(res['emcl_over_floor'], np.median(h2h['ratios']))
     self.assertLen(res['scaling_tasks']['emcl']['us_per_sample'], 3)
     self.assertEqual(set(res['scaling_width']), {'16'})
     self.assertEqual(set(res['scaling_seeds']), {'1', '2'})
