@@ -77,19 +77,33 @@ def batched(tasks: TaskSet, batch_size: int) -> tuple[chex.Array, ...]:
   return x, y, np.ascontiguousarray(t)
 
 
-def make_train_task(method: Method) -> Callable[..., Any]:
+def make_train_task(method: Method,
+                    batch_fn: Optional[Callable[[Any, Any], None]] = None,
+                    every: int = 1) -> Callable[..., Any]:
   """train_task(state, x, y, t, key) -> (state, losses [num_batches]): the
-  whole task's batch stream as one `lax.scan` of `method.update`."""
+  whole task's batch stream as one `lax.scan` of `method.update`.
+
+  With `batch_fn`, the scan calls `batch_fn(batches_done, loss)` on the host
+  (`jax.debug.callback`) after every `every`-th batch and after the last:
+  in-task progress at the cost of a few host calls per task. Without it
+  the compiled program has no callback at all.
+  """
 
   def train_task(state, x, y, t, key):
-    keys = jax.random.split(key, y.shape[0])
+    n = y.shape[0]
+    keys = jax.random.split(key, n)
 
     def body(state, inputs):
-      xb, yb, tb, k = inputs
+      i, xb, yb, tb, k = inputs
       state, metrics = method.update(state, Batch(xb, yb, tb), k)
+      if batch_fn is not None:
+        jax.lax.cond(((i + 1) % every == 0) | (i + 1 == n),
+                     lambda: jax.debug.callback(batch_fn, i + 1,
+                                                metrics['loss']),
+                     lambda: None)
       return state, metrics['loss']
 
-    return jax.lax.scan(body, state, (x, y, t, keys))
+    return jax.lax.scan(body, state, (jnp.arange(n), x, y, t, keys))
 
   return train_task
 
@@ -125,6 +139,7 @@ def train_and_evaluate(
     log_fn: Optional[Callable[[str], None]] = None,
     overlap_eval: bool = False,
     checkpointer: Optional[Any] = None,
+    batch_fn: Optional[Callable[[int, int, int, int, float], None]] = None,
 ) -> RunResult:
   """Runs the single-pass continual-learning protocol.
 
@@ -139,6 +154,10 @@ def train_and_evaluate(
     overlap_eval: evaluate task t while task t+1 trains (module docstring).
     checkpointer: saves the run at every task boundary and restores it (see
       `emcl_jax.checkpoint.Checkpointer`); None: no checkpoints.
+    batch_fn: in-task progress, called on the host as
+      batch_fn(task, num_tasks, batches_done, num_batches, loss) about 50
+      times per task (`make_train_task`; task counts from 0); None: no
+      callback is compiled in.
 
   Returns:
     A `RunResult`.
@@ -151,7 +170,7 @@ def train_and_evaluate(
                    (tasks.test_x, tasks.test_y, tasks.class_mask), key,
                    seeds=False,
                    log_fn=log_fn, overlap_eval=overlap_eval,
-                   checkpointer=checkpointer)
+                   checkpointer=checkpointer, batch_fn=batch_fn)
 
 
 def train_and_evaluate_seeds(
@@ -165,6 +184,7 @@ def train_and_evaluate_seeds(
     mesh: Optional[jax.sharding.Mesh] = None,
     log_fn: Optional[Callable[[str], None]] = None,
     checkpointer: Optional[Any] = None,
+    batch_fn: Optional[Callable[[int, int, int, int, float], None]] = None,
 ) -> RunResult:
   """The protocol for S seeds at once: one vmapped program per task.
 
@@ -180,6 +200,7 @@ def train_and_evaluate_seeds(
     tasks: one `TaskSet` per seed (same shapes).
     keys: [S] PRNG keys, one per seed (as `key` of `train_and_evaluate`).
     mesh: optional device mesh for the seed axis.
+    batch_fn: as in `train_and_evaluate`; called once per seed (its loss).
     (others as in `train_and_evaluate`)
 
   Returns:
@@ -195,7 +216,7 @@ def train_and_evaluate_seeds(
           else stack(t.class_mask for t in tasks))
   return _protocol(method, apply_fn, params, (xs, ys, ts), test, keys,
                    seeds=True, mesh=mesh, log_fn=log_fn,
-                   checkpointer=checkpointer)
+                   checkpointer=checkpointer, batch_fn=batch_fn)
 
 
 def seed_mesh(num_seeds: int,
@@ -208,7 +229,8 @@ def seed_mesh(num_seeds: int,
 
 
 def _protocol(method, apply_fn, params, stream, test, key, *, seeds, log_fn,
-              checkpointer, overlap_eval=False, mesh=None) -> RunResult:
+              checkpointer, overlap_eval=False, mesh=None,
+              batch_fn=None) -> RunResult:
   """The loop over tasks shared by one seed and vmapped seeds (seeds=True:
   every array has a leading seed axis and the task axis comes second)."""
   start = time.perf_counter()
@@ -233,7 +255,16 @@ def _protocol(method, apply_fn, params, stream, test, key, *, seeds, log_fn,
   state = jax.tree.map(jnp.copy, lift(method.init)(params, key_init))
 
   t0 = time.perf_counter()
-  train_fn = lift(make_train_task(method))
+  current_task = [0]
+  on_batch, every = None, 1
+  if batch_fn is not None:
+    num_batches = int(ys.shape[-2])
+    every = max(1, num_batches // 50)
+
+    def on_batch(done, loss):
+      batch_fn(current_task[0], num_tasks, int(done), num_batches,
+               float(np.mean(loss)))
+  train_fn = lift(make_train_task(method, on_batch, every))
   # Seeds evaluate one after the other (lax.map): a vmapped evaluation's
   # batched matrix products were 2x slower on the CPU (measured).
   eval_fn = make_evaluate(apply_fn)
@@ -286,6 +317,7 @@ def _protocol(method, apply_fn, params, stream, test, key, *, seeds, log_fn,
   pending = []
   try:
     for task in range(first, num_tasks):
+      current_task[0] = task
       t0 = time.perf_counter()
       state, losses = train_task(state, at(xs, task), at(ys, task),
                                  at(ts, task), at(task_keys, task))

@@ -198,6 +198,7 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
         samples_per_task: Optional[int] = None, batch_size: int = 10,
         data_source: str = 'auto', data_dir: Optional[str] = None,
         log_fn: Optional[Callable[[str], None]] = None,
+        batch_fn: Optional[Callable[..., None]] = None,
         name: Optional[str] = None,
         overlap_eval: bool = False,
         checkpoint_dir: Optional[str] = None,
@@ -207,7 +208,9 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
   """Runs one (dataset, method, seed) and returns the results dictionary.
 
   With `checkpoint_dir` the run is saved after every task; `resume`
-  continues it from the latest save (`emcl_jax.checkpoint`).
+  continues it from the latest save (`emcl_jax.checkpoint`). `log_fn` and
+  `batch_fn` are the engine's (`engine.train_and_evaluate`), e.g. a
+  `logs.RunLog` and its `batch`.
 
   Raises:
     ValueError: bad configuration. DataError: bad data.
@@ -223,7 +226,7 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
     result = engine.train_and_evaluate(
         s.method, s.apply_fn, s.params, s.tasks, batch_size=batch_size,
         key=s.key, log_fn=log_fn, overlap_eval=overlap_eval,
-        checkpointer=ckpt)
+        checkpointer=ckpt, batch_fn=batch_fn)
   finally:
     if ckpt is not None:
       ckpt.close()
@@ -238,6 +241,7 @@ def run_seeds(dataset: str = 'mnist_permutations', method: str = 'emcl',
               samples_per_task: Optional[int] = None, batch_size: int = 10,
               data_source: str = 'auto', data_dir: Optional[str] = None,
               log_fn: Optional[Callable[[str], None]] = None,
+              batch_fn: Optional[Callable[..., None]] = None,
               name: Optional[str] = None, shard: bool = True,
               checkpoint_dir: Optional[str] = None,
               resume: bool = False,
@@ -269,7 +273,7 @@ def run_seeds(dataset: str = 'mnist_permutations', method: str = 'emcl',
     result = engine.train_and_evaluate_seeds(
         first.method, first.apply_fn, params, [s.tasks for s in setups],
         batch_size=batch_size, keys=keys, mesh=mesh, log_fn=log_fn,
-        checkpointer=ckpt)
+        checkpointer=ckpt, batch_fn=batch_fn)
   finally:
     if ckpt is not None:
       ckpt.close()

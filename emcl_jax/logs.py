@@ -11,11 +11,14 @@
   engine_log_fn(...)        the engine's `log_fn`: parses its per-task line
                             and feeds a Progress and any writers.
   RunLog(label, jsonl_path) what a launch script logs about one run:
-                            progress + JSON lines (+ TensorBoard), as one
-                            `log_fn`.
+                            progress (per task and within each task) +
+                            JSON lines (+ TensorBoard), as the engine's
+                            `log_fn` and `batch_fn` (its `batch`).
 
-The engine trains one whole task per compiled call, so all of these work at
-task granularity: step = number of tasks learned so far (1..T).
+The engine trains one whole task per compiled call; the metrics are logged
+per task (step = number of tasks learned so far, 1..T), and in-task
+progress comes from a host callback about 50 times per task
+(`engine.make_train_task`'s `batch_fn`).
 """
 
 import json
@@ -366,8 +369,11 @@ class Progress:
     self._start = clock()
     self._last_line: Optional[float] = None
     self._bar = None
+    self._task_bar, self._task_bar_of = None, None
+    self._task_start: dict[int, float] = {}
     if _isatty(self.stream) if tty is None else tty:
       from tqdm import tqdm
+      self._tqdm = tqdm
       self._bar = tqdm(total=total_tasks, desc=label, unit='task',
                        file=self.stream, dynamic_ncols=True)
 
@@ -376,6 +382,7 @@ class Progress:
     mean training loss and an accuracy in percent."""
     if not 1 <= task <= self.total:
       raise ValueError(f'task must be in 1..{self.total}; got {task}')
+    self._close_task_bar()
     if self._bar is not None:
       self._bar.set_postfix(loss=f'{loss:.4f}', acc=f'{acc:.2f}',
                             refresh=False)
@@ -393,8 +400,45 @@ class Progress:
                       f'elapsed {elapsed:.1f}s eta {eta:.1f}s\n')
     self.stream.flush()
 
+  def batch(self, task: int, done: int, total: int, loss: float) -> None:
+    """In-task progress: `done` of the `total` batches of task `task`
+    (1..T) are learned, the last one's loss `loss`.
+
+    On a TTY: a second bar for the current task (rate, ETA, loss), removed
+    when the task ends. Otherwise a line `{label} task i/T batch d/n loss L
+    task eta Ys`, sharing the `every_seconds` limit with the task lines
+    (so none for tasks shorter than it).
+    """
+    now = self._clock()
+    start = self._task_start.setdefault(task, now)
+    if self._bar is not None:
+      if self._task_bar_of != task:
+        self._close_task_bar()
+        self._task_bar = self._tqdm(
+            total=total, desc=f'task {task}/{self.total}', unit='batch',
+            leave=False, position=1, file=self.stream, dynamic_ncols=True)
+        self._task_bar_of = task
+      self._task_bar.set_postfix(loss=f'{loss:.4f}', refresh=False)
+      self._task_bar.update(max(0, done - self._task_bar.n))
+      return
+    last = self._start if self._last_line is None else self._last_line
+    if now - last < self.every_seconds or done >= total:
+      return
+    self._last_line = now
+    eta = (now - start) / done * (total - done)
+    self.stream.write(f'{self.label} task {task}/{self.total} batch '
+                      f'{done}/{total} loss {loss:.4f} '
+                      f'task eta {eta:.1f}s\n')
+    self.stream.flush()
+
+  def _close_task_bar(self) -> None:
+    if self._task_bar is not None:
+      self._task_bar.close()
+      self._task_bar, self._task_bar_of = None, None
+
   def close(self) -> None:
-    """Closes the bar, if any (idempotent)."""
+    """Closes the bars, if any (idempotent)."""
+    self._close_task_bar()
     if self._bar is not None:
       self._bar.close()
 
@@ -474,11 +518,13 @@ def engine_log_fn(progress: Union[Progress, str, None] = None,
 
 
 class RunLog:
-  """Everything a launch script logs about one run, as one engine `log_fn`.
+  """Everything a launch script logs about one run: the engine's `log_fn`
+  (call the object) and `batch_fn` (its `batch` method).
 
   Per task: a `Progress` bar or line on `stream` labelled `label` (unless
   `progress` is False), a record in the JSON-lines file `jsonl_path`
-  (always) and, with `tensorboard_dir`, a TensorBoard event. `echo`, if
+  (always) and, with `tensorboard_dir`, a TensorBoard event. Within a task:
+  `Progress.batch`. `echo`, if
   given, also receives every raw engine line (run.py's --verbose). The
   files are made at the first line, so a run refused before its first task
   leaves none. Use as a context manager; the files are closed on exit.
@@ -499,27 +545,48 @@ class RunLog:
                append: bool = False,
                echo: Optional[Callable[[str], None]] = None,
                progress: bool = True, stream: Optional[IO[str]] = None):
-    self._label, self._progress, self._stream = label, progress, stream
+    self._label, self._show, self._stream = label, progress, stream
     self._jsonl, self._tb, self._append = jsonl_path, tensorboard_dir, append
     self._echo = echo
     self.writers: list[Any] = []
-    self._fn: Optional[Callable[[str], None]] = None
+    self._progress: Optional[Progress] = None
+
+  def _bar(self, total_tasks: int) -> Optional[Progress]:
+    if self._show and self._progress is None:
+      self._progress = Progress(total_tasks, self._label, self._stream)
+    return self._progress
 
   def __call__(self, line: str) -> None:
+    """The engine's `log_fn`: one line after each task."""
     if self._echo is not None:
       self._echo(line)
-    if self._fn is None:
+    parsed = parse_engine_line(line)
+    if parsed is None:
+      return
+    if not self.writers:
       self.writers.append(JsonLinesWriter(self._jsonl, append=self._append))
       if self._tb is not None:
         self.writers.append(TensorBoardWriter(self._tb))
-      self._fn = engine_log_fn(self._label if self._progress else None,
-                               self.writers, stream=self._stream)
-    self._fn(line)
+    bar = self._bar(parsed.total)
+    if bar is not None:
+      bar.update(parsed.task, parsed.loss, parsed.acc_seen)
+    for w in self.writers:
+      w.write(parsed.task, loss=parsed.loss, acc_this=parsed.acc_this,
+              acc_seen=parsed.acc_seen)
+
+  def batch(self, task: int, num_tasks: int, done: int, num_batches: int,
+            loss: float) -> None:
+    """The engine's `batch_fn` (task counts from 0): in-task progress."""
+    bar = self._bar(num_tasks)
+    if bar is not None:
+      bar.batch(task + 1, done, num_batches, loss)
 
   def close(self) -> None:
-    """Closes the writers (idempotent)."""
+    """Closes the writers and the progress bars (idempotent)."""
     for w in self.writers:
       w.close()
+    if self._progress is not None:
+      self._progress.close()
 
   def __enter__(self) -> 'RunLog':
     return self

@@ -71,6 +71,8 @@ flags.DEFINE_integer('rounds', 7, 'Alternating floor/EMCL rounds of '
 flags.DEFINE_integer('samples_per_task', None, 'Shrink the timed streams '
                      '(e.g. for the ResNet on the CPU); default: full.')
 flags.DEFINE_integer('num_tasks', None, 'Shrink the benchmark: tasks.')
+flags.DEFINE_string('data_dir', None, 'As run.py --data_dir (cifar100, '
+                    'miniimagenet; MNIST: the bundled subset by default).')
 flags.DEFINE_bool('scaling', True, 'Run the scaling and protocol sections.')
 flags.DEFINE_string('output', None, 'JSON file for the results.')
 
@@ -99,7 +101,8 @@ def build(dataset: str, method: str, model: str, *,
           width: Optional[int] = None) -> experiment.Setup:
   """The run's setup; `method` may be 'floor'."""
   sizes = dict(samples_per_task=FLAGS.samples_per_task,
-               num_tasks=FLAGS.num_tasks, model_fn=model_fn(model, width))
+               num_tasks=FLAGS.num_tasks, model_fn=model_fn(model, width),
+               data_dir=FLAGS.data_dir)
   if method == FLOOR:
     return experiment.setup(dataset, 'finetune',
                             overrides=floor_overrides(dataset), **sizes)

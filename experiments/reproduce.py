@@ -159,12 +159,14 @@ def _run(dataset, name, method, overrides, seeds, results_dir):
     t0 = time.perf_counter()
     with experiment.run_log(FLAGS.output_dir, dataset, name, group,
                             tensorboard=FLAGS.tensorboard,
-                            progress=FLAGS.progress) as log_fn:
+                            progress=FLAGS.progress) as log:
+      logging_fns = dict(log_fn=log,
+                         batch_fn=log.batch if FLAGS.progress else None)
       if len(group) > 1:
-        runs = experiment.run_seeds(dataset, method, group, log_fn=log_fn,
+        runs = experiment.run_seeds(dataset, method, group, **logging_fns,
                                     **kwargs)
       else:
-        runs = [experiment.run(dataset, method, group[0], log_fn=log_fn,
+        runs = [experiment.run(dataset, method, group[0], **logging_fns,
                                **kwargs)]
     for res in runs:
       experiment.write_results(res, results_dir)

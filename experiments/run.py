@@ -99,14 +99,16 @@ def main(argv):
         FLAGS.output_dir, FLAGS.dataset, FLAGS.name or FLAGS.method, seeds,
         tensorboard=FLAGS.tensorboard, resume=FLAGS.resume,
         echo=print if FLAGS.verbose else None,
-        progress=FLAGS.progress) as log_fn:
+        progress=FLAGS.progress) as log:
+      logging_fns = dict(log_fn=log,
+                         batch_fn=log.batch if FLAGS.progress else None)
       if FLAGS.seeds is not None:
         runs = experiment.run_seeds(FLAGS.dataset, FLAGS.method, seeds,
-                                    log_fn=log_fn, **kwargs)
+                                    **logging_fns, **kwargs)
       else:
         runs = [experiment.run(FLAGS.dataset, FLAGS.method, FLAGS.seed,
                                overlap_eval=FLAGS.overlap_eval,
-                               log_fn=log_fn, **kwargs)]
+                               **logging_fns, **kwargs)]
   except (ValueError, DataError) as e:
     _fail(str(e))
   except NonFiniteLossError as e:

@@ -85,6 +85,43 @@ class EngineTest(absltest.TestCase):
     self.assertLen(lines[True], 4)
     self.assertGreater(results[True].eval_seconds, 0)
 
+  def test_batch_progress_callbacks(self):
+    # 3 tasks x 4 batches; every batch reports (4 // 50 rounds up to 1),
+    # with the task, the count of batches done and that batch's loss.
+    tasks, model, params, example = self._setup()
+    method = finetune.method(losses.cross_entropy(model.apply), example)
+    calls = []
+    plain, called = (
+        engine.train_and_evaluate(
+            method, model.apply, params, tasks, batch_size=10,
+            key=jax.random.PRNGKey(3),
+            batch_fn=(lambda *a: calls.append(a)) if on else None)
+        for on in (False, True))
+    self.assertEqual([c[:4] for c in calls],
+                     [(t, 3, d, 4) for t in range(3) for d in range(1, 5)])
+    np.testing.assert_array_equal(plain.accuracy_matrix,
+                                  called.accuracy_matrix)
+    # The last call of each task carries the loss of its last batch; the
+    # task's mean loss is the mean of the four reported ones.
+    losses_ = np.array([c[4] for c in calls]).reshape(3, 4)
+    np.testing.assert_allclose(losses_.mean(1), called.task_losses,
+                               rtol=1e-6)
+
+  def test_batch_progress_every(self):
+    tasks = data.load('mnist_permutations', num_tasks=1, samples_per_task=1200)
+    model = models.MLP(hidden=(8,))
+    params = model.init(jax.random.PRNGKey(0), tasks.train_x[0, :1])
+    example = Batch(jnp.asarray(tasks.train_x[0, :10]),
+                    jnp.asarray(tasks.train_y[0, :10]),
+                    jnp.zeros(10, jnp.int32))
+    method = finetune.method(losses.cross_entropy(model.apply), example)
+    calls = []
+    engine.train_and_evaluate(method, model.apply, params, tasks,
+                              batch_size=10, key=jax.random.PRNGKey(0),
+                              batch_fn=lambda *a: calls.append(a[2]))
+    # 120 batches: every 120 // 50 = 2nd batch, the last one included.
+    self.assertEqual(calls, list(range(2, 121, 2)))
+
   def test_scan_equals_python_loop_over_batches(self):
     tasks, model, params, example = self._setup(num_tasks=1)
     method = finetune.method(losses.cross_entropy(model.apply), example)

@@ -267,6 +267,36 @@ class ProgressTest(absltest.TestCase):
     self.assertIn('loss=0.1250', text)
     self.assertIn('acc=75.50', text)
 
+  def test_batch_lines(self):
+    stream = io.StringIO()
+    # Start at 0; batch reports at +4 (too soon), +11, +15 (too soon),
+    # +25 (the task's last batch: no line), then the task line at +26.
+    clock = FakeClock(0.0, 4.0, 11.0, 15.0, 25.0, 26.0)
+    progress = logs.Progress(2, 'r', stream, every_seconds=10, clock=clock)
+    for done, loss in ((10, 2.0), (20, 1.5), (30, 1.25), (40, 1.0)):
+      progress.batch(1, done, 40, loss)
+    progress.update(1, 1.1, 50.0)
+    self.assertEqual(stream.getvalue().splitlines(), [
+        # The task started at its first report (+4): 7 s for 10 more
+        # batches... eta = (11 - 4) / 20 * (40 - 20).
+        'r task 1/2 batch 20/40 loss 1.5000 task eta 7.0s',
+        'r task 1/2 loss 1.1000 acc 50.00 elapsed 26.0s eta 26.0s',
+    ])
+
+  def test_batch_bar_on_a_tty(self):
+    stream = io.StringIO()
+    with logs.Progress(3, 'bar', stream, tty=True) as progress:
+      progress.batch(2, 5, 8, 0.75)
+      progress.batch(2, 8, 8, 0.5)
+      bar = progress._task_bar
+      # tqdm redraws at most every 0.1 s: check the bar, then its drawing.
+      self.assertEqual((bar.n, bar.total), (8, 8))
+      self.assertIn('8/8', str(bar))
+      self.assertIn('loss=0.5000', str(bar))
+      progress.update(2, 0.6, 70.0)
+    self.assertIn('task 2/3', stream.getvalue())
+    self.assertIsNone(progress._task_bar)  # closed with its task
+
   def test_not_a_tty_by_default(self):
     stream = io.StringIO()  # isatty() is False
     logs.Progress(2, 'x', stream, clock=FakeClock(0.0, 1.0)).update(
@@ -336,3 +366,26 @@ class EngineLogFnTest(absltest.TestCase):
 
 if __name__ == '__main__':
   absltest.main()
+
+
+class RunLogTest(absltest.TestCase):
+
+  def test_batches_tasks_and_files(self):
+    folder = self.create_tempdir().full_path
+    stream = io.StringIO()
+    path = os.path.join(folder, 'logs', 'run.jsonl')
+    with logs.RunLog('lbl', path, os.path.join(folder, 'tb'),
+                     stream=stream) as log:
+      log.batch(0, 2, 3, 4, 0.5)
+      self.assertFalse(os.path.exists(path))  # made at the first task line
+      log('task 1/2  loss 0.5000  acc(this) 90.00  acc(seen) 90.00')
+      log('task 2/2  loss 0.2500  acc(this) 80.00  acc(seen) 85.00')
+    self.assertEqual(
+        [(r['step'], r['loss'], r['acc_seen'])
+         for r in logs.read_json_lines(path)],
+        [(1, 0.5, 90.0), (2, 0.25, 85.0)])
+    events = [e for e in logs.read_events(
+        os.path.join(folder, 'tb', os.listdir(os.path.join(folder, 'tb'))[0]))
+              if e.scalars]
+    self.assertLen(events, 2)
+    self.assertIn('lbl task 2/2 loss 0.2500 acc 85.00', stream.getvalue())
