@@ -122,7 +122,8 @@ class Setup(NamedTuple):
     params: the model's initial parameters.
     method: the method's init/update pair, its loss bound.
     key: PRNG key of the training run (the model's was split off it).
-    model: the model's name ('custom' when built by a model_fn).
+    model: the model's name ('custom' when built by a model_fn), with the
+      normalisation when one was chosen: 'resnet18_reduced(norm=batch)'.
   """
   config: Any
   tasks: tasks_lib.TaskSet
@@ -140,13 +141,15 @@ def setup(dataset: str = 'mnist_permutations', method: str = 'emcl',
           data_source: str = 'auto', data_dir: Optional[str] = None,
           model_fn: Optional[Callable[[int], Any]] = None,
           config_file: Optional[str] = None, model: Optional[str] = None,
-          class_order: str = 'natural') -> Setup:
+          class_order: str = 'natural', norm: Optional[str] = None) -> Setup:
   """Loads the data and builds the model and the method of one run.
 
   Args:
     model_fn: model_fn(num_classes) -> flax module; default: `model`.
     model: a name of `models.MODELS`; default: the benchmark config's.
     class_order: 'natural' or 'random' (class-split benchmarks).
+    norm: the ResNet's normalisation (`models.ResNet18Reduced`; default
+      'group'); an error for the MLP.
     config_file: a Python file whose get_config() is merged over the
       benchmark's (emcl_jax.configs).
 
@@ -163,6 +166,15 @@ def setup(dataset: str = 'mnist_permutations', method: str = 'emcl',
   if model not in models.MODELS:
     raise ValueError(f'unknown model {model!r}; use one of '
                      f'{", ".join(models.MODELS)}')
+  model_kwargs = {}
+  if norm is not None:
+    if model != 'resnet18_reduced':
+      raise ValueError(f'--norm applies to --model=resnet18_reduced, not '
+                       f'{model}; drop it')
+    if norm not in models.NORMS:
+      raise ValueError(f'unknown norm {norm!r}; use one of '
+                       f'{", ".join(models.NORMS)}')
+    model_kwargs['norm'] = norm
   tasks = data_lib.load(dataset, num_tasks=num_tasks,
                         samples_per_task=samples_per_task, seed=seed,
                         data_source=data_source, data_dir=data_dir,
@@ -177,7 +189,8 @@ def setup(dataset: str = 'mnist_permutations', method: str = 'emcl',
   if method in JOINT:
     tasks = tasks_lib.joint(tasks, seed)
 
-  module = (model_fn or (lambda n: models.make(model, n)))(tasks.num_classes)
+  module = (model_fn or (lambda n: models.make(model, n, **model_kwargs)))(
+      tasks.num_classes)
   key_model, key_run = jax.random.split(jax.random.PRNGKey(seed))
   params = jax.jit(module.init)(
       key_model, jnp.zeros((1,) + tasks.train_x.shape[2:],
@@ -188,8 +201,10 @@ def setup(dataset: str = 'mnist_permutations', method: str = 'emcl',
   factory, _ = METHODS[method]
   algo = factory(losses.cross_entropy(module.apply, tasks.class_mask),
                  example, config)
-  return Setup(config, tasks, module.apply, params, algo, key_run,
-               'custom' if model_fn else model)
+  label = 'custom' if model_fn else model
+  if norm is not None and norm != 'group':
+    label += f'(norm={norm})'
+  return Setup(config, tasks, module.apply, params, algo, key_run, label)
 
 
 def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
@@ -204,7 +219,8 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
         checkpoint_dir: Optional[str] = None,
         resume: bool = False,
         config_file: Optional[str] = None, model: Optional[str] = None,
-        class_order: str = 'natural') -> dict[str, Any]:
+        class_order: str = 'natural',
+        norm: Optional[str] = None) -> dict[str, Any]:
   """Runs one (dataset, method, seed) and returns the results dictionary.
 
   With `checkpoint_dir` the run is saved after every task; `resume`
@@ -219,9 +235,10 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
   s = setup(dataset, method, seed, overrides=overrides, num_tasks=num_tasks,
             samples_per_task=samples_per_task, batch_size=batch_size,
             data_source=data_source, data_dir=data_dir,
-            config_file=config_file, model=model, class_order=class_order)
+            config_file=config_file, model=model, class_order=class_order,
+            norm=norm)
   ckpt = _checkpointer(checkpoint_dir, resume, dataset, method, name,
-                       (seed,), s.config, [s.tasks], batch_size)
+                       (seed,), s.config, [s.tasks], batch_size, s.model)
   try:
     result = engine.train_and_evaluate(
         s.method, s.apply_fn, s.params, s.tasks, batch_size=batch_size,
@@ -246,7 +263,8 @@ def run_seeds(dataset: str = 'mnist_permutations', method: str = 'emcl',
               checkpoint_dir: Optional[str] = None,
               resume: bool = False,
               config_file: Optional[str] = None, model: Optional[str] = None,
-              class_order: str = 'natural') -> list[dict[str, Any]]:
+              class_order: str = 'natural',
+              norm: Optional[str] = None) -> list[dict[str, Any]]:
   """Runs several seeds as one vmapped program (sharded over the devices
   when `shard`); returns one results dictionary per seed, as `run` would.
 
@@ -260,7 +278,7 @@ def run_seeds(dataset: str = 'mnist_permutations', method: str = 'emcl',
                   num_tasks=num_tasks, samples_per_task=samples_per_task,
                   batch_size=batch_size, data_source=data_source,
                   data_dir=data_dir, config_file=config_file, model=model,
-                  class_order=class_order)
+                  class_order=class_order, norm=norm)
             for seed in seeds]
   first = setups[0]
   params = jax.tree.map(lambda *a: jnp.stack(a), *(s.params for s in setups))
@@ -268,7 +286,7 @@ def run_seeds(dataset: str = 'mnist_permutations', method: str = 'emcl',
   mesh = engine.seed_mesh(len(seeds)) if shard else None
   ckpt = _checkpointer(checkpoint_dir, resume, dataset, method, name,
                        tuple(seeds), first.config, [s.tasks for s in setups],
-                       batch_size)
+                       batch_size, first.model)
   try:
     result = engine.train_and_evaluate_seeds(
         first.method, first.apply_fn, params, [s.tasks for s in setups],
@@ -285,7 +303,7 @@ def run_seeds(dataset: str = 'mnist_permutations', method: str = 'emcl',
 
 
 def _checkpointer(checkpoint_dir, resume, dataset, method, name, seeds,
-                  config, tasks, batch_size):
+                  config, tasks, batch_size, model):
   """The run's `Checkpointer`, or None without a checkpoint_dir."""
   if checkpoint_dir is None:
     if resume:
@@ -295,7 +313,7 @@ def _checkpointer(checkpoint_dir, resume, dataset, method, name, seeds,
   fingerprint = {
       'dataset': dataset, 'method': method, 'name': name or method,
       'seeds': list(seeds), 'config': config._asdict(),
-      'batch_size': batch_size,
+      'batch_size': batch_size, 'model': model,
       'shapes': [list(t.train_x.shape) for t in tasks][:1],
       'data': checkpoint_lib.data_checksum(
           *(a for t in tasks for a in (t.train_x, t.train_y, t.test_y))),

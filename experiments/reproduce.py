@@ -65,6 +65,7 @@ flags.DEFINE_bool('parallel_seeds', False, "Run a method's seeds as one "
 flags.DEFINE_string('data_dir', None, 'As run.py --data_dir.')
 flags.DEFINE_string('data_source', 'auto', 'As run.py --data_source.')
 flags.DEFINE_string('model', None, 'As run.py --model.')
+flags.DEFINE_string('norm', None, 'As run.py --norm.')
 flags.DEFINE_string('config', None, 'As run.py --config.')
 flags.DEFINE_integer('num_tasks', None, 'Shrink the benchmarks: tasks.')
 flags.DEFINE_integer('samples_per_task', None, 'Shrink: samples per task.')
@@ -137,11 +138,13 @@ def main(argv):
 def _run(dataset, name, method, overrides, seeds, results_dir):
   """Runs the seeds of one (dataset, name) that have no results file yet."""
   default_tasks, default_samples = data.BENCHMARKS[dataset]
+  model = FLAGS.model or configs.get_config(dataset, FLAGS.config)['model']
+  if FLAGS.norm not in (None, 'group'):
+    model += f'(norm={FLAGS.norm})'
   expect = {
       'num_tasks': FLAGS.num_tasks or default_tasks,
       'samples_per_task': FLAGS.samples_per_task or default_samples,
-      'model': FLAGS.model or configs.get_config(dataset,
-                                                 FLAGS.config)['model']}
+      'model': model}
   todo = [s for s in seeds if not completed(
       experiment.results_path(results_dir, dataset, name, s), expect)]
   if len(todo) < len(seeds):
@@ -152,7 +155,8 @@ def _run(dataset, name, method, overrides, seeds, results_dir):
   kwargs = dict(overrides=overrides, num_tasks=FLAGS.num_tasks,
                 samples_per_task=FLAGS.samples_per_task,
                 data_source=FLAGS.data_source, data_dir=FLAGS.data_dir,
-                name=name, config_file=FLAGS.config, model=FLAGS.model)
+                name=name, config_file=FLAGS.config, model=FLAGS.model,
+                norm=FLAGS.norm)
   groups = [todo] if FLAGS.parallel_seeds and len(todo) > 1 else [
       [s] for s in todo]
   for group in groups:

@@ -30,6 +30,9 @@ flags.DEFINE_string('dataset', 'mnist_permutations',
                     'cifar100 | miniimagenet')
 flags.DEFINE_string('model', None, 'mlp | resnet18_reduced; default: the '
                     "benchmark's (emcl_jax/configs/).")
+flags.DEFINE_string('norm', None, 'resnet18_reduced only: group (default: '
+                    'GroupNorm, 4 groups) | instance | layer | batch (frozen '
+                    'statistics) | none.')
 flags.DEFINE_string('class_order', 'natural', 'natural | random: the order '
                     'of the classes over the tasks (class-split benchmarks; '
                     'random is drawn from the seed).')
@@ -87,7 +90,7 @@ def main(argv):
                 name=FLAGS.name,
                 checkpoint_dir=FLAGS.checkpoint_dir, resume=FLAGS.resume,
                 config_file=FLAGS.config, model=FLAGS.model,
-                class_order=FLAGS.class_order)
+                class_order=FLAGS.class_order, norm=FLAGS.norm)
   try:
     if FLAGS.seeds is not None and FLAGS.seeds < 1:
       raise ValueError(f'--seeds must be >= 1, got {FLAGS.seeds}')

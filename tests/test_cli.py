@@ -147,6 +147,10 @@ class RunScriptTest(parameterized.TestCase):
        'max_tasks=2 is less than the 3 tasks.*set --max_tasks=3'),
       ('tfds_offline', ['--data_source=tfds', '--data_dir=TFDS'],
        'TFDS could not provide mnist'),
+      ('norm_mlp', ['--norm=batch'],
+       '--norm applies to --model=resnet18_reduced, not mlp'),
+      ('norm_unknown', ['--dataset=split_mnist', '--model=resnet18_reduced',
+                        '--norm=bn'], "unknown norm 'bn'"),
   )
   def test_bad_input_one_line_exit_2(self, args, message):
     out = _tmp(self)
