@@ -339,6 +339,41 @@ def main(argv):
   if FLAGS.output:
     with open(FLAGS.output, 'w') as f:
       json.dump(out, f, indent=1)
+  print(markdown(out), end='')
+
+
+def markdown(out: dict[str, Any]) -> str:
+  """The README's speed table of a bench result: one row per (dataset,
+  model, method), then the headline figures."""
+  lines = ['| dataset | model | method | us / sample | x floor | compile s '
+           '| XLA memory MiB |', '| --- | --- | --- | --- | --- | --- | --- |']
+  for r in out['table']:
+    mem = ('-' if r['memory_bytes'] is None
+           else f"{r['memory_bytes'] / 2**20:.1f}")
+    lines.append(f"| {r['dataset']} | {r['model']} | {r['method']} "
+                 f"| {r['us_per_sample']:.1f} | {r['over_floor']:.2f} "
+                 f"| {r['compile_seconds']:.1f} | {mem} |")
+  lines.append('')
+  if out.get('emcl_over_floor') is not None:
+    lines.append(f"emcl_over_floor: {out['emcl_over_floor']:.2f}")
+  if 'protocol_seconds' in out:
+    p = out['protocol']
+    lines.append(f"protocol_seconds: {out['protocol_seconds']:.2f} (serial "
+                 f"{p['serial']['seconds']:.2f}, evaluation share "
+                 f"{p['serial']['eval_share']:.2f}; overlapped "
+                 f"{p['overlapped']['seconds']:.2f})")
+  for method, v in out.get('scaling_tasks', {}).items():
+    lines.append(f'scaling_tasks {method}: {v["us_per_sample"][0]:.1f} -> '
+                 f'{v["us_per_sample"][-1]:.1f} us / sample from the first '
+                 f'to the last task, slope {v["slope_us_per_task"]:+.2f} '
+                 'us / task')
+  for width, v in out.get('scaling_width', {}).items():
+    lines.append(f"scaling_width {width}: floor {v[FLOOR]:.1f}, emcl "
+                 f"{v['emcl']:.1f} us / sample ({v['emcl_over_floor']:.2f}x)")
+  for seeds, v in out.get('scaling_seeds', {}).items():
+    lines.append(f"scaling_seeds {seeds}: floor {v[FLOOR]:.1f}, emcl "
+                 f"{v['emcl']:.1f} us / sample (all seeds together)")
+  return '\n'.join(lines) + '\n'
 
 
 if __name__ == '__main__':

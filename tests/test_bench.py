@@ -45,6 +45,14 @@ class BenchTest(absltest.TestCase):
         h2h['ratios'], np.divide(h2h['emcl_us_per_sample'],
                                  h2h['floor_us_per_sample']))
     self.assertEqual(res['emcl_over_floor'], np.median(h2h['ratios']))
+    # The README table printed at the end: one row per method timed.
+    self.assertIn('| dataset | model | method | us / sample | x floor',
+                  proc.stdout)
+    self.assertIn(f"| mnist_permutations | mlp | emcl | "
+                  f"{rows['emcl']['us_per_sample']:.1f} | "
+                  f"{rows['emcl']['over_floor']:.2f} |", proc.stdout)
+    self.assertIn(f"emcl_over_floor: {res['emcl_over_floor']:.2f}",
+                  proc.stdout)
     self.assertLen(res['scaling_tasks']['emcl']['us_per_sample'], 3)
     self.assertEqual(set(res['scaling_width']), {'16'})
     self.assertEqual(set(res['scaling_seeds']), {'1', '2'})
