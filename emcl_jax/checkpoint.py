@@ -26,6 +26,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from emcl_jax.errors import first_line
+
 
 class CheckpointError(ValueError):
   """A checkpoint that does not belong to this run, or cannot be read."""
@@ -127,9 +129,9 @@ class Checkpointer:
 
 
 def _first_line(e: Exception) -> str:
-  text = str(e).strip()
-  line = text.splitlines()[0] if text else type(e).__name__
-  return line.split('. See full', 1)[0][:200]
+  """The reason quoted in a checkpoint error, without orbax's pointer to
+  its full traceback."""
+  return first_line(e).split('. See full', 1)[0][:200]
 
 
 def _unreadable(directory: str, step: int, e: Exception) -> str:

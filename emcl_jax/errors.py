@@ -7,3 +7,10 @@ class DataError(Exception):
 
 class NonFiniteLossError(Exception):
   """Training produced a NaN or infinite loss."""
+
+
+def first_line(e: BaseException) -> str:
+  """The first line of an exception's message, or its type's name when the
+  message is empty: the reason quoted inside a one-line error."""
+  text = str(e).strip()
+  return text.splitlines()[0] if text else type(e).__name__

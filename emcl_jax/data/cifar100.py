@@ -19,7 +19,8 @@ import numpy as np
 
 from emcl_jax.data import mnist
 from emcl_jax.data import pickles
-from emcl_jax.errors import DataError
+from emcl_jax.data import tfds_source
+from emcl_jax.errors import DataError, first_line
 
 FOLDER = 'cifar-100-python'
 ARCHIVE = 'cifar-100-python.tar.gz'
@@ -101,9 +102,8 @@ def _read_archive(path: str) -> dict[str, bytes]:
                           f're-download it ({PUT})')
         raw[name] = f.read()
   except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-    reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else ''
     raise DataError(f'{path} is truncated or corrupt '
-                    f'({reason or type(e).__name__}); re-download it '
+                    f'({first_line(e)[:120]}); re-download it '
                     f'({PUT})') from None
   return raw
 
@@ -135,29 +135,8 @@ def read_tfds(data_dir: str | None = None) -> mnist.Split:
   Raises:
     DataError: TFDS is not installed or the download fails.
   """
-  try:
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    raise DataError('tensorflow-datasets is not installed; pip install '
-                    f'tensorflow-datasets, or {PUT}') from None
-  try:
-    tfds.disable_progress_bar()
-    builder = tfds.builder('cifar100', data_dir=data_dir)
-    if not builder.is_prepared():
-      mnist._check_network()  # pylint: disable=protected-access
-      builder.download_and_prepare(file_format='array_record')
-    out = []
-    for split in ('train', 'test'):
-      source = builder.as_data_source(split=split)
-      items = [source[i] for i in range(len(source))]
-      out.append(np.stack([it['image'] for it in items]).astype(np.uint8))
-      out.append(np.array([it['label'] for it in items], np.int32))
-  except Exception as e:  # pylint: disable=broad-except
-    first = (str(e).strip().splitlines()[0] if str(e).strip()
-             else type(e).__name__)
-    raise DataError(f'TFDS could not provide cifar100 ({first[:200]}); it '
-                    f'needs network access on first use, or {PUT}') from None
-  return mnist.Split(*out, 'tfds:cifar100')
+  return mnist.Split(*tfds_source.read('cifar100', data_dir, PUT),
+                     'tfds:cifar100')
 
 
 def load(source: str = 'auto', data_dir: str | None = None) -> mnist.Split:

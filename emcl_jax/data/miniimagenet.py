@@ -25,7 +25,7 @@ from PIL import Image
 
 from emcl_jax.data import mnist
 from emcl_jax.data import pickles
-from emcl_jax.errors import DataError
+from emcl_jax.errors import DataError, first_line
 
 SOURCES = ('auto', 'dir')
 SPLITS = ('train', 'val', 'test')
@@ -176,9 +176,8 @@ def read_image(path: str) -> np.ndarray:
         im = im.resize((SIZE, SIZE), Image.Resampling.LANCZOS)
       return np.asarray(im, np.uint8)
   except (OSError, SyntaxError, ValueError) as e:
-    reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else ''
     raise DataError(f'cannot decode image {path} '
-                    f'({reason or type(e).__name__}); replace or delete '
+                    f'({first_line(e)[:120]}); replace or delete '
                     'it') from None
 
 

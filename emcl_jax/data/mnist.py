@@ -9,12 +9,12 @@
 """
 
 import os
-import socket
 from typing import NamedTuple
 
 import numpy as np
 
 from emcl_jax.data import idx
+from emcl_jax.data import tfds_source
 from emcl_jax.errors import DataError
 
 BUNDLED_DIR = os.path.join(os.path.dirname(__file__), 'mnist_5k')
@@ -73,37 +73,10 @@ def read_tfds(name: str = 'mnist', data_dir: str | None = None) -> Split:
   Raises:
     DataError: TFDS is not installed or the download fails.
   """
-  try:
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    raise DataError('tensorflow-datasets is not installed; pip install '
-                    'tensorflow-datasets, or use --data_dir') from None
-  try:
-    tfds.disable_progress_bar()
-    builder = tfds.builder(name, data_dir=data_dir)
-    if not builder.is_prepared():
-      _check_network()
-      builder.download_and_prepare(file_format='array_record')
-    out = []
-    for split in ('train', 'test'):
-      source = builder.as_data_source(split=split)
-      items = [source[i] for i in range(len(source))]
-      out.append(np.stack([it['image'][..., 0] for it in items]).astype(np.uint8))
-      out.append(np.array([it['label'] for it in items], np.int32))
-  except Exception as e:  # pylint: disable=broad-except
-    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    raise DataError(f'TFDS could not provide {name} ({first[:200]}); it needs '
-                    'network access on first use, or use --data_dir with the '
-                    'IDX files') from None
-  return Split(*out, f'tfds:{name}')
-
-
-def _check_network(host: str = 'storage.googleapis.com') -> None:
-  """Fails fast (5 s) instead of through TFDS's minutes of retries."""
-  try:
-    socket.create_connection((host, 443), timeout=5).close()
-  except OSError as e:
-    raise OSError(f'cannot reach {host}: {e}') from None
+  arrays = tfds_source.read(name, data_dir,
+                            'use --data_dir with the IDX files',
+                            image=lambda a: a[..., 0])
+  return Split(*arrays, f'tfds:{name}')
 
 
 def load(source: str = 'auto', data_dir: str | None = None) -> Split:

@@ -10,7 +10,7 @@ import pickle
 
 import numpy as np
 
-from emcl_jax.errors import DataError
+from emcl_jax.errors import DataError, first_line
 
 _ALLOWED = {
     ('numpy', 'ndarray'), ('numpy', 'dtype'),
@@ -55,8 +55,6 @@ def loads(raw: bytes, what: str, fix: str):
   except (pickle.UnpicklingError, EOFError, ValueError, TypeError,
           AttributeError, ImportError, IndexError, KeyError,
           MemoryError) as e:
-    reason = str(e).strip().splitlines()[0] if str(e).strip() else ''
-    reason = reason or type(e).__name__
     raise DataError(f'{what} is truncated or corrupt, not a data pickle '
-                    f'({reason[:120]}); {fix}') from None
+                    f'({first_line(e)[:120]}); {fix}') from None
 
