@@ -41,8 +41,7 @@ def decode(batch, what: str) -> tuple[np.ndarray, np.ndarray]:
   if not isinstance(batch, dict):
     raise DataError(f'{what} holds a {type(batch).__name__}, not the dict of '
                     f'a CIFAR-100 file; {fix}')
-  batch = {k.decode() if isinstance(k, bytes) else k: v
-           for k, v in batch.items()}
+  batch = pickles.str_keys(batch)
   if 'data' not in batch or 'fine_labels' not in batch:
     raise DataError(f'{what} lacks the keys data and fine_labels: not a '
                     f'CIFAR-100 file (CIFAR-10?); {fix}')
@@ -70,15 +69,8 @@ def _read_files(data_dir: str) -> tuple[dict[str, bytes], str]:
       missing = 'test' if found == ['train'] else 'train'
       raise DataError(f'{missing} not found in {folder}; {PUT}')
     if found:
-      raw = {}
-      for name in found:
-        path = os.path.join(folder, name)
-        try:
-          with open(path, 'rb') as f:
-            raw[name] = f.read()
-        except OSError as e:
-          raise DataError(f'cannot read {path}: {e}; {PUT}') from None
-      return raw, folder
+      return {name: pickles.read_bytes(os.path.join(folder, name), PUT)
+              for name in found}, folder
   archive = os.path.join(data_dir, ARCHIVE)
   if os.path.isfile(archive):
     return _read_archive(archive), archive

@@ -62,14 +62,8 @@ def read_pickles(data_dir: str, *, train_per_class: int = 500,
     path = os.path.join(data_dir, name)
     if not os.path.isfile(path):
       raise DataError(f'{name} not found in {data_dir}; {PUT}')
-    try:
-      with open(path, 'rb') as f:
-        raw = f.read()
-    except OSError as e:
-      raise DataError(f'cannot read {path}: {e}; {PUT}') from None
     fix = f're-download it ({PUT})'
-    obj = pickles.loads(raw, path, fix)
-    del raw
+    obj = pickles.loads(pickles.read_bytes(path, PUT), path, fix)
     images, class_dict = _check_cache(obj, path, fix)
     for cls, indices in class_dict.items():
       if cls in classes:
@@ -94,7 +88,7 @@ def _check_cache(obj, path: str, fix: str):
   if not isinstance(obj, dict):
     raise DataError(f'{path} holds a {type(obj).__name__}, not the dict of a '
                     f'miniImageNet cache; {fix}')
-  obj = {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
+  obj = pickles.str_keys(obj)
   if 'image_data' not in obj or 'class_dict' not in obj:
     raise DataError(f'{path} lacks the keys image_data and class_dict: not a '
                     f'miniImageNet cache; {fix}')

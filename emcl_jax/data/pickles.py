@@ -58,3 +58,21 @@ def loads(raw: bytes, what: str, fix: str):
     raise DataError(f'{what} is truncated or corrupt, not a data pickle '
                     f'({first_line(e)[:120]}); {fix}') from None
 
+
+def read_bytes(path: str, fix: str) -> bytes:
+  """The whole file at `path`.
+
+  Raises:
+    DataError: it cannot be read (the message ends in `fix`).
+  """
+  try:
+    with open(path, 'rb') as f:
+      return f.read()
+  except OSError as e:
+    raise DataError(f'cannot read {path}: {e}; {fix}') from None
+
+
+def str_keys(obj: dict) -> dict:
+  """`obj` with byte-string keys decoded (Python 2 pickles read with
+  encoding='bytes' keep b'data' where Python 3 ones have 'data')."""
+  return {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
