@@ -171,9 +171,7 @@ def setup(dataset: str = 'mnist_permutations', method: str = 'emcl',
     if model != 'resnet18_reduced':
       raise ValueError(f'--norm applies to --model=resnet18_reduced, not '
                        f'{model}; drop it')
-    if norm not in models.NORMS:
-      raise ValueError(f'unknown norm {norm!r}; use one of '
-                       f'{", ".join(models.NORMS)}')
+    models.norm_layer(norm)  # an unknown norm fails before the data loads
     model_kwargs['norm'] = norm
   tasks = data_lib.load(dataset, num_tasks=num_tasks,
                         samples_per_task=samples_per_task, seed=seed,

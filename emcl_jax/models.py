@@ -175,9 +175,14 @@ class ResNet18Reduced(nn.Module):
   mean: Optional[Sequence[float]] = None
   std: Optional[Sequence[float]] = None
 
+  @property
+  def widths(self) -> tuple[int, ...]:
+    """Channels of the four stages: nf, 2nf, 4nf, 8nf."""
+    return tuple(self.nf * m for m in (1, 2, 4, 8))
+
   @nn.compact
   def __call__(self, x):
-    widths = tuple(self.nf * m for m in (1, 2, 4, 8))
+    widths = self.widths
     norm = norm_layer(self.norm, self.num_groups, widths)
     x = prepare_images(x, self.mean, self.std)
     x = nn.relu(norm(name='norm1')(_conv3x3(self.nf, 1, 'conv1')(x)))
@@ -212,6 +217,5 @@ def make(name: str, num_classes: int, **kwargs) -> nn.Module:
                      f'{", ".join(MODELS)}')
   model = MODELS[name](num_classes=num_classes, **kwargs)
   if isinstance(model, ResNet18Reduced):
-    norm_layer(model.norm, model.num_groups,
-               tuple(model.nf * m for m in (1, 2, 4, 8)))
+    norm_layer(model.norm, model.num_groups, model.widths)
   return model
