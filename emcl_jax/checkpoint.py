@@ -80,7 +80,7 @@ class Checkpointer:
 
     Returns:
       (first task to train, state, accuracy matrix, task losses, training
-      seconds so far), or None.
+      seconds of each task, [T], zero for those not trained yet), or None.
 
     Raises:
       CheckpointError: another run's checkpoint, or an unreadable one.
@@ -99,6 +99,11 @@ class Checkpointer:
           f'the checkpoint in {self.directory} belongs to another run '
           f'({diff}); resume with the same flags, or use an empty '
           '--checkpoint_dir')
+    if 'task_train_seconds' not in meta:
+      raise CheckpointError(
+          f'the checkpoint in {self.directory} was written by an older '
+          'emcl_jax (no per-task seconds); start afresh with an empty '
+          '--checkpoint_dir')
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
     arrays = {'state': abstract,
               'r': np.zeros(r_shape),
@@ -111,17 +116,19 @@ class Checkpointer:
     self.restored_task = step
     return (step + 1, restored['state'], np.asarray(restored['r']),
             np.asarray(restored['task_losses']),
-            float(meta['train_seconds']))
+            np.asarray(meta['task_train_seconds'], float))
 
   def save(self, task: int, state: Any, r: np.ndarray,
-           task_losses: np.ndarray, train_seconds: float) -> None:
+           task_losses: np.ndarray, task_train_seconds: np.ndarray) -> None:
     """Saves the run after `task` (0-based) finished; blocks until written."""
     self._manager.save(task, args=ocp.args.Composite(
         arrays=ocp.args.StandardSave({'state': state, 'r': r,
                                       'task_losses': task_losses}),
         meta=ocp.args.JsonSave({'fingerprint': self.fingerprint,
                                 'task': task,
-                                'train_seconds': train_seconds})))
+                                'task_train_seconds':
+                                    np.asarray(task_train_seconds).tolist()
+                                })))
     self._manager.wait_until_finished()
 
   def close(self) -> None:

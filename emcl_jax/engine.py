@@ -45,6 +45,8 @@ class RunResult(NamedTuple):
       no compilation, no data transfer).
     task_losses: mean training loss of each task's stream, [T].
     state: the method's final state.
+    task_train_seconds: the training seconds of each task, [T]
+      (`train_seconds` is their sum).
   """
   accuracy_matrix: np.ndarray
   train_seconds: float
@@ -54,6 +56,7 @@ class RunResult(NamedTuple):
   loop_seconds: float
   task_losses: np.ndarray
   state: Any
+  task_train_seconds: np.ndarray
 
 
 def batched(tasks: TaskSet, batch_size: int) -> tuple[chex.Array, ...]:
@@ -288,13 +291,13 @@ def _protocol(method, apply_fn, params, stream, test, key, *, seeds, log_fn,
   lead = (ys.shape[0],) if seeds else ()
   r = np.zeros(lead + (num_tasks, test_y.shape[1 if seeds else 0]))
   task_losses = np.zeros(lead + (num_tasks,))
-  train_seconds = 0.0
+  train_times = np.zeros(num_tasks)
   eval_times = np.zeros(num_tasks)
   first = 0
   if checkpointer is not None:
     restored = checkpointer.restore(state, r.shape)
     if restored is not None:
-      first, state, r[...], task_losses[...], train_seconds = restored
+      first, state, r[...], task_losses[...], train_times[:] = restored
       state = jax.tree.map(put, state) if mesh else state
 
   def evaluate_row(task, params):
@@ -309,7 +312,8 @@ def _protocol(method, apply_fn, params, stream, test, key, *, seeds, log_fn,
       log_fn(f'task {task + 1}/{num_tasks}  '
              f'loss {task_losses[..., task].mean():.4f}  '
              f'acc(this) {100 * row[..., task].mean():.2f}  '
-             f'acc(seen) {100 * row[..., :task + 1].mean():.2f}')
+             f'acc(seen) {100 * row[..., :task + 1].mean():.2f}  '
+             f'train_s {train_times[task]:.3f}')
 
   pool = (concurrent.futures.ThreadPoolExecutor(1) if overlap_eval
           else None)
@@ -322,7 +326,7 @@ def _protocol(method, apply_fn, params, stream, test, key, *, seeds, log_fn,
       state, losses = train_task(state, at(xs, task), at(ys, task),
                                  at(ts, task), at(task_keys, task))
       jax.block_until_ready((state, losses))
-      train_seconds += time.perf_counter() - t0
+      train_times[task] = time.perf_counter() - t0
       losses = np.asarray(losses)
       if not np.all(np.isfinite(losses)):
         bad = np.argwhere(~np.isfinite(losses))[0]
@@ -345,13 +349,13 @@ def _protocol(method, apply_fn, params, stream, test, key, *, seeds, log_fn,
         for future in pending:
           log(future.result())
         pending = []
-        checkpointer.save(task, state, r, task_losses, train_seconds)
+        checkpointer.save(task, state, r, task_losses, train_times)
     for future in pending:
       log(future.result())
   finally:
     if pool is not None:
       pool.shutdown(wait=True, cancel_futures=True)
   end = time.perf_counter()
-  return RunResult(r, train_seconds, compile_seconds,
+  return RunResult(r, float(train_times.sum()), compile_seconds,
                    float(eval_times.sum()), end - start, end - loop_start,
-                   task_losses, state)
+                   task_losses, state, train_times)

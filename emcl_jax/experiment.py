@@ -24,6 +24,11 @@ engine and returns the results dictionary that `write_results` stores as
   loop_seconds    float: wall time of the loop over tasks (training and
                   evaluation, which may overlap with --overlap_eval)
   task_losses     list of T floats: mean training loss per task
+  task_train_seconds  list of T floats: each task's training seconds
+  peak_rss_bytes  int: the process's peak resident memory so far (host;
+                  data loading included)
+  device_peak_bytes  int or None: peak bytes the JAX allocator held on the
+                  device (GPU); None where the backend does not say (CPU)
   parallel_seeds  int, only for seeds run together by `run_seeds`: how many
                   (the timings are then the whole program's)
 """
@@ -32,6 +37,8 @@ import json
 import os
 import platform
 import re
+import resource
+import sys
 import tempfile
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 
@@ -346,7 +353,23 @@ def _results(dataset, method, seed, name, s, batch_size, class_order,
       'total_seconds': result.total_seconds,
       'loop_seconds': result.loop_seconds,
       'task_losses': np.asarray(task_losses).tolist(),
+      'task_train_seconds': np.asarray(result.task_train_seconds).tolist(),
+      **peak_memory(),
   }
+
+
+def peak_memory() -> dict[str, Optional[int]]:
+  """`peak_rss_bytes` (this process, from getrusage) and
+  `device_peak_bytes` (the default device's allocator; None on CPU)."""
+  rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  rss *= 1 if sys.platform == 'darwin' else 1024  # Linux reports KiB.
+  try:
+    stats = jax.devices()[0].memory_stats() or {}
+  except Exception:  # pylint: disable=broad-except
+    stats = {}
+  peak = stats.get('peak_bytes_in_use')
+  return {'peak_rss_bytes': int(rss),
+          'device_peak_bytes': None if peak is None else int(peak)}
 
 
 def versions() -> dict[str, str]:

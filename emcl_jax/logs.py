@@ -458,20 +458,32 @@ class TaskLine(NamedTuple):
   loss: float
   acc_this: float
   acc_seen: float
+  train_s: Optional[float] = None
 
 
 _ENGINE_LINE = re.compile(
-    r'task (\d+)/(\d+)\s+loss (\S+)\s+acc\(this\) (\S+)\s+acc\(seen\) (\S+)')
+    r'task (\d+)/(\d+)\s+loss (\S+)\s+acc\(this\) (\S+)\s+acc\(seen\) (\S+)'
+    r'(?:\s+train_s (\S+))?')
 
 
 def parse_engine_line(line: str) -> Optional[TaskLine]:
   """Parses `engine._protocol`'s line `task i/T  loss L  acc(this) A
-  acc(seen) S`; None if `line` is not one."""
+  acc(seen) S  train_s X` (the last field optional); None if `line` is not
+  one."""
   m = _ENGINE_LINE.search(line)
   if m is None:
     return None
   return TaskLine(int(m[1]), int(m[2]), float(m[3]), float(m[4]),
-                  float(m[5]))
+                  float(m[5]), None if m[6] is None else float(m[6]))
+
+
+def _scalars(parsed: TaskLine) -> dict[str, float]:
+  """The values a writer records for one task (train_s when known)."""
+  out = dict(loss=parsed.loss, acc_this=parsed.acc_this,
+             acc_seen=parsed.acc_seen)
+  if parsed.train_s is not None:
+    out['train_s'] = parsed.train_s
+  return out
 
 
 def engine_log_fn(progress: Union[Progress, str, None] = None,
@@ -482,7 +494,7 @@ def engine_log_fn(progress: Union[Progress, str, None] = None,
   """A `log_fn` for `engine.train_and_evaluate` and `experiment.run`.
 
   Each per-task line goes to `progress.update(task, loss, acc_seen)` and to
-  every writer's `write(task, loss=, acc_this=, acc_seen=)` (a
+  every writer's `write(task, loss=, acc_this=, acc_seen=[, train_s=])` (a
   `JsonLinesWriter` or `TensorBoardWriter`); lines it cannot parse go to
   `other` (dropped if None).
 
@@ -512,8 +524,7 @@ def engine_log_fn(progress: Union[Progress, str, None] = None,
       if made and parsed.task == parsed.total:
         made.pop().close()
     for w in writers:
-      w.write(parsed.task, loss=parsed.loss, acc_this=parsed.acc_this,
-              acc_seen=parsed.acc_seen)
+      w.write(parsed.task, **_scalars(parsed))
   return log_fn
 
 
@@ -571,8 +582,7 @@ class RunLog:
     if bar is not None:
       bar.update(parsed.task, parsed.loss, parsed.acc_seen)
     for w in self.writers:
-      w.write(parsed.task, loss=parsed.loss, acc_this=parsed.acc_this,
-              acc_seen=parsed.acc_seen)
+      w.write(parsed.task, **_scalars(parsed))
 
   def batch(self, task: int, num_tasks: int, done: int, num_batches: int,
             loss: float) -> None:

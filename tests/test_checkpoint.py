@@ -64,6 +64,9 @@ class CheckpointTest(absltest.TestCase):
     again = experiment.run('mnist_permutations', 'emcl', 0, **SMALL,
                            checkpoint_dir=folder, resume=True)
     self.assertEqual(first['accuracy_matrix'], again['accuracy_matrix'])
+    # Nothing retrained: the saved per-task seconds come back as they were.
+    self.assertEqual(first['task_train_seconds'],
+                     again['task_train_seconds'])
 
   def test_refusals(self):
     folder = self._dir()

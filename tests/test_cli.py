@@ -65,8 +65,14 @@ class RunScriptTest(parameterized.TestCase):
     for key in ('dataset', 'method', 'name', 'seed', 'config', 'versions',
                 'data_source', 'accuracy_matrix', 'acc', 'bwt', 'la',
                 'train_seconds', 'compile_seconds', 'total_seconds',
-                'loop_seconds', 'eval_seconds', 'task_losses'):
+                'loop_seconds', 'eval_seconds', 'task_losses',
+                'task_train_seconds', 'peak_rss_bytes', 'device_peak_bytes'):
       self.assertIn(key, res)
+    self.assertLen(res['task_train_seconds'], 2)
+    self.assertAlmostEqual(sum(res['task_train_seconds']),
+                           res['train_seconds'], places=9)
+    self.assertGreater(res['peak_rss_bytes'], 50 * 2**20)  # JAX alone
+    self.assertIsNone(res['device_peak_bytes'])  # CPU says nothing
     self.assertEqual(res['data_source'], 'bundled:mnist-5k')
     r = np.array(res['accuracy_matrix'])
     self.assertEqual(r.shape, (2, 2))
@@ -86,6 +92,8 @@ class RunScriptTest(parameterized.TestCase):
                                res['task_losses'], atol=1e-4)
     np.testing.assert_allclose(records[-1]['acc_seen'], res['acc'],
                                atol=0.006)
+    np.testing.assert_allclose([x['train_s'] for x in records],
+                               res['task_train_seconds'], atol=0.0006)
 
   def test_seeds_in_one_program(self):
     out = _tmp(self)

@@ -362,6 +362,11 @@ class EngineLogFnTest(absltest.TestCase):
         logs.parse_engine_line('task 10/100  loss nan  acc(this) 9.50  '
                                'acc(seen) 10.25')[1:2], (100,))
     self.assertIsNone(logs.parse_engine_line('compiling'))
+    self.assertIsNone(logs.parse_engine_line(
+        'task 1/2  loss 1.0  acc(this) 9.50  acc(seen) 10.25').train_s)
+    self.assertEqual(logs.parse_engine_line(
+        'task 1/2  loss 1.0  acc(this) 9.50  acc(seen) 10.25  '
+        'train_s 0.125'), logs.TaskLine(1, 2, 1.0, 9.5, 10.25, 0.125))
 
 
 if __name__ == '__main__':
