@@ -358,17 +358,21 @@ def _results(dataset, method, seed, name, s, batch_size, class_order,
   }
 
 
-def peak_memory() -> dict[str, Optional[int]]:
-  """`peak_rss_bytes` (this process, from getrusage) and
-  `device_peak_bytes` (the default device's allocator; None on CPU)."""
+def peak_rss_bytes() -> int:
+  """Peak resident memory of this process so far (getrusage), in bytes."""
   rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-  rss *= 1 if sys.platform == 'darwin' else 1024  # Linux reports KiB.
+  return int(rss) * (1 if sys.platform == 'darwin' else 1024)  # Linux: KiB
+
+
+def peak_memory() -> dict[str, Optional[int]]:
+  """`peak_rss_bytes` (this process) and `device_peak_bytes` (the default
+  device's allocator; None on CPU)."""
   try:
     stats = jax.devices()[0].memory_stats() or {}
   except Exception:  # pylint: disable=broad-except
     stats = {}
   peak = stats.get('peak_bytes_in_use')
-  return {'peak_rss_bytes': int(rss),
+  return {'peak_rss_bytes': peak_rss_bytes(),
           'device_peak_bytes': None if peak is None else int(peak)}
 
 

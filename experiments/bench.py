@@ -33,7 +33,6 @@ and `protocol_seconds`.
 
 import json
 import os
-import resource
 import statistics
 import time
 from typing import Any, Optional
@@ -110,8 +109,8 @@ def build(dataset: str, method: str, model: str, *,
 
 
 def peak_rss_mib() -> float:
-  """Peak resident memory of this process so far (Linux: KiB units)."""
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  """Peak resident memory of this process so far, MiB."""
+  return experiment.peak_rss_bytes() / 2**20
 
 
 def _timed(fn, *args):
