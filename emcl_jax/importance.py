@@ -74,3 +74,12 @@ def floor(h: chex.ArrayTree, h_min: float) -> chex.ArrayTree:
   their h -> 0 limit (a Reptile-like move) instead (ALGORITHM_NOTES #5, #6).
   """
   return jax.tree.map(lambda x: jnp.maximum(x, h_min), h)
+
+
+def flatten(h: chex.ArrayTree) -> chex.ArrayTree:
+  """Every entry replaced by the mean of h over all parameters: the
+  `importance='none'` control, which keeps the regulariser's and the meta
+  step's overall strength but no per-parameter differences."""
+  leaves = jax.tree.leaves(h)
+  mean = sum(jnp.sum(x) for x in leaves) / sum(x.size for x in leaves)
+  return jax.tree.map(lambda x: jnp.full_like(x, mean), h)

@@ -242,6 +242,79 @@ class MetaLearningRateTest(chex.TestCase):
     # clip -> [1, -0.5], [0.2]; / h -> [0.5, -0.5], [0.4]; * -0.5
     chex.assert_trees_all_close(out, tree([-0.25, 0.25], [-0.2]))
 
+  def test_bounded_eq8_three_updates_by_hand(self):
+    # alpha/alpha0 starts at 1; each update multiplies by r/h, then clips to
+    # [lo, hi] = [0.1, 0.6] / 0.3 = [1/3, 2]. r = 1, h = (2, 0.5) | (1.25):
+    #   coord 1: 1 * 0.5 = 0.5, 0.25 -> 1/3, 1/3 * 0.5 -> 1/3
+    #   coord 2: 2, 4 -> 2, 2
+    #   coord 3: 0.8, 0.64, 0.512
+    tx = transforms.meta_learning_rate(0.3, r=1.0, mode='bounded', eps=0.0,
+                                       alpha_min=0.1, alpha_max=0.6)
+    g, h = tree([1.0, 1.0], [1.0]), tree([2.0, 0.5], [1.25])
+    state = tx.init(g)
+    update = jax.jit(lambda g, s, h: tx.update(g, s, importance=h))
+    for _ in range(3):
+      out, state = update(g, state, h)
+    chex.assert_trees_all_close(
+        out, tree([-0.3 / 3, -0.6], [-0.3 * 0.512]), atol=1e-6)
+
+  def test_bounded_stays_within_bounds(self):
+    tx = transforms.meta_learning_rate(0.3, r=1.0, mode='bounded',
+                                       alpha_min=0.05, alpha_max=0.9)
+    g = tree([1.0, 1.0], [1.0])
+    state = tx.init(g)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+      h = jax.tree.map(lambda x: jnp.asarray(
+          rng.lognormal(0, 2, x.shape), jnp.float32), g)
+      out, state = tx.update(g, state, importance=h)
+      rates = -np.concatenate([np.ravel(v) for v in jax.tree.leaves(out)])
+      self.assertTrue(np.all(rates >= 0.05 - 1e-7), rates)
+      self.assertTrue(np.all(rates <= 0.9 + 1e-7), rates)
+
+  def test_task_eq8_steps_at_task_boundaries_only(self):
+    # alpha = alpha0 during task 0; at the first update of task 1 it becomes
+    # clip(alpha0 r / h); it stays so within task 1; task 2 compounds.
+    tx = transforms.meta_learning_rate(0.5, r=1.0, mode='task', eps=0.0,
+                                       alpha_max=1.5)
+    g = tree([1.0, 1.0], [1.0])
+    h = tree([2.0, 0.25], [1.0])
+    state = tx.init(g)
+    rates = []
+    for task in (0, 0, 1, 1, 2):
+      out, state = tx.update(g, state, importance=h, task=task)
+      rates.append(jax.tree.map(jnp.negative, out))
+    for i, expected in enumerate((([0.5, 0.5], [0.5]),
+                                  ([0.5, 0.5], [0.5]),
+                                  ([0.25, 1.5], [0.5]),  # 2.0 clipped
+                                  ([0.25, 1.5], [0.5]),
+                                  ([0.125, 1.5], [0.5]))):
+      chex.assert_trees_all_close(rates[i], tree(*expected), atol=1e-7)
+
+  def test_lagged_eq8_uses_the_previous_importance(self):
+    # alpha^j = r / h^{j-1}; the first update uses its own h; calls with
+    # advance=False (later glances) keep the pair.
+    tx = transforms.scale_by_importance(r=2.0, mode='lagged', eps=0.0)
+    g = tree([1.0, 1.0], [1.0])
+    h1, h2, h3 = (tree([1.0, 2.0], [4.0]), tree([4.0, 1.0], [2.0]),
+                  tree([8.0, 8.0], [8.0]))
+    state = tx.init(g)
+    out1, state = tx.update(g, state, importance=h1)
+    out2, state = tx.update(g, state, importance=h2)
+    out2b, state = tx.update(g, state, importance=h2, advance=False)
+    out3, state = tx.update(g, state, importance=h3)
+    chex.assert_trees_all_close(out1, tree([2.0, 1.0], [0.5]))
+    chex.assert_trees_all_close(out2, tree([2.0, 1.0], [0.5]))  # from h1
+    chex.assert_trees_all_close(out2b, tree([2.0, 1.0], [0.5]))
+    chex.assert_trees_all_close(out3, tree([0.5, 2.0], [1.0]))  # from h2
+
+  def test_meta_clip_clips_the_global_norm_first(self):
+    tx = transforms.meta_learning_rate(1.0, r=1.0, mode='constant',
+                                       clip_norm=2.5)
+    g = tree([3.0, 0.0], [4.0])  # norm 5 -> halved
+    out, _ = tx.update(g, tx.init(g), importance=g)
+    chex.assert_trees_all_close(out, tree([-1.5, 0.0], [-2.0]))
+
   def test_validation(self):
     with self.assertRaisesRegex(ValueError, 'r must be > 0'):
       transforms.scale_by_importance(r=0.0)
@@ -249,6 +322,10 @@ class MetaLearningRateTest(chex.TestCase):
       transforms.scale_by_importance(mode='exp')
     with self.assertRaisesRegex(ValueError, 'alpha0 must be > 0'):
       transforms.meta_learning_rate(-1.0)
+    with self.assertRaisesRegex(ValueError, 'need 0 <= lo < hi'):
+      transforms.scale_by_importance(lo=1.0, hi=0.5)
+    with self.assertRaisesRegex(ValueError, 'clip_norm must be >= 0'):
+      transforms.meta_learning_rate(0.1, clip_norm=-1.0)
 
 
 if __name__ == '__main__':

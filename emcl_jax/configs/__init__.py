@@ -38,25 +38,35 @@ def get_config(dataset: str, path: Optional[str] = None) -> dict[str, Any]:
   return config
 
 
+def load_module(path: str, function: str = 'get_config',
+                flag: str = '--config'):
+  """The Python file at `path` as a module that defines `function`.
+
+  Raises:
+    ValueError: missing file, a file that fails to load, or no `function`.
+  """
+  if not os.path.isfile(path):
+    raise ValueError(f'{flag} {path} is not a file; give a Python file '
+                     f'defining {function}()')
+  spec = importlib.util.spec_from_file_location('user_config', path)
+  module = importlib.util.module_from_spec(spec)
+  try:
+    spec.loader.exec_module(module)
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(f'{flag} {path} failed to load: '
+                     f'{type(e).__name__}: {e}') from None
+  if not callable(getattr(module, function, None)):
+    raise ValueError(f'{flag} {path} defines no {function}()')
+  return module
+
+
 def load_file(path: str) -> dict[str, Any]:
   """`get_config()` of the Python file at `path`.
 
   Raises:
     ValueError: missing file, no get_config, or not the expected shape.
   """
-  if not os.path.isfile(path):
-    raise ValueError(f'--config {path} is not a file; give a Python file '
-                     'defining get_config()')
-  spec = importlib.util.spec_from_file_location('user_config', path)
-  module = importlib.util.module_from_spec(spec)
-  try:
-    spec.loader.exec_module(module)
-  except Exception as e:  # pylint: disable=broad-except
-    raise ValueError(f'--config {path} failed to load: '
-                     f'{type(e).__name__}: {e}') from None
-  if not callable(getattr(module, 'get_config', None)):
-    raise ValueError(f'--config {path} defines no get_config()')
-  config = module.get_config()
+  config = load_module(path).get_config()
   if not isinstance(config, dict) or not isinstance(
       config.get('methods', {}), dict):
     raise ValueError(f'--config {path}: get_config() must return a dict '

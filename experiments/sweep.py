@@ -1,0 +1,279 @@
+r"""Runs a grid of hyper-parameter settings x seeds and tabulates them.
+
+  python experiments/sweep.py --output_dir=sweeps/mnist \
+      --grid='method=lamaml | beta=0.03,0.1;r=0.02,0.05;glances=1,5'
+  python experiments/sweep.py --grid_file=my_grid.py --seeds=5
+
+--grid: alternatives separated by '|', each a product of axes separated by
+';', each axis `name=v1,v2,...`. `name` is `method` or any hyper-parameter
+flag of run.py (values are typed as that flag is). --set adds fixed values
+to every setting (`--set='meta_clip=2.0'`); --method is the method of the
+settings that do not name one. --grid_file: a Python file whose
+`get_grid()` returns a list of dicts, one setting each.
+
+Each (setting, seed) gets one results JSON (schema in
+emcl_jax/experiment.py) in a folder of its own,
+{output_dir}/{dataset}/{setting}/, named by its non-default values, so no
+two settings share a file. A rerun skips every finished (setting, seed)
+whose recorded hyper-parameters are those asked for (another config in the
+folder is an error, not a silent mix), and a setting whose loss diverged
+is recorded as such (diverged.txt) and not retried. The seeds of a setting
+run as one vmapped program (run.py --seeds), so a setting's training
+seconds are those of all its seeds together; settings run one after
+another in one process, which makes their seconds comparable.
+
+Prints, and writes to {output_dir}/{dataset}/table.md, a Markdown table
+sorted by mean ACC: ACC / BWT / LA mean +- std over the seeds, and
+training seconds. --shard=i/n runs every n-th setting only (for parallel
+processes over one folder); a last run without --shard writes the table.
+"""
+
+import itertools
+import json
+import os
+import shlex
+import sys
+from typing import Any, Optional, Sequence
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+
+from emcl_jax import configs
+from emcl_jax import experiment
+from emcl_jax.errors import DataError, NonFiniteLossError
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('dataset', 'mnist_permutations',
+                    ', '.join(configs.BENCHMARKS))
+flags.DEFINE_string('method', 'emcl', 'Method of settings that name none.')
+flags.DEFINE_string('grid', None, "Settings: 'a=1,2;b=3 | method=lamaml'.")
+flags.DEFINE_string('grid_file', None, 'Python file with get_grid() -> '
+                    'list of dicts (instead of --grid).')
+flags.DEFINE_string('set', None, "Values for every setting: 'a=1;b=2'.")
+flags.DEFINE_integer('seeds', 5, 'Seeds 0..N-1 per setting.')
+flags.DEFINE_string('output_dir', 'sweeps', 'Root of the results tree.')
+flags.DEFINE_string('data_dir', None, 'As run.py --data_dir.')
+flags.DEFINE_integer('num_tasks', None, 'Shrink the benchmark: tasks.')
+flags.DEFINE_integer('samples_per_task', None, 'Shrink: samples per task.')
+flags.DEFINE_string('shard', None, 'i/n: run settings i, i+n, ... only.')
+flags.DEFINE_string('table', None, 'Where the Markdown table goes '
+                    '(default {output_dir}/{dataset}/table.md).')
+flags.DEFINE_bool('run', True, 'Run missing settings (false: table only).')
+
+TYPES = {name: hp.type for name, hp in experiment.hyperparameters().items()}
+
+
+def parse_value(name: str, text: str) -> Any:
+  """`text` typed as run.py's flag `name` is (int, float, bool or str)."""
+  if name == 'method':
+    if text not in experiment.METHODS:
+      raise ValueError(f'unknown method {text!r} in the grid; use one of '
+                       f'{", ".join(experiment.METHODS)}')
+    return text
+  if name not in TYPES:
+    raise ValueError(f'unknown hyper-parameter {name!r} in the grid; use a '
+                     'flag of experiments/run.py')
+  kind = TYPES[name]
+  try:
+    if kind is bool:
+      if text.lower() not in ('true', 'false', '1', '0'):
+        raise ValueError
+      return text.lower() in ('true', '1')
+    return kind(text)
+  except ValueError:
+    raise ValueError(f'{name}={text!r} is not a {kind.__name__}; fix the '
+                     'grid') from None
+
+
+def parse_axes(text: str) -> list[tuple[str, list[Any]]]:
+  """'a=1,2;b=3' -> [('a', [1, 2]), ('b', [3])]."""
+  axes = []
+  for part in filter(None, (p.strip() for p in text.split(';'))):
+    name, sep, values = part.partition('=')
+    name = name.strip()
+    if not sep or not values.strip():
+      raise ValueError(f'grid axis {part!r} is not name=v1,v2; fix the grid')
+    axes.append((name, [parse_value(name, v.strip())
+                        for v in values.split(',')]))
+  return axes
+
+
+def parse_grid(text: str) -> list[dict[str, Any]]:
+  """The settings of a --grid string, in order (see the module docstring)."""
+  settings = []
+  for alternative in text.split('|'):
+    axes = parse_axes(alternative)
+    names = [n for n, _ in axes]
+    for values in itertools.product(*(v for _, v in axes)):
+      settings.append(dict(zip(names, values)))
+  return settings
+
+
+def setting_name(setting: dict[str, Any]) -> str:
+  """A folder name for a setting: method first, then name=value, sorted."""
+  rest = ','.join(f'{k}={setting[k]}' for k in sorted(setting)
+                  if k != 'method')
+  return setting['method'] + (f',{rest}' if rest else '')
+
+
+def load_grid_file(path: str) -> list[dict[str, Any]]:
+  """`get_grid()` of a Python file: a list of setting dicts."""
+  config = configs.load_module(path, 'get_grid', flag='--grid_file')
+  grid = config.get_grid()
+  if not isinstance(grid, list) or not all(isinstance(s, dict) for s in grid):
+    raise ValueError(f'--grid_file {path}: get_grid() must return a list of '
+                     "dicts like [{'beta': 0.1, 'glances': 5}]")
+  return grid
+
+
+def expand(settings: Sequence[dict[str, Any]], fixed: dict[str, Any],
+           method: str) -> list[dict[str, Any]]:
+  """Adds the fixed values and the default method; checks every value."""
+  out = []
+  for s in settings:
+    s = {'method': method, **fixed, **s}
+    for name, value in s.items():
+      parse_value(name, str(value))  # an unknown name is an error here
+    if setting_name(s) not in (setting_name(o) for o in out):
+      out.append(s)
+  return out
+
+
+def _matches(results: dict[str, Any], config: dict[str, Any]) -> bool:
+  recorded = results.get('config', {})
+  return all(recorded.get(k) == v for k, v in config.items())
+
+
+def run_setting(setting: dict[str, Any], folder: str, seeds: Sequence[int],
+                **kwargs) -> Optional[str]:
+  """Runs the seeds of `setting` that have no matching results file in
+  `folder`; returns an error message if the loss diverged, else None."""
+  method = setting['method']
+  overrides = {k: v for k, v in setting.items() if k != 'method'}
+  config = experiment.method_config(FLAGS.dataset, method, overrides)._asdict()
+  missing = []
+  for seed in seeds:
+    path = experiment.results_path(folder, FLAGS.dataset, method, seed)
+    if os.path.exists(path):
+      with open(path) as f:
+        if not _matches(json.load(f), config):
+          raise ValueError(f'{path} holds another config than '
+                           f'{setting_name(setting)}; move it away or use '
+                           'another --output_dir')
+    else:
+      missing.append(seed)
+  marker = os.path.join(folder, 'diverged.txt')
+  if os.path.exists(marker):
+    with open(marker) as f:
+      return f.read().strip()
+  if not missing or not FLAGS.run:
+    return None
+  try:
+    runs = experiment.run_seeds(FLAGS.dataset, method, missing,
+                                overrides=overrides, **kwargs)
+  except NonFiniteLossError as e:
+    os.makedirs(folder, exist_ok=True)
+    with open(marker, 'w') as f:
+      f.write(str(e).splitlines()[0] + '\n')
+    return str(e)
+  for results in runs:
+    experiment.write_results(results, folder)
+  return None
+
+
+def summarize(setting: dict[str, Any], folder: str, seeds: Sequence[int],
+              error: Optional[str]) -> dict[str, Any]:
+  """Mean and std over the seeds' results files of one setting."""
+  runs = []
+  for seed in seeds:
+    path = experiment.results_path(folder, FLAGS.dataset, setting['method'],
+                                   seed)
+    if os.path.exists(path):
+      with open(path) as f:
+        runs.append(json.load(f))
+  row = {'setting': setting_name(setting), 'seeds': len(runs),
+         'diverged': error is not None}
+  for key in ('acc', 'bwt', 'la'):
+    values = np.array([r[key] for r in runs]) if runs else np.array([np.nan])
+    row[key] = (float(values.mean()), float(values.std()))
+  row['train_seconds'] = (max(r['train_seconds'] for r in runs) if runs
+                          else float('nan'))
+  return row
+
+
+def table(rows: Sequence[dict[str, Any]], command: str) -> str:
+  """The Markdown table of the rows, best mean ACC first."""
+  lines = [f'`{command}`', '',
+           '| setting | seeds | ACC | BWT | LA | train s |',
+           '| --- | --- | --- | --- | --- | --- |']
+  order = sorted(rows, key=lambda r: (r['diverged'], -np.nan_to_num(
+      r['acc'][0], nan=-1e9)))
+  for r in order:
+    if r['diverged']:
+      lines.append(f"| {r['setting']} | - | diverged | - | - | - |")
+      continue
+    cells = [f'{m:.2f} +- {s:.2f}' for m, s in (r['acc'], r['bwt'], r['la'])]
+    lines.append(f"| {r['setting']} | {r['seeds']} | {' | '.join(cells)} | "
+                 f"{r['train_seconds']:.1f} |")
+  return '\n'.join(lines) + '\n'
+
+
+def main(argv):
+  logging.set_verbosity(logging.ERROR)
+  if len(argv) > 1:
+    _fail(f'unexpected arguments {argv[1:]}; flags take the form --name=value')
+  try:
+    if (FLAGS.grid is None) == (FLAGS.grid_file is None):
+      raise ValueError('give exactly one of --grid and --grid_file')
+    if FLAGS.seeds < 1:
+      raise ValueError(f'--seeds must be >= 1, got {FLAGS.seeds}')
+    settings = (parse_grid(FLAGS.grid) if FLAGS.grid is not None
+                else load_grid_file(FLAGS.grid_file))
+    fixed = {k: v[0] for k, v in parse_axes(FLAGS.set or '')}
+    settings = expand(settings, fixed, FLAGS.method)
+    shard, count = 0, 1
+    if FLAGS.shard:
+      try:
+        shard, count = (int(x) for x in FLAGS.shard.split('/'))
+        assert 0 <= shard < count
+      except (ValueError, AssertionError):
+        raise ValueError(f'--shard={FLAGS.shard} is not i/n with 0 <= i < n'
+                         ) from None
+    seeds = list(range(FLAGS.seeds))
+    root = os.path.join(FLAGS.output_dir, FLAGS.dataset)
+    kwargs = dict(num_tasks=FLAGS.num_tasks,
+                  samples_per_task=FLAGS.samples_per_task,
+                  data_dir=FLAGS.data_dir)
+    rows = []
+    for i, setting in enumerate(settings):
+      folder = os.path.join(root, setting_name(setting))
+      error = None
+      if i % count == shard:
+        error = run_setting(setting, folder, seeds, **kwargs)
+        row = summarize(setting, folder, seeds, error)
+        sys.stderr.write(f"{row['setting']}: ACC {row['acc'][0]:.2f}"
+                         f"{' (diverged)' if error else ''}\n")
+        rows.append(row)
+  except (ValueError, DataError) as e:
+    _fail(str(e))
+  if FLAGS.shard:
+    return
+  command = 'python experiments/sweep.py ' + ' '.join(
+      shlex.quote(a) for a in sys.argv[1:] if not a.startswith('--table'))
+  text = table(rows, command)
+  path = FLAGS.table or os.path.join(root, 'table.md')
+  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+  with open(path, 'w') as f:
+    f.write(text)
+  print(text, end='')
+
+
+def _fail(message: str, code: int = 2):
+  sys.stderr.write(f'error: {message}\n')
+  sys.exit(code)
+
+
+if __name__ == '__main__':
+  app.run(main)
