@@ -34,6 +34,9 @@ this transformation applies):
               h^j / h^{j-1} survives. The importance "advances" on calls with
               `advance=True` (the default); calls with advance=False (more
               glances on the same batch) reuse the same pair.
+'literal' and 'bounded' take their factor at every update, i.e. every
+glance in EMCL (with G glances alpha moves by (r/h)^G per batch while h
+advances once); 'task' moves once per task and 'lagged' once per batch.
 """
 
 from typing import NamedTuple

@@ -9,12 +9,14 @@ r"""Runs a grid of hyper-parameter settings x seeds and tabulates them.
 flag of run.py (values are typed as that flag is). --set adds fixed values
 to every setting (`--set='meta_clip=2.0'`); --method is the method of the
 settings that do not name one. --grid_file: a Python file whose
-`get_grid()` returns a list of dicts, one setting each.
+`get_grid()` returns a list of dicts, one setting each, or a --grid
+string (experiments/grids/ holds the study's).
 
 Each (setting, seed) gets one results JSON (schema in
 emcl_jax/experiment.py) in a folder of its own,
-{output_dir}/{dataset}/{setting}/, named by its non-default values, so no
-two settings share a file. A rerun skips every finished (setting, seed)
+{output_dir}/{dataset}/{setting}/, named by the values it sets, so no
+two settings share a file (a shrunk benchmark, --num_tasks or
+--samples_per_task, gets a folder level of its own). A rerun skips every finished (setting, seed)
 whose recorded hyper-parameters are those asked for (another config in the
 folder is an error, not a silent mix), and a setting whose loss diverged
 is recorded as such (diverged.txt) and not retried. The seeds of a setting
@@ -50,7 +52,7 @@ flags.DEFINE_string('dataset', 'mnist_permutations',
 flags.DEFINE_string('method', 'emcl', 'Method of settings that name none.')
 flags.DEFINE_string('grid', None, "Settings: 'a=1,2;b=3 | method=lamaml'.")
 flags.DEFINE_string('grid_file', None, 'Python file with get_grid() -> '
-                    'list of dicts (instead of --grid).')
+                    'list of dicts or a --grid string (instead of --grid).')
 flags.DEFINE_string('set', None, "Values for every setting: 'a=1;b=2'.")
 flags.DEFINE_integer('seeds', 5, 'Seeds 0..N-1 per setting.')
 flags.DEFINE_string('output_dir', 'sweeps', 'Root of the results tree.')
@@ -105,6 +107,9 @@ def parse_grid(text: str) -> list[dict[str, Any]]:
   settings = []
   for alternative in text.split('|'):
     axes = parse_axes(alternative)
+    if not axes:
+      raise ValueError(f'empty alternative in the grid {text!r}; drop the '
+                       "stray '|'")
     names = [n for n, _ in axes]
     for values in itertools.product(*(v for _, v in axes)):
       settings.append(dict(zip(names, values)))
@@ -119,23 +124,35 @@ def setting_name(setting: dict[str, Any]) -> str:
 
 
 def load_grid_file(path: str) -> list[dict[str, Any]]:
-  """`get_grid()` of a Python file: a list of setting dicts."""
+  """`get_grid()` of a Python file: a list of setting dicts, or a --grid
+  string."""
   config = configs.load_module(path, 'get_grid', flag='--grid_file')
-  grid = config.get_grid()
+  try:
+    grid = config.get_grid()
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(f'--grid_file {path}: get_grid() raised '
+                     f'{type(e).__name__}: {e}') from None
+  if isinstance(grid, str):
+    return parse_grid(grid)
   if not isinstance(grid, list) or not all(isinstance(s, dict) for s in grid):
     raise ValueError(f'--grid_file {path}: get_grid() must return a list of '
-                     "dicts like [{'beta': 0.1, 'glances': 5}]")
+                     "dicts like [{'beta': 0.1, 'glances': 5}] or a --grid "
+                     'string')
   return grid
 
 
 def expand(settings: Sequence[dict[str, Any]], fixed: dict[str, Any],
-           method: str) -> list[dict[str, Any]]:
-  """Adds the fixed values and the default method; checks every value."""
+           method: str, dataset: str) -> list[dict[str, Any]]:
+  """Adds the fixed values and the default method; checks every value
+  and that each setting's method takes it (before anything runs)."""
   out = []
   for s in settings:
     s = {'method': method, **fixed, **s}
-    for name, value in s.items():
-      parse_value(name, str(value))  # an unknown name is an error here
+    # Typed as the flags are (so r=1 and r=1.0 are one setting); an unknown
+    # name or a value of the wrong type is an error here.
+    s = {name: parse_value(name, str(value)) for name, value in s.items()}
+    overrides = {k: v for k, v in s.items() if k != 'method'}
+    experiment.method_config(dataset, s['method'], overrides)
     if setting_name(s) not in (setting_name(o) for o in out):
       out.append(s)
   return out
@@ -231,8 +248,13 @@ def main(argv):
       raise ValueError(f'--seeds must be >= 1, got {FLAGS.seeds}')
     settings = (parse_grid(FLAGS.grid) if FLAGS.grid is not None
                 else load_grid_file(FLAGS.grid_file))
-    fixed = {k: v[0] for k, v in parse_axes(FLAGS.set or '')}
-    settings = expand(settings, fixed, FLAGS.method)
+    fixed = {}
+    for name, values in parse_axes(FLAGS.set or ''):
+      if len(values) != 1:
+        raise ValueError(f'--set {name} takes one value, got {len(values)}; '
+                         'put several values in --grid')
+      fixed[name] = values[0]
+    settings = expand(settings, fixed, FLAGS.method, FLAGS.dataset)
     shard, count = 0, 1
     if FLAGS.shard:
       try:
@@ -243,6 +265,9 @@ def main(argv):
                          ) from None
     seeds = list(range(FLAGS.seeds))
     root = os.path.join(FLAGS.output_dir, FLAGS.dataset)
+    if FLAGS.num_tasks or FLAGS.samples_per_task:
+      root = os.path.join(root, f'size={FLAGS.num_tasks or "all"}x'
+                          f'{FLAGS.samples_per_task or "all"}')
     kwargs = dict(num_tasks=FLAGS.num_tasks,
                   samples_per_task=FLAGS.samples_per_task,
                   data_dir=FLAGS.data_dir)
@@ -258,15 +283,25 @@ def main(argv):
         rows.append(row)
   except (ValueError, DataError) as e:
     _fail(str(e))
+  except OSError as e:
+    _fail(f'cannot write under {FLAGS.output_dir}: {e.strerror or e}; '
+          'choose a writable --output_dir')
   if FLAGS.shard:
     return
   command = 'python experiments/sweep.py ' + ' '.join(
-      shlex.quote(a) for a in sys.argv[1:] if not a.startswith('--table'))
+      shlex.quote(a) for a in sys.argv[1:]
+      if not a.startswith(('--table', '--run', '--norun', '--shard')))
   text = table(rows, command)
   path = FLAGS.table or os.path.join(root, 'table.md')
-  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-  with open(path, 'w') as f:
-    f.write(text)
+  try:
+    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+    tmp = f'{path}.tmp-{os.getpid()}'
+    with open(tmp, 'w') as f:
+      f.write(text)
+    os.replace(tmp, path)
+  except OSError as e:
+    _fail(f'cannot write the table {path}: {e.strerror or e}; choose a '
+          'writable --table or --output_dir')
   print(text, end='')
 
 

@@ -51,7 +51,7 @@ class GridTest(absltest.TestCase):
   def test_setting_names_are_distinct_and_method_first(self):
     names = [self.sweep.setting_name(s) for s in self.sweep.expand(
         self.sweep.parse_grid('r=0.1,0.2;meta_lr=task'), {'glances': 5},
-        'emcl')]
+        'emcl', 'mnist_permutations')]
     self.assertEqual(names, ['emcl,glances=5,meta_lr=task,r=0.1',
                              'emcl,glances=5,meta_lr=task,r=0.2'])
 
@@ -65,6 +65,10 @@ class GridTest(absltest.TestCase):
     self.assertEqual(self.sweep.load_grid_file(path),
                      [{'beta': 0.1}, {'beta': 0.2}])
     with open(path, 'w') as f:
+      f.write('def get_grid():\n  return "beta=0.1 | method=er"\n')
+    self.assertEqual(self.sweep.load_grid_file(path),
+                     [{'beta': 0.1}, {'method': 'er'}])
+    with open(path, 'w') as f:
       f.write('def get_grid():\n  return {"beta": 0.1}\n')
     with self.assertRaisesRegex(ValueError, 'must return a list of dicts'):
       self.sweep.load_grid_file(path)
@@ -73,7 +77,8 @@ class GridTest(absltest.TestCase):
     for text, message in (('beta', 'is not name=v1,v2'),
                           ('betta=0.1', "unknown hyper-parameter 'betta'"),
                           ('glances=two', "glances='two' is not a int"),
-                          ('method=nope', "unknown method 'nope'")):
+                          ('method=nope', "unknown method 'nope'"),
+                          ('r=0.1 |', 'empty alternative')):
       with self.assertRaisesRegex(ValueError, message):
         self.sweep.parse_grid(text)
 
@@ -90,7 +95,7 @@ class SweepScriptTest(absltest.TestCase):
             '--grid=glances=1,2;r=0.1 | method=finetune']
     proc = sweep(args)
     self.assertEqual(proc.returncode, 0, proc.stderr)
-    root = os.path.join(self.out, 'mnist_permutations')
+    root = os.path.join(self.out, 'mnist_permutations', 'size=2x30')
     folders = sorted(os.listdir(root))
     self.assertEqual(folders, ['emcl,glances=1,r=0.1', 'emcl,glances=2,r=0.1',
                                'finetune', 'table.md'])
@@ -140,6 +145,9 @@ class SweepScriptTest(absltest.TestCase):
         (['--grid=r=0.1', '--seeds=0'], '--seeds must be >= 1'),
         (['--grid=r=0.1', '--shard=3/2'], 'is not i/n'),
         (['--grid=lr=0.1'], '--lr does not apply to --method=emcl'),
+        (['--grid=method=lamaml', '--set=r=0.1'],
+         '--r does not apply to --method=lamaml'),
+        (['--grid=r=0.1', '--set=beta=0.1,0.2'], '--set beta takes one value'),
         (['--grid_file=/nonexistent.py'], 'is not a file')):
       proc = sweep([f'--output_dir={self.out}', *args])
       self.assertEqual(proc.returncode, 2, (args, proc.stderr))

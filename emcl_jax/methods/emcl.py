@@ -21,8 +21,9 @@ Ablations, as options (Table IV, Fig. 3):
                          PGD's pull towards theta0;
   importance='none'      the control: hn is its mean everywhere;
   importance='si'        EMCL-SI: Omega = |grad * (theta0^j - theta0^{j-1})|,
-                         the gradient times the last meta-update, as SI's
-                         path integral (method name `emcl_si`).
+                         the gradient times the previous batch's whole
+                         meta-update (all its glances), as SI's path
+                         integral (method name `emcl_si`).
 
 Every open point of docs/algorithm.md is a field of `EMCLConfig`; the
 defaults were chosen by measurement, see docs/algorithm.md.
@@ -141,7 +142,8 @@ class EMCLState(NamedTuple):
     opt_state: state of the Eq 8 meta learning-rate transformation.
     memory: reservoir replay memory, or None when memory_size == 0.
     step: meta-updates taken, int32 [].
-    delta: the last meta-update theta0^j - theta0^{j-1}, like params (only
+    delta: the previous batch's meta-update theta0^j - theta0^{j-1} (all
+      its glances), like params (only
       with importance='si'; None otherwise).
   """
   params: chex.ArrayTree
