@@ -231,6 +231,9 @@ def table(rows: Sequence[dict[str, Any]], command: str) -> str:
     if r['diverged']:
       lines.append(f"| {r['setting']} | - | diverged | - | - | - |")
       continue
+    if not r['seeds']:
+      lines.append(f"| {r['setting']} | 0 | not run | - | - | - |")
+      continue
     cells = [f'{m:.2f} +- {s:.2f}' for m, s in (r['acc'], r['bwt'], r['la'])]
     lines.append(f"| {r['setting']} | {r['seeds']} | {' | '.join(cells)} | "
                  f"{r['train_seconds']:.1f} |")

@@ -76,7 +76,8 @@ class CheckpointTest(absltest.TestCase):
       experiment.run('mnist_permutations', 'emcl', 0, **SMALL,
                      checkpoint_dir=folder)
     with self.assertRaisesRegex(CheckpointError,
-                                r'another run \(config.beta: 0.03 -> 0.05\)'):
+                                r'another run \(config.beta: 0.1 -> 0.05\)'):
+      # 0.1: MNIST Permutations' EMCL beta (emcl_jax/configs/).
       experiment.run('mnist_permutations', 'emcl', 0, **SMALL,
                      checkpoint_dir=folder, resume=True,
                      overrides={'beta': 0.05})

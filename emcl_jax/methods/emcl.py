@@ -54,6 +54,11 @@ META_H_NORMS = ('same',) + importance_lib.H_NORMS
 class EMCLConfig(NamedTuple):
   """Hyper-parameters of EMCL (Table II) and its open points (docs/algorithm.md).
 
+  The class defaults are the cheapest setting, the single pass (one glance,
+  the `inverse` reading of Eq 8). The benchmarks' defaults, chosen by the
+  study of docs/algorithm.md #9 (glances, the `task` reading), are in
+  `emcl_jax/configs/` and are what `experiments/run.py` uses.
+
   Attributes:
     alpha0: initial meta learning rate alpha_0 (Table II).
     beta: inner learning rate beta (Table II; docs/algorithm.md #4).
@@ -187,7 +192,7 @@ def init(params: chex.ArrayTree, example: Batch,
 
 
 class _Importance(NamedTuple):
-  """The normalised importance one batch's glances use (see `_importance`)."""
+  """The normalised importance one batch's glances use (`_normalised`)."""
   inner: chex.ArrayTree  # hn of Eq 6, 10, 21
   meta: chex.ArrayTree   # the h of Eq 8's factor r / h
 
