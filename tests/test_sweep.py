@@ -2,7 +2,6 @@
 the table sorted by mean ACC, one clear line for bad input."""
 
 import glob
-import importlib.util
 import json
 import os
 import shutil
@@ -13,16 +12,11 @@ import tempfile
 from absl.testing import absltest
 import numpy as np
 
+from emcl_jax import sweeps
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SWEEP = os.path.join(ROOT, 'experiments', 'sweep.py')
 SMALL = ['--num_tasks=2', '--samples_per_task=30', '--seeds=2']
-
-
-def _load_sweep():
-  spec = importlib.util.spec_from_file_location('sweep', SWEEP)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 def sweep(args):
@@ -33,10 +27,7 @@ def sweep(args):
 
 class GridTest(absltest.TestCase):
 
-  @classmethod
-  def setUpClass(cls):
-    super().setUpClass()
-    cls.sweep = _load_sweep()
+  sweep = sweeps
 
   def test_parse_grid_products_and_alternatives(self):
     grid = self.sweep.parse_grid(
