@@ -32,7 +32,7 @@ def update_importance(h: chex.ArrayTree, omega: chex.ArrayTree,
 
 def normalise(h: chex.ArrayTree, mode: str, eps: float = 1e-12
              ) -> chex.ArrayTree:
-  """Rescales h over the whole tree (ALGORITHM_NOTES #5).
+  """Rescales h over the whole tree (docs/algorithm.md #5).
 
   |g * theta| is often 1e-4 or smaller, which makes lam * h vanish. With
   `mode='mean'` h is divided by its mean over all parameters (so the average
@@ -71,7 +71,7 @@ def floor(h: chex.ArrayTree, h_min: float) -> chex.ArrayTree:
   Eq 13 gives Omega = 0 to a parameter that is exactly 0 (biases at their
   zero initialisation), and with h = 0 the meta-gradient of Eq 10 is 0 too, so
   such a parameter would never move. A small floor keeps Eq 8 and Eq 10 in
-  their h -> 0 limit (a Reptile-like move) instead (ALGORITHM_NOTES #5, #6).
+  their h -> 0 limit (a Reptile-like move) instead (docs/algorithm.md #5, #6).
   """
   return jax.tree.map(lambda x: jnp.maximum(x, h_min), h)
 

@@ -10,7 +10,7 @@ Notation (the paper's, used throughout the library):
 
 The inner objective (Eq 6) is  L(theta) + lam/2 * sum_m h_m (theta_m - theta0_m)^2.
 PGD splits it: a gradient step on L (Eq 16), then the closed-form proximal
-operator of the quadratic regulariser (Eq 21). ALGORITHM_NOTES #4: Eq 16 writes
+operator of the quadratic regulariser (Eq 21). docs/algorithm.md #4: Eq 16 writes
 the gradient step with gamma, Algorithm 1 with beta; we take the gradient step
 with beta and the proximal step with gamma (with beta == gamma this is textbook
 PGD).

@@ -1,7 +1,7 @@
 """The inner stream of a meta-update: the batch, plus replay samples.
 
 Algorithm 1 takes k = sizeof(b) inner steps, one sample each. When a replay
-memory is on (ALGORITHM_NOTES #3), `replay_size` stored samples join the
+memory is on (docs/algorithm.md #3), `replay_size` stored samples join the
 batch, as in La-MAML, and the stream is shuffled. Fine-tuning walks the very
 same stream, which makes it the cost floor of EMCL.
 """
