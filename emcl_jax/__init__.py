@@ -13,15 +13,15 @@ transformation), `memory` (reservoir replay), `engine` (scanned training),
 """
 
 from emcl_jax import engine
-from emcl_jax import importance
-from emcl_jax import inner
+from emcl_jax.emcl import importance
+from emcl_jax.emcl import inner
 from emcl_jax import memory
-from emcl_jax import meta_grad
+from emcl_jax.emcl import meta_grad
 from emcl_jax import metrics
-from emcl_jax import transforms
+from emcl_jax.emcl import transforms
 from emcl_jax.base import Batch, Method
 from emcl_jax.methods.emcl import EMCLConfig, EMCLState, init, update
-from emcl_jax.transforms import meta_learning_rate, scale_by_importance
+from emcl_jax.emcl.transforms import meta_learning_rate, scale_by_importance
 
 __version__ = '0.1.0'
 

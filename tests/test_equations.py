@@ -8,10 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from emcl_jax import importance
-from emcl_jax import inner
-from emcl_jax import meta_grad
-from emcl_jax import transforms
+from emcl_jax.emcl import importance
+from emcl_jax.emcl import inner
+from emcl_jax.emcl import meta_grad
+from emcl_jax.emcl import transforms
 
 
 def tree(a, b):

@@ -27,7 +27,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from emcl_jax import inner as inner_lib
+from emcl_jax.emcl import inner as inner_lib
 from emcl_jax import memory as memory_lib
 from emcl_jax import stream as stream_lib
 from emcl_jax.base import Batch, LossFn, Method, bind, concat
