@@ -13,7 +13,7 @@ import numpy as np
 from scipy import optimize
 
 from emcl_jax import engine
-from emcl_jax import projection
+from emcl_jax.methods import projection
 from emcl_jax.base import Batch
 from emcl_jax.losses import cross_entropy
 from emcl_jax.methods import agem

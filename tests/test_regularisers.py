@@ -14,7 +14,7 @@ import numpy as np
 import optax
 
 from emcl_jax import engine
-from emcl_jax import fisher
+from emcl_jax.methods import fisher
 from emcl_jax.base import Batch
 from emcl_jax.losses import cross_entropy, weighted_mean
 from emcl_jax.methods import ewc

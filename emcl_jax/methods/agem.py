@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 
 from emcl_jax import memory as memory_lib
-from emcl_jax import projection
+from emcl_jax.methods import projection
 from emcl_jax.base import Batch, LossFn, Method, bind
 
 

@@ -53,7 +53,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from emcl_jax import fisher as fisher_lib
+from emcl_jax.methods import fisher as fisher_lib
 from emcl_jax import memory as memory_lib
 from emcl_jax.base import Batch, LossFn, Method, bind
 

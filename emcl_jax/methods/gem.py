@@ -44,7 +44,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from emcl_jax import projection
+from emcl_jax.methods import projection
 from emcl_jax.base import Batch, LossFn, Method, bind
 
 

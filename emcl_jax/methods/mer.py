@@ -49,7 +49,7 @@ from emcl_jax import losses as losses_lib
 from emcl_jax import memory as memory_lib
 from emcl_jax import stream as stream_lib
 from emcl_jax.base import Batch, LossFn, Method, bind
-from emcl_jax.projection import clip_by_global_norm
+from emcl_jax.methods.projection import clip_by_global_norm
 
 
 class MERConfig(NamedTuple):
