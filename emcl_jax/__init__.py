@@ -12,10 +12,10 @@ transformation), `memory` (reservoir replay), `engine` (scanned training),
 `metrics` (Eq 22, 23).
 """
 
-from emcl_jax import engine
+from emcl_jax.training import engine
 from emcl_jax.emcl import importance
 from emcl_jax.emcl import inner
-from emcl_jax import memory
+from emcl_jax.training import memory
 from emcl_jax.emcl import meta_grad
 from emcl_jax import metrics
 from emcl_jax.emcl import transforms

@@ -50,9 +50,9 @@ import numpy as np
 import optax
 
 import emcl_jax
-from emcl_jax import checkpoint as checkpoint_lib
+from emcl_jax.training import checkpoint as checkpoint_lib
 from emcl_jax import data as data_lib
-from emcl_jax import engine
+from emcl_jax.training import engine
 from emcl_jax import configs
 from emcl_jax import logs
 from emcl_jax import losses

@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emcl_jax import engine
+from emcl_jax.training import engine
 from emcl_jax import experiment
 from emcl_jax import models
 from emcl_jax.methods import JOINT, METHODS

@@ -10,7 +10,7 @@ from absl.testing import absltest
 import numpy as np
 
 from emcl_jax import experiment
-from emcl_jax.checkpoint import CheckpointError
+from emcl_jax.training.checkpoint import CheckpointError
 
 SMALL = dict(num_tasks=4, samples_per_task=60)
 

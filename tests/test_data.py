@@ -9,7 +9,7 @@ from absl.testing import absltest
 import numpy as np
 
 from emcl_jax import data
-from emcl_jax import engine
+from emcl_jax.training import engine
 from emcl_jax.data import idx
 from emcl_jax.data import mnist
 from emcl_jax.data import permutations

@@ -13,8 +13,8 @@ import optax
 
 import emcl_jax
 from emcl_jax import experiment
-from emcl_jax import memory as memory_lib
-from emcl_jax import stream as stream_lib
+from emcl_jax.training import memory as memory_lib
+from emcl_jax.training import stream as stream_lib
 from emcl_jax.base import Batch
 from emcl_jax.losses import cross_entropy
 from emcl_jax.methods import finetune

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from emcl_jax import data
-from emcl_jax import engine
+from emcl_jax.training import engine
 from emcl_jax import experiment
 from emcl_jax import losses
 from emcl_jax import models

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import optimize
 
-from emcl_jax import engine
+from emcl_jax.training import engine
 from emcl_jax.methods import projection
 from emcl_jax.base import Batch
 from emcl_jax.losses import cross_entropy

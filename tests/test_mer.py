@@ -12,9 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emcl_jax import engine
+from emcl_jax.training import engine
 from emcl_jax import experiment
-from emcl_jax import memory as memory_lib
+from emcl_jax.training import memory as memory_lib
 from emcl_jax.base import Batch
 from emcl_jax.methods import METHODS
 from emcl_jax.methods import er

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from emcl_jax import engine
+from emcl_jax.training import engine
 from emcl_jax import losses
 from emcl_jax.base import Batch
 from emcl_jax.data import tasks as tasks_lib

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from emcl_jax import engine
+from emcl_jax.training import engine
 from emcl_jax.methods import fisher
 from emcl_jax.base import Batch
 from emcl_jax.losses import cross_entropy, weighted_mean

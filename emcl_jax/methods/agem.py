@@ -42,7 +42,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from emcl_jax import memory as memory_lib
+from emcl_jax.training import memory as memory_lib
 from emcl_jax.methods import projection
 from emcl_jax.base import Batch, LossFn, Method, bind
 

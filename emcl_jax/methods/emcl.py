@@ -39,9 +39,9 @@ import optax
 from emcl_jax.emcl import importance as importance_lib
 from emcl_jax.emcl import inner as inner_lib
 from emcl_jax import losses as losses_lib
-from emcl_jax import memory as memory_lib
+from emcl_jax.training import memory as memory_lib
 from emcl_jax.emcl import meta_grad
-from emcl_jax import stream as stream_lib
+from emcl_jax.training import stream as stream_lib
 from emcl_jax.emcl import transforms
 from emcl_jax.base import Batch, LossFn, Method, bind
 

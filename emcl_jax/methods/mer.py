@@ -46,8 +46,8 @@ import jax.numpy as jnp
 
 from emcl_jax.emcl import inner as inner_lib
 from emcl_jax import losses as losses_lib
-from emcl_jax import memory as memory_lib
-from emcl_jax import stream as stream_lib
+from emcl_jax.training import memory as memory_lib
+from emcl_jax.training import stream as stream_lib
 from emcl_jax.base import Batch, LossFn, Method, bind
 from emcl_jax.methods.projection import clip_by_global_norm
 

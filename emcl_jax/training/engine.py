@@ -156,7 +156,7 @@ def train_and_evaluate(
     log_fn: called with one line after each task, if given.
     overlap_eval: evaluate task t while task t+1 trains (module docstring).
     checkpointer: saves the run at every task boundary and restores it (see
-      `emcl_jax.checkpoint.Checkpointer`); None: no checkpoints.
+      `emcl_jax.training.checkpoint.Checkpointer`); None: no checkpoints.
     batch_fn: in-task progress, called on the host as
       batch_fn(task, num_tasks, batches_done, num_batches, loss) about 50
       times per task (`make_train_task`; task counts from 0); None: no
