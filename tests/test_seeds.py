@@ -18,7 +18,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SHARDED_SCRIPT = r'''
 import json, jax
-from emcl_jax.training import engine, experiment
+from emcl_jax import experiment
+from emcl_jax.training import engine
 assert len(jax.devices()) == 4, jax.devices()
 assert engine.seed_mesh(4).devices.size == 4
 assert engine.seed_mesh(6).devices.size == 3  # the most devices dividing 6
