@@ -17,7 +17,7 @@ from emcl_jax.emcl import importance
 from emcl_jax.emcl import inner
 from emcl_jax.training import memory
 from emcl_jax.emcl import meta_grad
-from emcl_jax import metrics
+from emcl_jax.reporting import metrics
 from emcl_jax.emcl import transforms
 from emcl_jax.base import Batch, Method
 from emcl_jax.methods.emcl import EMCLConfig, EMCLState, init, update

@@ -54,9 +54,9 @@ from emcl_jax.training import checkpoint as checkpoint_lib
 from emcl_jax import data as data_lib
 from emcl_jax.training import engine
 from emcl_jax import configs
-from emcl_jax import logs
+from emcl_jax.reporting import writers
 from emcl_jax import losses
-from emcl_jax import metrics
+from emcl_jax.reporting import metrics
 from emcl_jax import models
 from emcl_jax.base import Batch
 from emcl_jax.data import tasks as tasks_lib
@@ -231,7 +231,7 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
   With `checkpoint_dir` the run is saved after every task; `resume`
   continues it from the latest save (`emcl_jax.checkpoint`). `log_fn` and
   `batch_fn` are the engine's (`engine.train_and_evaluate`), e.g. a
-  `logs.RunLog` and its `batch`.
+  `writers.RunLog` and its `batch`.
 
   Raises:
     ValueError: bad configuration. DataError: bad data.
@@ -390,8 +390,8 @@ def results_path(output_dir: str, dataset: str, name: str, seed: int) -> str:
 def run_log(output_dir: str, dataset: str, name: str, seeds: Sequence[int],
             *, tensorboard: bool = False, resume: bool = False,
             echo: Optional[Callable[[str], None]] = None,
-            progress: bool = True) -> logs.RunLog:
-  """The `logs.RunLog` of a run (one seed, or seeds run together):
+            progress: bool = True) -> writers.RunLog:
+  """The `writers.RunLog` of a run (one seed, or seeds run together):
   `{output_dir}/logs/{stem}.jsonl` and, with `tensorboard`,
   `{output_dir}/tensorboard/{stem}/`, where stem is
   `{dataset}_{name}_seed{s}` or `{dataset}_{name}_seeds{first}-{last}`."""
@@ -400,7 +400,7 @@ def run_log(output_dir: str, dataset: str, name: str, seeds: Sequence[int],
           f'{dataset}_{name}_seeds{seeds[0]}-{seeds[-1]}')
   label = f'{dataset} {name} ' + (f'seed {seeds[0]}' if len(seeds) == 1
                                   else f'seeds {seeds[0]}-{seeds[-1]}')
-  return logs.RunLog(
+  return writers.RunLog(
       label, os.path.join(output_dir, 'logs', stem + '.jsonl'),
       os.path.join(output_dir, 'tensorboard', stem) if tensorboard else None,
       append=resume, echo=echo, progress=progress)

@@ -47,8 +47,8 @@ from absl import logging
 from emcl_jax import configs
 from emcl_jax import data
 from emcl_jax import experiment
-from emcl_jax import plots
-from emcl_jax import report
+from emcl_jax.reporting import figures
+from emcl_jax.reporting import tables
 from emcl_jax.errors import DataError, NonFiniteLossError
 
 FLAGS = flags.FLAGS
@@ -184,33 +184,33 @@ def write_report(results_dir: str, output_dir: str,
   """Table III, Table IV per dataset with EMCL results, and every figure,
   from all the results files of `results_dir`; returns the paths. Table
   III's rows: the run names `first` (in that order), then any others."""
-  results = report.load(results_dir)
+  results = tables.load(results_dir)
   if not results:
     raise ValueError(f'no results files in {results_dir}')
-  rows = report.aggregate(results)
-  curves = report.aggregate_curves(results)
+  rows = tables.aggregate(results)
+  curves = tables.aggregate_curves(results)
   present = [r.name for r in rows]
   names = list(dict.fromkeys([n for n in first if n in present] + present))
   rows = sorted(rows, key=lambda r: names.index(r.name))  # figures' order
   written = [_write_text(os.path.join(output_dir, 'table_iii.md'),
-                         report.table_iii(rows, names=names))]
-  for dataset in report.datasets_of(rows):
-    if any(r.dataset == dataset and r.name in report.TABLE_IV_NAMES
+                         tables.table_iii(rows, names=names))]
+  for dataset in tables.datasets_of(rows):
+    if any(r.dataset == dataset and r.name in tables.TABLE_IV_NAMES
            for r in rows):
       written.append(_write_text(
           os.path.join(output_dir, f'table_iv_{dataset}.md'),
-          report.table_iv(rows, dataset)))
-  figures = os.path.join(output_dir, 'figures')
-  written += plots.figures(rows, curves, figures,
-                           heatmap_names=[r.name for r in rows])
+          tables.table_iv(rows, dataset)))
+  figure_dir = os.path.join(output_dir, 'figures')
+  written += figures.figures(rows, curves, figure_dir,
+                             heatmap_names=[r.name for r in rows])
   for res in results:
     if len(res['accuracy_matrix']) == len(res['accuracy_matrix'][0]):
       stem = f"{res['dataset']}_{res['name']}_seed{res['seed']}"
-      written.append(plots.heatmap(
+      written.append(figures.heatmap(
           res['accuracy_matrix'],
-          os.path.join(figures, 'runs', f'heatmap_{stem}.png'),
-          f"{plots.DATASET_LABELS.get(res['dataset'], res['dataset'])}: "
-          f"{plots.label(res['name'])}, seed {res['seed']}"))
+          os.path.join(figure_dir, 'runs', f'heatmap_{stem}.png'),
+          f"{figures.DATASET_LABELS.get(res['dataset'], res['dataset'])}: "
+          f"{figures.label(res['name'])}, seed {res['seed']}"))
   return written
 
 

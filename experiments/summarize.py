@@ -11,7 +11,7 @@ import sys
 from absl import app
 from absl import flags
 
-from emcl_jax import report
+from emcl_jax.reporting import tables
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('results_dir', 'results', 'Folder of results JSONs.')
@@ -19,12 +19,12 @@ flags.DEFINE_string('results_dir', 'results', 'Folder of results JSONs.')
 
 def main(argv):
   del argv
-  rows = report.aggregate(report.load(FLAGS.results_dir))
+  rows = tables.aggregate(tables.load(FLAGS.results_dir))
   if not rows:
     sys.stderr.write(f'error: no results JSON in {FLAGS.results_dir}; run '
                      'experiments/run.py --output_dir=... first\n')
     sys.exit(2)
-  print(report.markdown(rows), end='')
+  print(tables.markdown(rows), end='')
 
 
 if __name__ == '__main__':

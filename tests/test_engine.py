@@ -11,7 +11,7 @@ from emcl_jax.training import engine
 from emcl_jax import experiment
 from emcl_jax import losses
 from emcl_jax import models
-from emcl_jax import logs
+from emcl_jax.reporting import writers
 from emcl_jax.base import Batch, Method
 from emcl_jax.errors import NonFiniteLossError
 from emcl_jax.methods import METHODS, finetune
@@ -87,7 +87,7 @@ class EngineTest(absltest.TestCase):
     np.testing.assert_array_equal(results[True].accuracy_matrix,
                                   results[False].accuracy_matrix)
     # Every task, in order (the timings differ).
-    untimed = {k: [logs.parse_engine_line(l)[:-1] for l in v]
+    untimed = {k: [writers.parse_engine_line(l)[:-1] for l in v]
                for k, v in lines.items()}
     self.assertEqual(untimed[True], untimed[False])
     self.assertLen(lines[True], 4)

@@ -14,7 +14,7 @@ from absl.testing import absltest
 from absl.testing import parameterized
 import numpy as np
 
-from emcl_jax import logs
+from emcl_jax.reporting import writers
 
 
 def setUpModule():
@@ -38,15 +38,15 @@ class JsonLinesTest(absltest.TestCase):
   def test_write_flush_append(self):
     path = os.path.join(self.create_tempdir().full_path, 'sub', 'log.jsonl')
     before = time.time()
-    with logs.JsonLinesWriter(path) as w:
+    with writers.JsonLinesWriter(path) as w:
       w.write(1, loss=np.float32(0.5), acc=81.25, task=np.int64(3))
       # Flushed: readable before close.
-      self.assertEqual(logs.read_json_lines(path)[0]['loss'], 0.5)
+      self.assertEqual(writers.read_json_lines(path)[0]['loss'], 0.5)
       w.write(2, loss=0.25, curve=np.array([1.0, 2.0]))
-    with logs.JsonLinesWriter(path) as w:  # appends
+    with writers.JsonLinesWriter(path) as w:  # appends
       w.write(3, loss=0.125)
     after = time.time()
-    records = logs.read_json_lines(path)
+    records = writers.read_json_lines(path)
     self.assertEqual([r['step'] for r in records], [1, 2, 3])
     self.assertEqual({k: v for k, v in records[0].items() if k != 'wall_time'},
                      {'step': 1, 'loss': 0.5, 'acc': 81.25, 'task': 3})
@@ -60,7 +60,7 @@ class JsonLinesTest(absltest.TestCase):
 
   def test_reserved_keys(self):
     path = os.path.join(self.create_tempdir().full_path, 'log.jsonl')
-    with logs.JsonLinesWriter(path) as w:
+    with writers.JsonLinesWriter(path) as w:
       with self.assertRaisesRegex(ValueError, 'set by the writer'):
         w.write(1, wall_time=3.0)
 
@@ -74,24 +74,24 @@ class CrcTest(parameterized.TestCase):
       (bytes([0xFF] * 32), 0x62A8AB43),  # RFC 3720 B.4: 32 bytes of 0xff
       (bytes(range(32)), 0x46DD794E))  # RFC 3720 B.4: incrementing
   def test_crc32c(self, data, expected):
-    self.assertEqual(logs.crc32c(data), expected)
+    self.assertEqual(writers.crc32c(data), expected)
 
   def test_masked(self):
     crc = 0xE3069283
     rotated = ((crc >> 15) | (crc << 17)) & 0xFFFFFFFF
-    self.assertEqual(logs.masked_crc32c(b'123456789'),
+    self.assertEqual(writers.masked_crc32c(b'123456789'),
                      (rotated + 0xA282EAD8) % 2**32)
-    self.assertEqual(logs.masked_crc32c(b''), 0xA282EAD8)
+    self.assertEqual(writers.masked_crc32c(b''), 0xA282EAD8)
 
   def test_tfrecord_framing(self):
-    rec = logs.tfrecord(b'abc')
+    rec = writers.tfrecord(b'abc')
     self.assertLen(rec, 8 + 4 + 3 + 4)
     self.assertEqual(rec[:8], struct.pack('<Q', 3))
     self.assertEqual(struct.unpack('<I', rec[8:12])[0],
-                     logs.masked_crc32c(struct.pack('<Q', 3)))
+                     writers.masked_crc32c(struct.pack('<Q', 3)))
     self.assertEqual(rec[12:15], b'abc')
     self.assertEqual(struct.unpack('<I', rec[15:])[0],
-                     logs.masked_crc32c(b'abc'))
+                     writers.masked_crc32c(b'abc'))
 
 
 class EventProtoTest(absltest.TestCase):
@@ -102,19 +102,19 @@ class EventProtoTest(absltest.TestCase):
     summary = b'\x0a\x08' + value  # 10 bytes
     expected = (b'\x09' + struct.pack('<d', 1.0) + b'\x10\x02'
                 + b'\x2a\x0a' + summary)
-    self.assertEqual(logs.encode_event(1.0, 2, scalars=[('a', 1.0)]),
+    self.assertEqual(writers.encode_event(1.0, 2, scalars=[('a', 1.0)]),
                      expected)
-    version = logs.encode_event(0.5, 0, file_version='brain.Event:2')
+    version = writers.encode_event(0.5, 0, file_version='brain.Event:2')
     self.assertEqual(version, b'\x09' + struct.pack('<d', 0.5)
                      + b'\x1a\x0dbrain.Event:2')
 
   def test_varints_round_trip(self):
     # 300 -> ac 02 (protobuf docs); -1 -> ten bytes (int64).
-    self.assertEqual(logs.encode_event(0.0, 300)[9:], b'\x10\xac\x02')
-    self.assertEqual(logs.encode_event(0.0, -1)[9:],
+    self.assertEqual(writers.encode_event(0.0, 300)[9:], b'\x10\xac\x02')
+    self.assertEqual(writers.encode_event(0.0, -1)[9:],
                      b'\x10' + b'\xff' * 9 + b'\x01')
     for step in (1, 127, 128, 2**31, 2**40, -5):
-      self.assertEqual(logs.decode_event(logs.encode_event(0.0, step)).step,
+      self.assertEqual(writers.decode_event(writers.encode_event(0.0, step)).step,
                        step)
 
 
@@ -123,7 +123,7 @@ class TensorBoardTest(absltest.TestCase):
   def test_write_and_read_back(self):
     logdir = os.path.join(self.create_tempdir().full_path, 'tb')
     before = time.time()
-    with logs.TensorBoardWriter(logdir) as tb:
+    with writers.TensorBoardWriter(logdir) as tb:
       tb.scalar('loss', 0.5, 1, wall_time=123.25)
       tb.scalar('acc', 81.25, 1)
       tb.write(2, loss=0.25, acc=90.5)
@@ -137,19 +137,19 @@ class TensorBoardTest(absltest.TestCase):
     self.assertEqual(m[2], socket.gethostname())
     self.assertBetween(int(m[1]), int(before), int(after))
 
-    records = logs.read_tfrecords(tb.path)  # checks every CRC
+    records = writers.read_tfrecords(tb.path)  # checks every CRC
     self.assertLen(records, 4)
-    events = [logs.decode_event(r) for r in records]
+    events = [writers.decode_event(r) for r in records]
     self.assertEqual(events[0].file_version, 'brain.Event:2')
     self.assertEqual((events[0].step, events[0].scalars), (0, ()))
-    self.assertEqual(events[1], logs.Event(123.25, 1, None, (('loss', 0.5),)))
+    self.assertEqual(events[1], writers.Event(123.25, 1, None, (('loss', 0.5),)))
     self.assertEqual((events[2].step, events[2].scalars),
                      (1, (('acc', 81.25),)))
     self.assertEqual((events[3].step, events[3].scalars),
                      (2, (('loss', 0.25), ('acc', 90.5))))
     for e in events[2:]:
       self.assertBetween(e.wall_time, before, after)
-    self.assertEqual(logs.read_events(tb.path), events)
+    self.assertEqual(writers.read_events(tb.path), events)
 
   def test_independent_protobuf_decode(self):
     """The records parse as tensorflow.Event with the protobuf library."""
@@ -182,9 +182,9 @@ class TensorBoardTest(absltest.TestCase):
         pool.FindMessageTypeByName('emcl_test.Event'))
 
     logdir = self.create_tempdir().full_path
-    with logs.TensorBoardWriter(logdir) as tb:
+    with writers.TensorBoardWriter(logdir) as tb:
       tb.write(7, loss=1.5, acc=-2.0)
-    first, second = logs.read_tfrecords(tb.path)
+    first, second = writers.read_tfrecords(tb.path)
     self.assertEqual(event_cls.FromString(first).file_version,
                      'brain.Event:2')
     parsed = event_cls.FromString(second)
@@ -196,7 +196,7 @@ class TensorBoardTest(absltest.TestCase):
 
   def test_corruption_detected(self):
     logdir = self.create_tempdir().full_path
-    with logs.TensorBoardWriter(logdir) as tb:
+    with writers.TensorBoardWriter(logdir) as tb:
       tb.scalar('loss', 0.5, 1)
     with open(tb.path, 'rb') as f:
       data = bytearray(f.read())
@@ -206,15 +206,15 @@ class TensorBoardTest(absltest.TestCase):
       with open(tb.path, 'wb') as f:
         f.write(bad)
       with self.assertRaisesRegex(ValueError, message):
-        logs.read_tfrecords(tb.path)
+        writers.read_tfrecords(tb.path)
     with open(tb.path, 'wb') as f:
       f.write(data[:-2])
     with self.assertRaisesRegex(ValueError, 'truncated'):
-      logs.read_tfrecords(tb.path)
+      writers.read_tfrecords(tb.path)
 
   def test_two_writers_same_second(self):
     logdir = self.create_tempdir().full_path
-    with logs.TensorBoardWriter(logdir) as a, logs.TensorBoardWriter(
+    with writers.TensorBoardWriter(logdir) as a, writers.TensorBoardWriter(
         logdir) as b:
       self.assertNotEqual(a.path, b.path)
     self.assertLen(os.listdir(logdir), 2)
@@ -226,7 +226,7 @@ class ProgressTest(absltest.TestCase):
     stream = io.StringIO()
     # Start at 100; tasks end at +1, +5, +12, +13, +14 seconds.
     clock = FakeClock(100.0, 101.0, 105.0, 112.0, 113.0, 114.0)
-    progress = logs.Progress(5, 'emcl seed 0', stream, every_seconds=10,
+    progress = writers.Progress(5, 'emcl seed 0', stream, every_seconds=10,
                              clock=clock)
     for task, loss, acc in ((1, 2.0, 10.0), (2, 1.5, 20.0), (3, 1.0, 30.0),
                             (4, 0.5, 40.0), (5, 0.25, 50.125)):
@@ -244,7 +244,7 @@ class ProgressTest(absltest.TestCase):
   def test_rate_limit_many_tasks(self):
     stream = io.StringIO()
     times = [0.0] + [0.7 * t for t in range(1, 101)]
-    progress = logs.Progress(100, 'run', stream, every_seconds=5,
+    progress = writers.Progress(100, 'run', stream, every_seconds=5,
                              clock=FakeClock(*times))
     for t in range(1, 101):
       progress.update(t, 0.1, 50.0)
@@ -258,7 +258,7 @@ class ProgressTest(absltest.TestCase):
 
   def test_tty_bar(self):
     stream = io.StringIO()
-    with logs.Progress(4, 'bar', stream, tty=True) as progress:
+    with writers.Progress(4, 'bar', stream, tty=True) as progress:
       progress.update(1, 0.5, 90.0)
       progress.update(4, 0.125, 75.5)
     text = stream.getvalue()
@@ -272,7 +272,7 @@ class ProgressTest(absltest.TestCase):
     # Start at 0; batch reports at +4 (too soon), +11, +15 (too soon),
     # +25 (the task's last batch: no line), then the task line at +26.
     clock = FakeClock(0.0, 4.0, 11.0, 15.0, 25.0, 26.0)
-    progress = logs.Progress(2, 'r', stream, every_seconds=10, clock=clock)
+    progress = writers.Progress(2, 'r', stream, every_seconds=10, clock=clock)
     for done, loss in ((10, 2.0), (20, 1.5), (30, 1.25), (40, 1.0)):
       progress.batch(1, done, 40, loss)
     progress.update(1, 1.1, 50.0)
@@ -285,7 +285,7 @@ class ProgressTest(absltest.TestCase):
 
   def test_batch_bar_on_a_tty(self):
     stream = io.StringIO()
-    with logs.Progress(3, 'bar', stream, tty=True) as progress:
+    with writers.Progress(3, 'bar', stream, tty=True) as progress:
       progress.batch(2, 5, 8, 0.75)
       progress.batch(2, 8, 8, 0.5)
       bar = progress._task_bar
@@ -299,14 +299,14 @@ class ProgressTest(absltest.TestCase):
 
   def test_not_a_tty_by_default(self):
     stream = io.StringIO()  # isatty() is False
-    logs.Progress(2, 'x', stream, clock=FakeClock(0.0, 1.0)).update(
+    writers.Progress(2, 'x', stream, clock=FakeClock(0.0, 1.0)).update(
         1, 0.5, 1.0)
     self.assertStartsWith(stream.getvalue(), 'x task 1/2 ')
 
   def test_validation(self):
     with self.assertRaisesRegex(ValueError, 'total_tasks'):
-      logs.Progress(0, 'x', io.StringIO())
-    progress = logs.Progress(3, 'x', io.StringIO())
+      writers.Progress(0, 'x', io.StringIO())
+    progress = writers.Progress(3, 'x', io.StringIO())
     for bad in (0, 4):
       with self.assertRaisesRegex(ValueError, r'1\.\.3'):
         progress.update(bad, 0.0, 0.0)
@@ -318,11 +318,11 @@ class EngineLogFnTest(absltest.TestCase):
     folder = self.create_tempdir().full_path
     stream = io.StringIO()
     other = []
-    jsonl = logs.JsonLinesWriter(os.path.join(folder, 'log.jsonl'))
-    tb = logs.TensorBoardWriter(os.path.join(folder, 'tb'))
-    progress = logs.Progress(20, 'emcl', stream, every_seconds=0,
+    jsonl = writers.JsonLinesWriter(os.path.join(folder, 'log.jsonl'))
+    tb = writers.TensorBoardWriter(os.path.join(folder, 'tb'))
+    progress = writers.Progress(20, 'emcl', stream, every_seconds=0,
                              clock=FakeClock(0.0, 2.0))
-    log_fn = logs.engine_log_fn(progress, [jsonl, tb], other.append)
+    log_fn = writers.engine_log_fn(progress, [jsonl, tb], other.append)
     # The engine's format (engine._protocol's log()).
     log_fn(f'task {3}/{20}  loss {0.12345:.4f}  acc(this) {91.0:.2f}  '
            f'acc(seen) {85.5:.2f}')
@@ -332,10 +332,10 @@ class EngineLogFnTest(absltest.TestCase):
     self.assertEqual(other, ['restored checkpoint at task 2'])
     self.assertEqual(stream.getvalue(), 'emcl task 3/20 loss 0.1235 acc 85.50 '
                      'elapsed 2.0s eta 11.3s\n')
-    (record,) = logs.read_json_lines(os.path.join(folder, 'log.jsonl'))
+    (record,) = writers.read_json_lines(os.path.join(folder, 'log.jsonl'))
     self.assertEqual((record['step'], record['loss'], record['acc_this'],
                       record['acc_seen']), (3, 0.1235, 91.0, 85.5))
-    event = logs.read_events(tb.path)[1]
+    event = writers.read_events(tb.path)[1]
     self.assertEqual(event.step, 3)
     self.assertEqual([t for t, _ in event.scalars],
                      ['loss', 'acc_this', 'acc_seen'])
@@ -344,7 +344,7 @@ class EngineLogFnTest(absltest.TestCase):
 
   def test_progress_from_label(self):
     stream = io.StringIO()
-    log_fn = logs.engine_log_fn('lamaml seed 1', stream=stream)
+    log_fn = writers.engine_log_fn('lamaml seed 1', stream=stream)
     for task in (1, 2, 3):
       log_fn(f'task {task}/3  loss 0.5000  acc(this) 90.00  '
              f'acc(seen) {80 + task:.2f}')
@@ -359,14 +359,14 @@ class EngineLogFnTest(absltest.TestCase):
 
   def test_parse(self):
     self.assertEqual(
-        logs.parse_engine_line('task 10/100  loss nan  acc(this) 9.50  '
+        writers.parse_engine_line('task 10/100  loss nan  acc(this) 9.50  '
                                'acc(seen) 10.25')[1:2], (100,))
-    self.assertIsNone(logs.parse_engine_line('compiling'))
-    self.assertIsNone(logs.parse_engine_line(
+    self.assertIsNone(writers.parse_engine_line('compiling'))
+    self.assertIsNone(writers.parse_engine_line(
         'task 1/2  loss 1.0  acc(this) 9.50  acc(seen) 10.25').train_s)
-    self.assertEqual(logs.parse_engine_line(
+    self.assertEqual(writers.parse_engine_line(
         'task 1/2  loss 1.0  acc(this) 9.50  acc(seen) 10.25  '
-        'train_s 0.125'), logs.TaskLine(1, 2, 1.0, 9.5, 10.25, 0.125))
+        'train_s 0.125'), writers.TaskLine(1, 2, 1.0, 9.5, 10.25, 0.125))
 
 
 if __name__ == '__main__':
@@ -379,7 +379,7 @@ class RunLogTest(absltest.TestCase):
     folder = self.create_tempdir().full_path
     stream = io.StringIO()
     path = os.path.join(folder, 'logs', 'run.jsonl')
-    with logs.RunLog('lbl', path, os.path.join(folder, 'tb'),
+    with writers.RunLog('lbl', path, os.path.join(folder, 'tb'),
                      stream=stream) as log:
       log.batch(0, 2, 3, 4, 0.5)
       self.assertFalse(os.path.exists(path))  # made at the first task line
@@ -387,9 +387,9 @@ class RunLogTest(absltest.TestCase):
       log('task 2/2  loss 0.2500  acc(this) 80.00  acc(seen) 85.00')
     self.assertEqual(
         [(r['step'], r['loss'], r['acc_seen'])
-         for r in logs.read_json_lines(path)],
+         for r in writers.read_json_lines(path)],
         [(1, 0.5, 90.0), (2, 0.25, 85.0)])
-    events = [e for e in logs.read_events(
+    events = [e for e in writers.read_events(
         os.path.join(folder, 'tb', os.listdir(os.path.join(folder, 'tb'))[0]))
               if e.scalars]
     self.assertLen(events, 2)

@@ -3,7 +3,7 @@
 from absl.testing import absltest
 import numpy as np
 
-from emcl_jax import metrics
+from emcl_jax.reporting import metrics
 
 # R[i, j]: accuracy on task j after training task i.
 R = np.array([[0.90, 0.10, 0.12],

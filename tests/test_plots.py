@@ -9,8 +9,8 @@ from absl.testing import parameterized
 import numpy as np
 from PIL import Image
 
-from emcl_jax import plots
-from emcl_jax import report
+from emcl_jax.reporting import figures
+from emcl_jax.reporting import tables
 
 NAMES = ('emcl', 'lamaml', 'emcl_si')
 
@@ -48,9 +48,9 @@ class PlotsTest(parameterized.TestCase):
     for i, r in enumerate(_synthetic()):
       with open(os.path.join(results_dir, f'{i}.json'), 'w') as f:
         json.dump(r, f)
-    results = report.load(results_dir)
-    self.rows = report.aggregate(results)
-    self.curves = report.aggregate_curves(results)
+    results = tables.load(results_dir)
+    self.rows = tables.aggregate(results)
+    self.curves = tables.aggregate_curves(results)
 
   def assertPng(self, path, min_width=300, min_height=200):
     """A decodable PNG of more than 10 kB and at least the given size."""
@@ -71,45 +71,45 @@ class PlotsTest(parameterized.TestCase):
 
   def test_fig1(self):
     path = os.path.join(self.folder, 'fig1_cifar100.png')
-    self.assertEqual(plots.fig1(self.rows, self.curves, path), path)
+    self.assertEqual(figures.fig1(self.rows, self.curves, path), path)
     width, height = self.assertPng(path)
     self.assertGreater(width, 2 * height)  # three panels side by side
-    two = plots.fig1(self.rows, [], os.path.join(self.folder, 'two.png'))
+    two = figures.fig1(self.rows, [], os.path.join(self.folder, 'two.png'))
     width2, _ = self.assertPng(two)
     self.assertLess(width2, width)  # no curves: two panels
 
   @parameterized.parameters(False, True)
   def test_fig2(self, log):
     path = os.path.join(self.folder, 'sub', f'fig2_{log}.png')
-    self.assertEqual(plots.fig2(self.rows, path, log=log), path)
+    self.assertEqual(figures.fig2(self.rows, path, log=log), path)
     self.assertPng(path)
 
   def test_fig3(self):
-    path = plots.fig3(self.rows, os.path.join(self.folder, 'fig3.png'))
+    path = figures.fig3(self.rows, os.path.join(self.folder, 'fig3.png'))
     one, _ = self.assertPng(path)
     # Two datasets: one panel each, side by side.
-    rows = report.aggregate(_synthetic(('cifar100', 'miniimagenet')))
-    path = plots.fig3(rows, os.path.join(self.folder, 'fig3_two.png'))
+    rows = tables.aggregate(_synthetic(('cifar100', 'miniimagenet')))
+    path = figures.fig3(rows, os.path.join(self.folder, 'fig3_two.png'))
     two, _ = self.assertPng(path)
     self.assertGreater(two, 1.7 * one)
 
   def test_heatmap(self):
     matrix = self.curves[0].matrix
-    path = plots.heatmap(matrix, os.path.join(self.folder, 'h.png'),
+    path = figures.heatmap(matrix, os.path.join(self.folder, 'h.png'),
                          'EMCL on CIFAR100')
     self.assertPng(path)
     # Large T (no per-cell numbers) and joint's single row also draw.
     big = np.tril(np.random.default_rng(0).uniform(0, 1, (50, 50)))
-    self.assertPng(plots.heatmap(big, os.path.join(self.folder, 'b.png'),
+    self.assertPng(figures.heatmap(big, os.path.join(self.folder, 'b.png'),
                                  'T = 50'))
     with self.assertRaisesRegex(ValueError, '2-D'):
-      plots.heatmap([0.5, 0.6], os.path.join(self.folder, 'x.png'), 'x')
+      figures.heatmap([0.5, 0.6], os.path.join(self.folder, 'x.png'), 'x')
 
   def test_figures_one_file_per_dataset(self):
-    rows = report.aggregate(_synthetic(('cifar100', 'miniimagenet')))
-    curves = report.aggregate_curves(_synthetic(('cifar100',
+    rows = tables.aggregate(_synthetic(('cifar100', 'miniimagenet')))
+    curves = tables.aggregate_curves(_synthetic(('cifar100',
                                                  'miniimagenet')))
-    paths = plots.figures(rows, curves, self.folder)
+    paths = figures.figures(rows, curves, self.folder)
     self.assertEqual([os.path.basename(p) for p in paths], [
         'fig1_cifar100.png', 'fig2_cifar100.png', 'fig3_cifar100.png',
         'heatmap_cifar100_emcl.png', 'fig1_miniimagenet.png',
@@ -119,21 +119,21 @@ class PlotsTest(parameterized.TestCase):
       self.assertPng(p)
 
   def test_errors(self):
-    rows = report.aggregate(_synthetic(('cifar100', 'miniimagenet')))
+    rows = tables.aggregate(_synthetic(('cifar100', 'miniimagenet')))
     out = os.path.join(self.folder, 'x.png')
     with self.assertRaisesRegex(ValueError, 'pass dataset='):
-      plots.fig1(rows, [], out)
+      figures.fig1(rows, [], out)
     with self.assertRaisesRegex(ValueError, 'no rows for dataset'):
-      plots.fig1(rows, [], out, dataset='split_mnist')
+      figures.fig1(rows, [], out, dataset='split_mnist')
     zero = [self.rows[0]._replace(train_seconds=0.0)]
     with self.assertRaisesRegex(ValueError, 'log=False'):
-      plots.fig3(zero, out)
+      figures.fig3(zero, out)
     self.assertFalse(os.path.exists(out))
 
   def test_labels_and_colours(self):
-    self.assertEqual(plots.label('emcl_si'), 'EMCL-SI')
-    self.assertEqual(plots.label('my_run'), 'my_run')
-    palette = plots.colors(['a', 'b', 'a', 'c'])
+    self.assertEqual(figures.label('emcl_si'), 'EMCL-SI')
+    self.assertEqual(figures.label('my_run'), 'my_run')
+    palette = figures.colors(['a', 'b', 'a', 'c'])
     self.assertEqual(list(palette), ['a', 'b', 'c'])
     self.assertLen({palette[n] for n in palette}, 3)
 

@@ -9,7 +9,7 @@ from absl.testing import absltest
 from absl.testing import parameterized
 import numpy as np
 
-from emcl_jax import report
+from emcl_jax.reporting import tables
 
 
 def setUpModule():
@@ -81,7 +81,7 @@ class ReportTest(parameterized.TestCase):
     for i, r in enumerate(runs):
       with open(os.path.join(folder, f'{i}.json'), 'w') as f:
         json.dump(r, f)
-    rows = report.aggregate(report.load(folder))
+    rows = tables.aggregate(tables.load(folder))
     self.assertEqual([r.name for r in rows], ['emcl', 'emcl_gd'])
     emcl = rows[0]
     # mean(70, 72) = 71, population std = 1; BWT -11 +- 1; seconds 3.
@@ -90,23 +90,23 @@ class ReportTest(parameterized.TestCase):
     self.assertEqual((emcl.seeds, emcl.train_seconds), ((0, 1), 3.0))
     # seconds 2 and 4: population std 1.
     self.assertEqual(emcl.train_seconds_std, 1.0)
-    table = report.markdown(rows).splitlines()
+    table = tables.markdown(rows).splitlines()
     self.assertEqual(table[2], '| mnist_permutations | emcl | 71.00 ± 1.00 | '
                      '-11.00 ± 1.00 | 80.00 | 3.00 | 2 |')
     self.assertLen(table, 4)
 
   def test_row_positional_without_seconds_std(self):
-    row = report.Row('d', 'n', (0,), 1.0, 0.0, -1.0, 0.0, 2.0, 3.0)
+    row = tables.Row('d', 'n', (0,), 1.0, 0.0, -1.0, 0.0, 2.0, 3.0)
     self.assertEqual(row.train_seconds_std, 0.0)
 
   def test_table_iii_equals_json_means(self):
     results = _synthetic()
     folder = self.create_tempdir().full_path
     _write(folder, results)
-    loaded = report.load(folder)
-    rows = report.aggregate(loaded)
+    loaded = tables.load(folder)
+    rows = tables.aggregate(loaded)
     datasets = ['cifar100', 'mnist_permutations']
-    text = report.table_iii(rows, datasets)
+    text = tables.table_iii(rows, datasets)
     self.assertStartsWith(text, 'Table III:')
     header = [l for l in text.splitlines() if l.startswith('|')][0]
     self.assertEqual(header, '| method | cifar100 ACC / BWT (%) | cifar100 '
@@ -135,20 +135,20 @@ class ReportTest(parameterized.TestCase):
   def test_table_iii_missing_cells_and_names(self):
     results = _synthetic(datasets=('mnist_permutations',))
     results += _synthetic(datasets=('cifar100',), names=('emcl',))
-    rows = report.aggregate(results)
-    body = _table_rows(report.table_iii(rows, names=['lamaml', 'emcl']))
+    rows = tables.aggregate(results)
+    body = _table_rows(tables.table_iii(rows, names=['lamaml', 'emcl']))
     self.assertEqual([r[0] for r in body], ['lamaml', 'emcl'])
     self.assertEqual(body[0][3:], ['-', '-'])  # no lamaml on cifar100
     self.assertNotIn('-', body[1][3:])
     with self.assertRaisesRegex(ValueError, 'no results'):
-      report.table_iii(rows, ['split_mnist'])
+      tables.table_iii(rows, ['split_mnist'])
 
   def test_table_iv(self):
     results = _synthetic(datasets=('miniimagenet',),
                          names=('emcl', 'emcl_lr_modulation', 'emcl_si'))
     results += _synthetic(datasets=('cifar100',), names=('emcl_gd',))
-    rows = report.aggregate(results)
-    text = report.table_iv(rows, 'miniimagenet')
+    rows = tables.aggregate(results)
+    text = tables.table_iv(rows, 'miniimagenet')
     body = _table_rows(text)
     # Table IV's order; emcl_gd has results only on another dataset.
     self.assertEqual([r[0] for r in body],
@@ -169,14 +169,14 @@ class ReportTest(parameterized.TestCase):
                      'Missing (no results on miniimagenet): emcl_gd.')
 
   def test_table_iv_all_present_has_no_footnote(self):
-    rows = report.aggregate(_synthetic(datasets=('d',), names=('a', 'b')))
-    text = report.table_iv(rows, 'd', names=('b', 'a'))
+    rows = tables.aggregate(_synthetic(datasets=('d',), names=('a', 'b')))
+    text = tables.table_iv(rows, 'd', names=('b', 'a'))
     self.assertNotIn('Missing', text)
     body = _table_rows(text)
     self.assertEqual([r[0] for r in body], ['b', 'a'])
     self.assertEqual(body[0][1:5], ['?'] * 4)
     with self.assertRaisesRegex(ValueError, 'no results on d'):
-      report.table_iv(rows, 'd')
+      tables.table_iv(rows, 'd')
 
   @parameterized.named_parameters(
       # R[0, :1] = 1.0; R[1, :2] = (0.5 + 0.7) / 2.
@@ -186,18 +186,18 @@ class ReportTest(parameterized.TestCase):
                        [0.6, 0.5, 0.95]], [90.0, 75.0, 68.333333]),
       ('one_task', [[0.25]], [25.0]))
   def test_average_accuracy_curve(self, matrix, expected):
-    np.testing.assert_allclose(report.average_accuracy_curve(matrix),
+    np.testing.assert_allclose(tables.average_accuracy_curve(matrix),
                                expected, rtol=1e-6)
 
   def test_average_accuracy_curve_rejects_non_square(self):
     with self.assertRaisesRegex(ValueError, r'\[T, T\]'):
-      report.average_accuracy_curve([[0.5, 0.6, 0.7]])
+      tables.average_accuracy_curve([[0.5, 0.6, 0.7]])
 
   def test_aggregate_curves(self):
     results = _synthetic(datasets=('d',), names=('a', 'b'), seeds=(0, 1, 2))
     results.append({**results[0], 'name': 'joint', 'method': 'joint',
                     'accuracy_matrix': [[0.5, 0.6, 0.7, 0.8]]})
-    curves = report.aggregate_curves(results)
+    curves = tables.aggregate_curves(results)
     self.assertEqual([c.name for c in curves], ['a', 'b'])  # joint skipped
     for c in curves:
       mats = np.array([r['accuracy_matrix'] for r in results
@@ -217,7 +217,7 @@ class ReportTest(parameterized.TestCase):
     results += _synthetic(datasets=('d',), names=('a',), seeds=(1,),
                           tasks=3)
     with self.assertRaisesRegex(ValueError, 'different numbers of tasks'):
-      report.aggregate_curves(results)
+      tables.aggregate_curves(results)
 
 
 if __name__ == '__main__':

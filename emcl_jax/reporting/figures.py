@@ -9,8 +9,8 @@
   heatmap(matrix, path, title)  one T x T accuracy matrix.
   figures(rows, curves, folder)  all of them, one file per dataset.
 
-`rows` and `curves` come from `report.aggregate` and
-`report.aggregate_curves`. File convention of `figures`: one figure per
+`rows` and `curves` come from `tables.aggregate` and
+`tables.aggregate_curves`. File convention of `figures`: one figure per
 dataset and kind, `fig1_{dataset}.png`, `fig2_{dataset}.png`,
 `fig3_{dataset}.png` and `heatmap_{dataset}_{name}.png` (the accuracy
 matrix's mean over seeds). `fig1` draws one dataset; `fig2` and `fig3` draw
@@ -32,7 +32,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 import numpy as np
 
-from emcl_jax import report
+from emcl_jax.reporting import tables
 
 DPI = 150
 
@@ -84,9 +84,9 @@ def _log_scale(ax, which: str) -> None:
   axis.set_minor_formatter(plain)
 
 
-def _one_dataset(rows: Sequence[report.Row], dataset: Optional[str]) -> str:
+def _one_dataset(rows: Sequence[tables.Row], dataset: Optional[str]) -> str:
   """The dataset to draw: `dataset`, or the only one of `rows`."""
-  found = report.datasets_of(rows)
+  found = tables.datasets_of(rows)
   if dataset is None:
     if len(found) != 1:
       raise ValueError(f'rows span datasets {found}; pass dataset=')
@@ -108,13 +108,13 @@ def _bars(ax, rows, values, errors, palette, ylabel):
   ax.grid(axis='y', alpha=0.3)
 
 
-def fig1(rows: Sequence[report.Row], curves: Sequence[report.Curve],
+def fig1(rows: Sequence[tables.Row], curves: Sequence[tables.Curve],
          path: str, *, dataset: Optional[str] = None) -> str:
   """Fig. 1 for one dataset: ACC bars, BWT bars, average-accuracy curves.
 
   Args:
-    rows: from `report.aggregate`.
-    curves: from `report.aggregate_curves`; the third panel (mean over the
+    rows: from `tables.aggregate`.
+    curves: from `tables.aggregate_curves`; the third panel (mean over the
       tasks learned so far, against the number of tasks learned, with a
       band of +- one std over seeds) is left out if none is on `dataset`.
     path: the PNG to write.
@@ -157,9 +157,9 @@ def fig1(rows: Sequence[report.Row], curves: Sequence[report.Curve],
   return _save(fig, path)
 
 
-def _panels(rows: Sequence[report.Row], width: float):
+def _panels(rows: Sequence[tables.Row], width: float):
   """A figure with one axes per dataset of `rows`: (fig, [(ds, rows, ax)])."""
-  found = report.datasets_of(rows)
+  found = tables.datasets_of(rows)
   if not found:
     raise ValueError('no rows to draw')
   fig = Figure(figsize=(width * len(found), 4.5), layout='constrained')
@@ -168,18 +168,18 @@ def _panels(rows: Sequence[report.Row], width: float):
                for d, ax in zip(found, axes)]
 
 
-def _check_log(rows: Sequence[report.Row]) -> None:
+def _check_log(rows: Sequence[tables.Row]) -> None:
   """Raises ValueError if a training time cannot go on a log axis."""
   bad = [r.name for r in rows if not r.train_seconds > 0]
   if bad:
     raise ValueError(f'train_seconds <= 0 for {bad}; use log=False')
 
 
-def fig2(rows: Sequence[report.Row], path: str, *, log: bool = False) -> str:
+def fig2(rows: Sequence[tables.Row], path: str, *, log: bool = False) -> str:
   """Fig. 2: mean training seconds per method, one panel per dataset.
 
   Args:
-    rows: from `report.aggregate` (one or more datasets).
+    rows: from `tables.aggregate` (one or more datasets).
     path: the PNG to write.
     log: log-scale seconds axis (for methods orders of magnitude apart).
 
@@ -202,13 +202,13 @@ def fig2(rows: Sequence[report.Row], path: str, *, log: bool = False) -> str:
   return _save(fig, path)
 
 
-def fig3(rows: Sequence[report.Row], path: str, *, log: bool = True) -> str:
+def fig3(rows: Sequence[tables.Row], path: str, *, log: bool = True) -> str:
   """Fig. 3: ACC against training seconds, one labelled point per method.
 
   Error bars are one std over seeds on both axes; one panel per dataset.
 
   Args:
-    rows: from `report.aggregate` (one or more datasets).
+    rows: from `tables.aggregate` (one or more datasets).
     path: the PNG to write.
     log: log-scale seconds axis.
 
@@ -277,14 +277,14 @@ def heatmap(accuracy_matrix: Any, path: str, title: str) -> str:
   return _save(fig, path)
 
 
-def figures(rows: Sequence[report.Row], curves: Sequence[report.Curve],
+def figures(rows: Sequence[tables.Row], curves: Sequence[tables.Curve],
             folder: str, *, log_seconds: bool = True,
             heatmap_names: Sequence[str] = ('emcl',)) -> list[str]:
   """Every figure, one file per dataset (module docstring's convention).
 
   Args:
-    rows: from `report.aggregate`.
-    curves: from `report.aggregate_curves`.
+    rows: from `tables.aggregate`.
+    curves: from `tables.aggregate_curves`.
     folder: where to write the PNGs.
     log_seconds: log-scale time axes of Fig. 2 and Fig. 3.
     heatmap_names: run names whose mean accuracy matrix is drawn.
@@ -293,7 +293,7 @@ def figures(rows: Sequence[report.Row], curves: Sequence[report.Curve],
     The paths written, in order.
   """
   paths = []
-  for d in report.datasets_of(rows):
+  for d in tables.datasets_of(rows):
     rs = [r for r in rows if r.dataset == d]
     log = log_seconds and all(r.train_seconds > 0 for r in rs)
     paths.append(fig1(rs, curves, os.path.join(folder, f'fig1_{d}.png')))
