@@ -6,27 +6,32 @@ with Taylor Expansion Approximation"). The public API:
   emcl_jax.init(params, example_batch, config) -> EMCLState
   emcl_jax.update(state, batch, key, loss_fn=..., config=...) -> (state, metrics)
 
-and the pure pieces it is made of: `inner` (Eq 16, 18, 21), `importance`
-(Eq 7, 13), `meta_grad` (Eq 10), `transforms` (Eq 8 as an optax
-transformation), `memory` (reservoir replay), `engine` (scanned training),
-`metrics` (Eq 22, 23).
+and the pure pieces it is made of, in `emcl_jax.emcl`: `inner` (Eq 16, 18,
+21), `importance` (Eq 7, 13), `meta_grad` (Eq 10), `transforms` (Eq 8 as an
+optax transformation); in `emcl_jax.training`: `memory` (reservoir replay),
+`engine` (scanned training); in `emcl_jax.reporting`: `metrics` (Eq 22,
+23). Each stays importable as `emcl_jax.<name>`.
+
+The packages, each importing only those listed before it:
+`base`, `errors`, `losses`, `models`, `data`, `configs` (foundations) <
+`emcl` (the paper) < `training` < `methods` < `reporting` < `experiment` <
+`sweeps` < `launch` (the command-line scripts).
 """
 
-from emcl_jax.training import engine
+from emcl_jax.base import Batch, Method
 from emcl_jax.emcl import importance
 from emcl_jax.emcl import inner
-from emcl_jax.training import memory
 from emcl_jax.emcl import meta_grad
-from emcl_jax.reporting import metrics
 from emcl_jax.emcl import transforms
-from emcl_jax.base import Batch, Method
-from emcl_jax.methods.emcl import EMCLConfig, EMCLState, init, update
 from emcl_jax.emcl.transforms import meta_learning_rate, scale_by_importance
-
-__version__ = '0.1.0'
+from emcl_jax.methods.emcl import EMCLConfig, EMCLState, init, update
+from emcl_jax.reporting import metrics
+from emcl_jax.training import engine
+from emcl_jax.training import memory
+from emcl_jax.version import __version__
 
 __all__ = [
-    'Batch', 'EMCLConfig', 'EMCLState', 'Method', 'engine', 'importance',
-    'init', 'inner', 'memory', 'meta_grad', 'meta_learning_rate', 'metrics',
-    'scale_by_importance', 'transforms', 'update',
+    'Batch', 'EMCLConfig', 'EMCLState', 'Method', '__version__', 'engine',
+    'importance', 'init', 'inner', 'memory', 'meta_grad', 'meta_learning_rate',
+    'metrics', 'scale_by_importance', 'transforms', 'update',
 ]

@@ -2,15 +2,21 @@
 
 `run(dataset, method, seed, ...)` loads the benchmark, builds the model and
 the method from Table II's defaults plus overrides, trains through the
-engine and returns the results dictionary that `write_results` stores as
-`{dataset}_{name}_seed{seed}.json`. Schema (all keys always present):
+engine and returns the results dictionary. `run_in_workdir` does the same
+in each run's own folder (`training.workdir`): it resumes an unfinished run,
+refuses to redo a finished one unless asked, feeds the metric writers and
+stores the dictionary as `results.json`. Schema (all keys always present):
 
-  schema_version  int, 1
+  schema_version  int, 2 (1: no config_hash and stream_length, and
+                  config without data_source, data_dir)
   dataset, method str;  seed int
   name            str: the run's label, the method's name unless given
                   (ablations of one method get their own names)
-  config          dict: every hyper-parameter used, plus num_tasks,
-                  samples_per_task, batch_size
+  config          dict: `run_config`: every hyper-parameter used, plus
+                  num_tasks, samples_per_task (None: all), batch_size,
+                  model, class_order, data_source, data_dir
+  config_hash     str: `workdir.config_hash(dataset, method, config)`
+  stream_length   int: training samples per task
   versions        dict: emcl_jax, jax, jaxlib, flax, optax, numpy, python
   data_source     str: 'bundled:mnist-5k', 'dir:/abs/path' or 'tfds:mnist'
   device          str: the JAX backend the run used
@@ -38,8 +44,8 @@ import os
 import platform
 import re
 import resource
+import shutil
 import sys
-import tempfile
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import flax
@@ -49,20 +55,21 @@ import jaxlib
 import numpy as np
 import optax
 
-import emcl_jax
-from emcl_jax.training import checkpoint as checkpoint_lib
-from emcl_jax import data as data_lib
-from emcl_jax.training import engine
+from emcl_jax import version
 from emcl_jax import configs
-from emcl_jax.reporting import writers
+from emcl_jax import data as data_lib
 from emcl_jax import losses
-from emcl_jax.reporting import metrics
 from emcl_jax import models
 from emcl_jax.base import Batch
 from emcl_jax.data import tasks as tasks_lib
 from emcl_jax.methods import JOINT, METHODS, VARIANTS
+from emcl_jax.reporting import metrics
+from emcl_jax.reporting import writers
+from emcl_jax.training import checkpoint as checkpoint_lib
+from emcl_jax.training import engine
+from emcl_jax.training import workdir
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def method_config(dataset: str, method: str, overrides: dict[str, Any],
@@ -85,6 +92,40 @@ def method_config(dataset: str, method: str, overrides: dict[str, Any],
   table = configs.defaults(configs.get_config(dataset, config_file), method)
   values = {**VARIANTS.get(method, {}), **table, **overrides}
   return config_cls(**values).validate()
+
+
+def run_config(dataset: str = 'mnist_permutations', method: str = 'emcl',
+               *, overrides: Optional[dict[str, Any]] = None,
+               num_tasks: Optional[int] = None,
+               samples_per_task: Optional[int] = None, batch_size: int = 10,
+               data_source: str = 'auto', data_dir: Optional[str] = None,
+               config_file: Optional[str] = None,
+               model: Optional[str] = None, class_order: str = 'natural',
+               norm: Optional[str] = None) -> dict[str, Any]:
+  """The `config` entry of a run's results, known before any data loads:
+  every hyper-parameter (`method_config`), the benchmark's size (Table I's
+  when not given; samples_per_task None: all of a task's images), batch
+  size, model, class order and data source. Its hash
+  (`workdir.config_hash`) names the run's folder.
+
+  Raises:
+    ValueError: bad configuration. DataError: unknown dataset.
+  """
+  config = method_config(dataset, method, overrides or {}, config_file)
+  if dataset not in data_lib.BENCHMARKS:
+    raise data_lib.DataError(f'unknown dataset {dataset!r}; use one of '
+                             f'{", ".join(data_lib.BENCHMARKS)}')
+  default_tasks, default_samples = data_lib.BENCHMARKS[dataset]
+  label = model or configs.get_config(dataset, config_file)['model']
+  if norm not in (None, 'group'):
+    label += f'(norm={norm})'
+  return {**config._asdict(),
+          'num_tasks': default_tasks if num_tasks is None else num_tasks,
+          'samples_per_task': (default_samples if samples_per_task is None
+                               else samples_per_task),
+          'batch_size': batch_size, 'model': label,
+          'class_order': class_order, 'data_source': data_source,
+          'data_dir': None if data_dir is None else os.path.abspath(data_dir)}
 
 
 class Hyperparameter(NamedTuple):
@@ -217,7 +258,7 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
         num_tasks: Optional[int] = None,
         samples_per_task: Optional[int] = None, batch_size: int = 10,
         data_source: str = 'auto', data_dir: Optional[str] = None,
-        log_fn: Optional[Callable[[str], None]] = None,
+        record_fn: Optional[Callable[[engine.TaskRecord], None]] = None,
         batch_fn: Optional[Callable[..., None]] = None,
         name: Optional[str] = None,
         overlap_eval: bool = False,
@@ -229,30 +270,32 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
   """Runs one (dataset, method, seed) and returns the results dictionary.
 
   With `checkpoint_dir` the run is saved after every task; `resume`
-  continues it from the latest save (`emcl_jax.checkpoint`). `log_fn` and
-  `batch_fn` are the engine's (`engine.train_and_evaluate`), e.g. a
-  `writers.RunLog` and its `batch`.
+  continues it from the latest save (`training.checkpoint`). `record_fn`
+  and `batch_fn` are the engine's (`engine.train_and_evaluate`).
+  `run_in_workdir` does all this in a run's own folder.
 
   Raises:
     ValueError: bad configuration. DataError: bad data.
     NonFiniteLossError: the loss diverged.
   """
-  s = setup(dataset, method, seed, overrides=overrides, num_tasks=num_tasks,
-            samples_per_task=samples_per_task, batch_size=batch_size,
-            data_source=data_source, data_dir=data_dir,
-            config_file=config_file, model=model, class_order=class_order,
-            norm=norm)
+  spec = dict(overrides=overrides, num_tasks=num_tasks,
+              samples_per_task=samples_per_task, batch_size=batch_size,
+              data_source=data_source, data_dir=data_dir,
+              config_file=config_file, model=model, class_order=class_order,
+              norm=norm)
+  s = setup(dataset, method, seed, **spec)
+  config = run_config(dataset, method, **spec)
   ckpt = _checkpointer(checkpoint_dir, resume, dataset, method, name,
                        (seed,), s.config, [s.tasks], batch_size, s.model)
   try:
     result = engine.train_and_evaluate(
         s.method, s.apply_fn, s.params, s.tasks, batch_size=batch_size,
-        key=s.key, log_fn=log_fn, overlap_eval=overlap_eval,
+        key=s.key, record_fn=record_fn, overlap_eval=overlap_eval,
         checkpointer=ckpt, batch_fn=batch_fn)
   finally:
     if ckpt is not None:
       ckpt.close()
-  return _results(dataset, method, seed, name, s, batch_size, class_order,
+  return _results(dataset, method, seed, name, s, config,
                   result.accuracy_matrix, result.task_losses, result)
 
 
@@ -262,7 +305,7 @@ def run_seeds(dataset: str = 'mnist_permutations', method: str = 'emcl',
               num_tasks: Optional[int] = None,
               samples_per_task: Optional[int] = None, batch_size: int = 10,
               data_source: str = 'auto', data_dir: Optional[str] = None,
-              log_fn: Optional[Callable[[str], None]] = None,
+              record_fn: Optional[Callable[[engine.TaskRecord], None]] = None,
               batch_fn: Optional[Callable[..., None]] = None,
               name: Optional[str] = None, shard: bool = True,
               checkpoint_dir: Optional[str] = None,
@@ -279,12 +322,13 @@ def run_seeds(dataset: str = 'mnist_permutations', method: str = 'emcl',
   """
   if not seeds:
     raise ValueError('--seeds must name at least one seed')
-  setups = [setup(dataset, method, seed, overrides=overrides,
-                  num_tasks=num_tasks, samples_per_task=samples_per_task,
-                  batch_size=batch_size, data_source=data_source,
-                  data_dir=data_dir, config_file=config_file, model=model,
-                  class_order=class_order, norm=norm)
-            for seed in seeds]
+  spec = dict(overrides=overrides, num_tasks=num_tasks,
+              samples_per_task=samples_per_task, batch_size=batch_size,
+              data_source=data_source, data_dir=data_dir,
+              config_file=config_file, model=model, class_order=class_order,
+              norm=norm)
+  setups = [setup(dataset, method, seed, **spec) for seed in seeds]
+  config = run_config(dataset, method, **spec)
   first = setups[0]
   params = jax.tree.map(lambda *a: jnp.stack(a), *(s.params for s in setups))
   keys = jnp.stack([s.key for s in setups])
@@ -295,13 +339,13 @@ def run_seeds(dataset: str = 'mnist_permutations', method: str = 'emcl',
   try:
     result = engine.train_and_evaluate_seeds(
         first.method, first.apply_fn, params, [s.tasks for s in setups],
-        batch_size=batch_size, keys=keys, mesh=mesh, log_fn=log_fn,
+        batch_size=batch_size, keys=keys, mesh=mesh, record_fn=record_fn,
         checkpointer=ckpt, batch_fn=batch_fn)
   finally:
     if ckpt is not None:
       ckpt.close()
   return [
-      {**_results(dataset, method, seed, name, s, batch_size, class_order,
+      {**_results(dataset, method, seed, name, s, config,
                   result.accuracy_matrix[i], result.task_losses[i], result),
        'parallel_seeds': len(seeds)}
       for i, (seed, s) in enumerate(zip(seeds, setups))]
@@ -322,28 +366,25 @@ def _checkpointer(checkpoint_dir, resume, dataset, method, name, seeds,
       'shapes': [list(t.train_x.shape) for t in tasks][:1],
       'data': checkpoint_lib.data_checksum(
           *(a for t in tasks for a in (t.train_x, t.train_y, t.test_y))),
-      'emcl_jax': emcl_jax.__version__}
+      'emcl_jax': version.__version__}
   return checkpoint_lib.Checkpointer(checkpoint_dir, fingerprint,
                                      resume=resume)
 
 
-def _results(dataset, method, seed, name, s, batch_size, class_order,
+def _results(dataset, method, seed, name, s, config,
              r, task_losses, result) -> dict[str, Any]:
   """The results dictionary (module docstring) of one seed."""
-  config, tasks = s.config, s.tasks
   return {
       'schema_version': SCHEMA_VERSION,
       'dataset': dataset,
       'method': method,
       'name': name or method,
       'seed': seed,
-      'config': {**config._asdict(), 'num_tasks': tasks.num_test_tasks,
-                 'samples_per_task': int(tasks.train_y.size
-                                         // tasks.num_test_tasks),
-                 'batch_size': batch_size, 'model': s.model,
-                 'class_order': class_order},
+      'config': config,
+      'config_hash': workdir.config_hash(dataset, method, config),
+      'stream_length': int(s.tasks.train_y.size // s.tasks.num_test_tasks),
       'versions': versions(),
-      'data_source': tasks.source,
+      'data_source': s.tasks.source,
       'device': jax.default_backend(),
       'accuracy_matrix': np.asarray(r).tolist(),
       **metrics.summary(np.asarray(r)),
@@ -377,47 +418,182 @@ def peak_memory() -> dict[str, Optional[int]]:
 
 
 def versions() -> dict[str, str]:
-  return {'emcl_jax': emcl_jax.__version__, 'jax': jax.__version__,
+  return {'emcl_jax': version.__version__, 'jax': jax.__version__,
           'jaxlib': jaxlib.__version__, 'flax': flax.__version__,
           'optax': optax.__version__, 'numpy': np.__version__,
           'python': platform.python_version()}
 
 
-def results_path(output_dir: str, dataset: str, name: str, seed: int) -> str:
-  return os.path.join(output_dir, f'{dataset}_{name}_seed{seed}.json')
+def run_in_workdir(workdir_root: str, dataset: str = 'mnist_permutations',
+                   method: str = 'emcl', seeds: Sequence[int] = (0,), *,
+                   name: Optional[str] = None, overwrite: bool = False,
+                   skip_finished: bool = False, together: bool = False,
+                   shard: bool = True, checkpoint: bool = True,
+                   tensorboard: bool = False, csv: bool = True,
+                   progress: bool = True,
+                   echo: Optional[Callable[[str], None]] = None,
+                   overlap_eval: bool = False,
+                   on_results: Optional[Callable[[dict[str, Any], str],
+                                                 None]] = None,
+                   **spec: Any) -> list[dict[str, Any]]:
+  """Runs `seeds` of one setting, each in its own folder of the work
+  directory (`training.workdir`), and returns their results dictionaries.
+
+  A run whose folder holds `results.json` is finished: it is refused with
+  one line (`RunExistsError`) unless `overwrite` (start it over) or
+  `skip_finished` (leave it; its results are not returned). A run with
+  checkpoints but no results resumes from the latest task (its metrics
+  files keep the tasks before it). Every task's record goes to the run's
+  writers (`reporting.writers`: JSON lines, CSV, TensorBoard with
+  `tensorboard`, the progress display, `echo`); at the end the final ACC,
+  BWT, LA and, with `tensorboard`, the accuracy matrix as an image.
+
+  Args:
+    workdir_root: the work directory.
+    name: the run's label (the folder under the dataset; default: method).
+    together: train the seeds as one vmapped program (`run_seeds`, sharded
+      over the devices when `shard`), else one after another.
+    checkpoint: save after every task (and resume from it).
+    on_results: called with (results, path) after each results.json.
+    spec: the run's other arguments (`run_config`'s).
+
+  Raises:
+    RunExistsError: a finished run, without overwrite or skip_finished.
+    ValueError: bad configuration. DataError: bad data.
+    NonFiniteLossError: the loss diverged (no results file then).
+  """
+  name = name or method
+  config = run_config(dataset, method, **spec)
+  chash = workdir.config_hash(dataset, method, config)
+  folder = lambda seed: workdir.run_dir(  # noqa: E731
+      workdir_root, dataset, name, chash, seed)
+  finished = [s for s in seeds
+              if os.path.exists(os.path.join(folder(s), workdir.RESULTS))]
+  if finished and not (overwrite or skip_finished):
+    raise RunExistsError(
+        f'{os.path.join(folder(finished[0]), workdir.RESULTS)} exists: '
+        f'{dataset} {name} seed {finished[0]} is finished; pass '
+        '--overwrite to run it again')
+  todo = list(seeds) if overwrite else [s for s in seeds
+                                        if s not in finished]
+  for seed in todo:
+    config_path = os.path.join(folder(seed), workdir.CONFIG)
+    if os.path.exists(config_path) and not overwrite:
+      saved = workdir.read_json(config_path, 'run config')
+      if saved.get('config') != json.loads(json.dumps(config)):
+        raise RunExistsError(f'{config_path} holds another config; delete '
+                             'the folder or pass --overwrite')
+    if overwrite and workdir.is_primary():
+      workdir.remove_progress(folder(seed))
+  groups = [todo] if together and len(todo) > 1 else [[s] for s in todo]
+  out = []
+  for group in groups:
+    out += _run_group(workdir_root, dataset, method, name, chash, config,
+                      group, folder, together=together,
+                      shard=shard, checkpoint=checkpoint,
+                      tensorboard=tensorboard, csv=csv, progress=progress,
+                      echo=echo, overlap_eval=overlap_eval,
+                      on_results=on_results, spec=spec)
+  return out
 
 
-def run_log(output_dir: str, dataset: str, name: str, seeds: Sequence[int],
-            *, tensorboard: bool = False, resume: bool = False,
-            echo: Optional[Callable[[str], None]] = None,
-            progress: bool = True) -> writers.RunLog:
-  """The `writers.RunLog` of a run (one seed, or seeds run together):
-  `{output_dir}/logs/{stem}.jsonl` and, with `tensorboard`,
-  `{output_dir}/tensorboard/{stem}/`, where stem is
-  `{dataset}_{name}_seed{s}` or `{dataset}_{name}_seeds{first}-{last}`."""
-  seeds = list(seeds)
-  stem = (f'{dataset}_{name}_seed{seeds[0]}' if len(seeds) == 1 else
-          f'{dataset}_{name}_seeds{seeds[0]}-{seeds[-1]}')
-  label = f'{dataset} {name} ' + (f'seed {seeds[0]}' if len(seeds) == 1
-                                  else f'seeds {seeds[0]}-{seeds[-1]}')
-  return writers.RunLog(
-      label, os.path.join(output_dir, 'logs', stem + '.jsonl'),
-      os.path.join(output_dir, 'tensorboard', stem) if tensorboard else None,
-      append=resume, echo=echo, progress=progress)
+class RunExistsError(ValueError):
+  """A finished run asked again without overwrite, or a run folder that
+  holds another config."""
 
 
-def write_results(results: dict[str, Any], output_dir: str) -> str:
-  """Writes the results JSON atomically (temp file, then rename)."""
-  os.makedirs(output_dir, exist_ok=True)
-  path = results_path(output_dir, results['dataset'], results['name'],
-                      results['seed'])
-  fd, tmp = tempfile.mkstemp(dir=output_dir, prefix='.tmp-', suffix='.json')
+def _run_group(root, dataset, method, name, chash, config, group, folder, *,
+               together, shard, checkpoint, tensorboard, csv, progress, echo,
+               overlap_eval, on_results, spec):
+  """Trains the seeds of `group` (one program when several) in their
+  folders; returns their results (see `run_in_workdir`). The folders' files
+  are made when the first task is reported, so a run refused before it
+  (bad data, a loss that diverged at once) leaves none."""
+  primary = workdir.is_primary()
+  ckpt_dir = (workdir.checkpoint_dir(root, dataset, name, chash, group)
+              if checkpoint else None)
+  latest = None if ckpt_dir is None else workdir.latest_checkpoint(ckpt_dir)
+  keep = None if latest is None else latest + 1
+  per_seed: list[writers.MultiWriter] = []
+
+  def open_writers():
+    for seed in group:
+      ws = []
+      if primary:
+        workdir.write_json(os.path.join(folder(seed), workdir.CONFIG), {
+            'dataset': dataset, 'method': method, 'name': name, 'seed': seed,
+            'config': config, 'config_hash': chash})
+        ws.append(writers.JsonLinesWriter(
+            os.path.join(folder(seed), workdir.METRICS), keep_steps=keep))
+        if csv:
+          ws.append(writers.CsvWriter(
+              os.path.join(folder(seed), workdir.METRICS_CSV),
+              keep_steps=keep))
+        if tensorboard:
+          ws.append(writers.TensorBoardWriter(folder(seed)))
+      if echo is not None:
+        ws.append(writers.ConsoleWriter(echo,
+                                        f'{dataset} {name} seed {seed} '))
+      per_seed.append(writers.MultiWriter(ws))
+      per_seed[-1].write_hparams({'dataset': dataset, 'method': method,
+                                  'name': name, 'seed': seed, **config})
+
+  label = f'{dataset} {name} ' + (f'seed {group[0]}' if len(group) == 1 else
+                                  f'seeds {group[0]}-{group[-1]}')
+  shown = writers.ProgressWriter(label) if progress else None
+
+  def record_fn(record):
+    if not per_seed:
+      open_writers()
+    for i, w in enumerate(per_seed):
+      w.write_scalars(record.task + 1, writers.task_scalars(
+          record, i if len(group) > 1 else None))
+    if shown is not None:
+      shown.write_scalars(record.task + 1, writers.task_scalars(record))
+
+  kwargs = dict(spec, name=name, record_fn=record_fn,
+                batch_fn=None if shown is None else shown.batch,
+                checkpoint_dir=ckpt_dir, resume=latest is not None)
   try:
-    with os.fdopen(fd, 'w') as f:
-      json.dump(results, f, indent=1)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-  return path
+    if len(group) > 1 or together:
+      runs = run_seeds(dataset, method, group, shard=shard, **kwargs)
+    else:
+      runs = [run(dataset, method, group[0], overlap_eval=overlap_eval,
+                  **kwargs)]
+    if not per_seed:  # every task was restored from the checkpoint
+      open_writers()
+    for seed, w, res in zip(group, per_seed, runs):
+      t = len(res['accuracy_matrix'])
+      w.write_scalars(t, {'final/acc': res['acc'], 'final/bwt': res['bwt'],
+                          'final/la': res['la']})
+      if tensorboard and primary:
+        from emcl_jax.reporting import figures  # matplotlib only here
+        w.write_images(t, {'accuracy_matrix': figures.heatmap_image(
+            res['accuracy_matrix'], f'{dataset} {name} seed {seed}')})
+  finally:
+    for w in per_seed:
+      w.close()
+    if shown is not None:
+      shown.close()
+  for seed, res in zip(group, runs):
+    path = os.path.join(folder(seed), workdir.RESULTS)
+    if primary:
+      workdir.write_json(path, res)
+    if on_results is not None:
+      on_results(res, path)
+  if primary and ckpt_dir is not None and os.path.isdir(ckpt_dir):
+    shutil.rmtree(ckpt_dir)  # finished: its results are written
+    _prune_empty(os.path.dirname(ckpt_dir), root)
+  return runs
+
+
+def _prune_empty(path: str, root: str) -> None:
+  """Removes `path` and then its parents while they are empty folders, up to
+  (not including) `root`."""
+  root = os.path.abspath(root)
+  path = os.path.abspath(path)
+  while path.startswith(root + os.sep) and os.path.isdir(path):
+    if os.listdir(path):
+      break
+    os.rmdir(path)
+    path = os.path.dirname(path)

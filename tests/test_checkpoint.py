@@ -20,10 +20,11 @@ class Kill(Exception):
 
 
 def _killed_after(task):
-  def log_fn(line):
-    if line.startswith(f'task {task}/'):
+  """A record_fn that dies when task `task` (counting from 1) is reported."""
+  def record_fn(record):
+    if record.task + 1 == task:
       raise Kill()
-  return log_fn
+  return record_fn
 
 
 class CheckpointTest(absltest.TestCase):
@@ -37,7 +38,7 @@ class CheckpointTest(absltest.TestCase):
     folder = self._dir()
     full = run()
     with self.assertRaises(Kill):
-      run(checkpoint_dir=folder, log_fn=_killed_after(kill_after))
+      run(checkpoint_dir=folder, record_fn=_killed_after(kill_after))
     resumed = run(checkpoint_dir=folder, resume=True)
     for a, b in zip(full, resumed):
       self.assertEqual(a['accuracy_matrix'], b['accuracy_matrix'])
@@ -106,7 +107,7 @@ class CheckpointTest(absltest.TestCase):
     folder = self._dir()
     with self.assertRaises(Kill):
       experiment.run('mnist_permutations', 'emcl', 0, **SMALL,
-                     checkpoint_dir=folder, log_fn=_killed_after(3))
+                     checkpoint_dir=folder, record_fn=_killed_after(3))
     self.assertEqual(sorted(os.listdir(folder)), ['0', '1'])
     os.makedirs(os.path.join(folder, '2.orbax-checkpoint-tmp-123', 'arrays'))
     with open(os.path.join(folder, '2.orbax-checkpoint-tmp-123', 'arrays',

@@ -1,6 +1,7 @@
 """experiments/run.py: the results file, and one clear line for bad input."""
 
-import importlib.util
+import glob
+import importlib
 import json
 import os
 import shutil
@@ -33,6 +34,15 @@ def run(args, out):
   return proc
 
 
+def results_path(out, name, seed, dataset='mnist_permutations'):
+  """The one results.json of (dataset, name, seed) under the work directory
+  `out` ({out}/{dataset}/{name}/{config_hash}/seed{seed}/)."""
+  found = glob.glob(os.path.join(out, dataset, name, '*', f'seed{seed}',
+                                 'results.json'))
+  assert len(found) == 1, found
+  return found[0]
+
+
 def write_mnist_dir(folder, corrupt=None):
   rng = np.random.default_rng(0)
   files = {'train-images-idx3-ubyte': rng.integers(0, 256, (60, 28, 28)),
@@ -59,7 +69,7 @@ class RunScriptTest(parameterized.TestCase):
     summary = [l for l in proc.stdout.splitlines() if l.strip()]
     self.assertLen(summary, 1)
     self.assertRegex(summary[0], r'mnist_permutations emcl seed=3 ACC=\d')
-    path = os.path.join(out, 'mnist_permutations_emcl_seed3.json')
+    path = results_path(out, 'emcl', 3)
     with open(path) as f:
       res = json.load(f)
     for key in ('dataset', 'method', 'name', 'seed', 'config', 'versions',
@@ -82,11 +92,17 @@ class RunScriptTest(parameterized.TestCase):
     self.assertEqual(res['config']['samples_per_task'], 50)
     self.assertEqual(res['config']['lam'], 10.0)  # Table II default
     self.assertGreater(res['train_seconds'], 0)
-    self.assertEqual(sorted(os.listdir(out)),
-                     ['logs', 'mnist_permutations_emcl_seed3.json'])
-    with open(os.path.join(out, 'logs',
-                           'mnist_permutations_emcl_seed3.jsonl')) as f:
+    folder = os.path.dirname(path)
+    self.assertEqual(sorted(os.listdir(folder)),
+                     ['config.json', 'metrics.csv', 'metrics.jsonl',
+                      'results.json'])  # checkpoints removed when finished
+    with open(os.path.join(folder, 'config.json')) as f:
+      self.assertEqual(json.load(f)['config'], res['config'])
+    with open(os.path.join(folder, 'metrics.jsonl')) as f:
       records = [json.loads(line) for line in f]
+    self.assertEqual(records[0]['hparams']['lam'], 10.0)
+    self.assertEqual(records[-1]['final/acc'], res['acc'])
+    records = [x for x in records if 'loss' in x]
     self.assertEqual([x['step'] for x in records], [1, 2])
     np.testing.assert_allclose([x['loss'] for x in records],
                                res['task_losses'], atol=1e-4)
@@ -101,8 +117,7 @@ class RunScriptTest(parameterized.TestCase):
     self.assertEqual(proc.returncode, 0, proc.stderr)
     accs = []
     for seed in (4, 5):
-      with open(os.path.join(out,
-                             f'mnist_permutations_finetune_seed{seed}.json')) as f:
+      with open(results_path(out, 'finetune', seed)) as f:
         res = json.load(f)
       self.assertEqual((res['seed'], res['parallel_seeds']), (seed, 2))
       accs.append(res['acc'])
@@ -113,11 +128,9 @@ class RunScriptTest(parameterized.TestCase):
     out = _tmp(self)
     proc = run(['--method=emcl', '--inner=gd', '--name=emcl_gd', *SMALL], out)
     self.assertEqual(proc.returncode, 0, proc.stderr)
-    self.assertEqual(sorted(os.listdir(out)),
-                     ['logs', 'mnist_permutations_emcl_gd_seed0.json'])
-    self.assertEqual(os.listdir(os.path.join(out, 'logs')),
-                     ['mnist_permutations_emcl_gd_seed0.jsonl'])
-    with open(os.path.join(out, 'mnist_permutations_emcl_gd_seed0.json')) as f:
+    self.assertEqual(os.listdir(os.path.join(out, 'mnist_permutations')),
+                     ['emcl_gd'])
+    with open(results_path(out, 'emcl_gd', 0)) as f:
       res = json.load(f)
     self.assertEqual((res['method'], res['name']), ('emcl', 'emcl_gd'))
     self.assertEqual(res['config']['inner'], 'gd')
@@ -129,7 +142,7 @@ class RunScriptTest(parameterized.TestCase):
     proc = run([f'--data_dir={data}', '--method=finetune', '--num_tasks=2',
                 '--samples_per_task=20'], out)
     self.assertEqual(proc.returncode, 0, proc.stderr)
-    with open(os.path.join(out, 'mnist_permutations_finetune_seed0.json')) as f:
+    with open(results_path(out, 'finetune', 0)) as f:
       self.assertEqual(json.load(f)['data_source'], f'dir:{data}')
 
   @parameterized.named_parameters(
@@ -178,9 +191,7 @@ class RunScriptTest(parameterized.TestCase):
     self.assertEqual(os.listdir(out) if os.path.exists(out) else [], [])
 
   def test_every_config_field_has_a_typed_flag(self):
-    spec = importlib.util.spec_from_file_location('run_script', RUN)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = importlib.import_module('emcl_jax.launch.run')
     for name, (_, config_cls) in METHODS.items():
       for field in config_cls._fields:
         self.assertIn(field, module.FLAGS)

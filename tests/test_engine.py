@@ -11,7 +11,6 @@ from emcl_jax.training import engine
 from emcl_jax import experiment
 from emcl_jax import losses
 from emcl_jax import models
-from emcl_jax.reporting import writers
 from emcl_jax.base import Batch, Method
 from emcl_jax.errors import NonFiniteLossError
 from emcl_jax.methods import METHODS, finetune
@@ -77,20 +76,23 @@ class EngineTest(absltest.TestCase):
   def test_overlapped_evaluation_gives_the_same_matrix(self):
     tasks, model, params, example = self._setup(num_tasks=4)
     method = finetune.method(losses.cross_entropy(model.apply), example)
-    lines = {True: [], False: []}
+    records = {True: [], False: []}
     results = {
         overlap: engine.train_and_evaluate(
             method, model.apply, params, tasks, batch_size=10,
-            key=jax.random.PRNGKey(3), log_fn=lines[overlap].append,
+            key=jax.random.PRNGKey(3), record_fn=records[overlap].append,
             overlap_eval=overlap)
         for overlap in (False, True)}
     np.testing.assert_array_equal(results[True].accuracy_matrix,
                                   results[False].accuracy_matrix)
-    # Every task, in order (the timings differ).
-    untimed = {k: [writers.parse_engine_line(l)[:-1] for l in v]
-               for k, v in lines.items()}
-    self.assertEqual(untimed[True], untimed[False])
-    self.assertLen(lines[True], 4)
+    # Every task, in order, with its row of R (the timings differ).
+    self.assertEqual([r.task for r in records[True]], [0, 1, 2, 3])
+    for a, b in zip(records[True], records[False]):
+      self.assertEqual(a.task, b.task)
+      np.testing.assert_array_equal(a.accuracy, b.accuracy)
+      np.testing.assert_array_equal(
+          a.accuracy, results[False].accuracy_matrix[a.task])
+      self.assertEqual(a.loss, b.loss)
     self.assertGreater(results[True].eval_seconds, 0)
 
   def test_batch_progress_callbacks(self):

@@ -1,6 +1,7 @@
 """Multi-head (class-split benchmarks): labels in task order, masked loss
 and evaluation by hand, a one-task CIFAR-100 smoke run on written files."""
 
+import glob
 import json
 import os
 import shutil
@@ -91,7 +92,9 @@ class MultiHeadTest(absltest.TestCase):
         env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu'),
         capture_output=True, text=True, timeout=600, check=False)
     self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
-    with open(os.path.join(out, 'cifar100_finetune_seed0.json')) as f:
+    path, = glob.glob(os.path.join(out, 'cifar100', 'finetune', '*', 'seed0',
+                                   'results.json'))
+    with open(path) as f:
       res = json.load(f)
     self.assertEqual(res['config']['model'], 'resnet18_reduced')
     self.assertEqual(np.array(res['accuracy_matrix']).shape, (1, 1))

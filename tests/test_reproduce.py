@@ -2,6 +2,7 @@
 tables whose numbers are the JSONs', decodable figures, JSON-lines logs,
 skipping of completed runs and a one-line error for a foreign folder."""
 
+import glob
 import json
 import os
 import re
@@ -40,12 +41,16 @@ class ReproduceTest(absltest.TestCase):
     shutil.rmtree(cls.out, True)
     super().tearDownClass()
 
+  def folder(self, name, seed):
+    found = glob.glob(os.path.join(self.out, 'runs', 'mnist_permutations',
+                                   name, '*', f'seed{seed}'))
+    self.assertLen(found, 1)
+    return found[0]
+
   def results(self, name):
     out = []
     for seed in (0, 1):
-      path = os.path.join(self.out, 'results',
-                          f'mnist_permutations_{name}_seed{seed}.json')
-      with open(path) as f:
+      with open(os.path.join(self.folder(name, seed), 'results.json')) as f:
         out.append(json.load(f))
     return out
 
@@ -94,42 +99,52 @@ class ReproduceTest(absltest.TestCase):
     self.assertEmpty([f for f in os.listdir(figures) if f.endswith('.tmp')])
 
   def test_logs_have_one_record_per_task(self):
-    path = os.path.join(self.out, 'logs',
-                        'mnist_permutations_emcl_seed1.jsonl')
+    path = os.path.join(self.folder('emcl', 1), 'metrics.jsonl')
     with open(path) as f:
       records = [json.loads(l) for l in f]
+    records = [r for r in records if 'loss' in r]
     self.assertEqual([r['step'] for r in records], [1, 2, 3])
     run = self.results('emcl')[1]
     np.testing.assert_allclose(records[-1]['acc_seen'], run['acc'],
                                atol=0.006)
     np.testing.assert_allclose([r['loss'] for r in records],
                                run['task_losses'], atol=1e-4)
-    tb = os.path.join(self.out, 'tensorboard',
-                      'mnist_permutations_emcl_seed1')
+    tb = self.folder('emcl', 1)
     self.assertLen([f for f in os.listdir(tb) if 'tfevents' in f], 1)
 
-  def test_rerun_skips_and_other_sizes_are_refused(self):
-    path = os.path.join(self.out, 'results',
-                        'mnist_permutations_emcl_seed0.json')
+  def test_rerun_skips_and_other_sizes_are_kept_apart(self):
+    path = os.path.join(self.folder('emcl', 0), 'results.json')
     before = os.stat(path).st_mtime_ns
-    again = reproduce('--methods=emcl', '--seeds=2', '--progress=false',
-                      f'--output_dir={self.out}')
+    again = reproduce('--methods=emcl,finetune', '--seeds=2',
+                      '--progress=false', f'--output_dir={self.out}')
     self.assertEqual(again.returncode, 0, again.stderr[-2000:])
     self.assertIn('mnist_permutations emcl: seeds [0, 1] done already, '
                   'skipped', again.stdout)
     self.assertNotIn('ACC=', again.stdout)
     self.assertEqual(os.stat(path).st_mtime_ns, before)
 
+    # (In a copy of the folder: the other tests read its tables.)
+    copy = os.path.join(tempfile.mkdtemp(), 'copy')
+    self.addCleanup(shutil.rmtree, os.path.dirname(copy), True)
+    shutil.copytree(self.out, copy)
+    path = path.replace(self.out, copy)
     other = subprocess.run(
         [sys.executable, os.path.join(ROOT, 'experiments', 'reproduce.py'),
          '--num_tasks=4', '--samples_per_task=20', '--methods=emcl',
-         f'--output_dir={self.out}'],
+         f'--output_dir={copy}'],
         env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu'),
         capture_output=True, text=True, timeout=900, check=False)
-    self.assertEqual(other.returncode, 2)
-    self.assertEqual(other.stderr.strip().splitlines(), [
-        f'error: {path} was made with num_tasks=3, not 4; use another '
-        '--output_dir or delete the file'])
+    # Another benchmark size is another setting: its own folder, and a
+    # table of its runs only (4 tasks), the 3-task runs left as they were.
+    self.assertEqual(other.returncode, 0, other.stderr[-2000:])
+    self.assertLen(glob.glob(os.path.join(
+        copy, 'runs', 'mnist_permutations', 'emcl', '*')), 2)
+    with open(path) as f:
+      self.assertEqual(json.load(f)['config']['num_tasks'], 3)
+    with open(os.path.join(copy, 'table_iii.md')) as f:
+      table = f.read()
+    self.assertNotIn('finetune', table)
+    self.assertIn('| emcl', table)
 
   def test_unknown_method_is_one_line(self):
     proc = reproduce('--methods=emcl,emlc', f'--output_dir={self.out}/x')

@@ -86,18 +86,19 @@ class SweepScriptTest(absltest.TestCase):
             '--grid=glances=1,2;r=0.1 | method=finetune']
     proc = sweep(args)
     self.assertEqual(proc.returncode, 0, proc.stderr)
-    root = os.path.join(self.out, 'mnist_permutations', 'size=2x30')
+    root = os.path.join(self.out, 'mnist_permutations')
     folders = sorted(os.listdir(root))
     self.assertEqual(folders, ['emcl,glances=1,r=0.1', 'emcl,glances=2,r=0.1',
-                               'finetune', 'table.md'])
+                               'finetune', 'table-size=2x30.md'])
     means = {}
     for folder in folders[:3]:
-      files = sorted(glob.glob(os.path.join(root, folder, '*.json')))
+      files = sorted(glob.glob(os.path.join(root, folder, '*', 'seed*',
+                                            'results.json')))
       self.assertLen(files, 2)
       runs = [json.load(open(f)) for f in files]
       self.assertEqual([r['seed'] for r in runs], [0, 1])
       means[folder] = np.mean([r['acc'] for r in runs])
-    table = open(os.path.join(root, 'table.md')).read()
+    table = open(os.path.join(root, 'table-size=2x30.md')).read()
     self.assertIn(proc.stdout.strip(), table)
     rows = [l for l in table.splitlines() if l.startswith('| ') and
             not l.startswith('| setting') and not l.startswith('| ---')]
@@ -110,24 +111,27 @@ class SweepScriptTest(absltest.TestCase):
     self.assertIn("'--grid=glances=1,2;r=0.1 | method=finetune'", table)
 
     # A rerun runs nothing: the results files are left as they were.
-    stamps = {f: os.path.getmtime(f) for f in glob.glob(f'{root}/*/*.json')}
+    pattern = f'{root}/*/*/seed*/results.json'
+    stamps = {f: os.path.getmtime(f) for f in glob.glob(pattern)}
+    self.assertLen(stamps, 6)
     again = sweep(args)
     self.assertEqual(again.returncode, 0, again.stderr)
     self.assertEqual(again.stdout, proc.stdout)
-    self.assertEqual(
-        stamps, {f: os.path.getmtime(f) for f in glob.glob(f'{root}/*/*.json')})
+    self.assertEqual(stamps,
+                     {f: os.path.getmtime(f) for f in glob.glob(pattern)})
 
-    # A folder holding another config is refused, not mixed into a table.
-    path = os.path.join(root, 'finetune', 'mnist_permutations_finetune_seed0.json')
-    results = json.load(open(path))
-    results['config']['lr'] = 0.5
-    json.dump(results, open(path, 'w'))
+    # A run folder whose config is not its setting's is refused, not mixed
+    # into a table.
+    path = glob.glob(f'{root}/finetune/*/seed0/config.json')[0]
+    os.remove(glob.glob(f'{root}/finetune/*/seed0/results.json')[0])
+    saved = json.load(open(path))
+    saved['config']['lr'] = 0.5
+    json.dump(saved, open(path, 'w'))
     mixed = sweep(args)
     self.assertEqual(mixed.returncode, 2)
     self.assertRegex(mixed.stderr.strip().splitlines()[-1],
-                     r'^error: .*finetune_seed0.json holds another config '
-                     r'than finetune; move it away or use another '
-                     r'--output_dir$')
+                     r'^error: .*finetune/\w+/seed0/config.json holds another '
+                     r'config; delete the folder or pass --overwrite$')
 
   def test_bad_input_is_one_line_and_exit_2(self):
     for args, message in (

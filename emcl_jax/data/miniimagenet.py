@@ -21,7 +21,6 @@ are ignored). CIFAR-style 20 tasks x 5 classes then give 2,500 training and
 import os
 
 import numpy as np
-from PIL import Image
 
 from emcl_jax.data import mnist
 from emcl_jax.data import pickles
@@ -163,6 +162,7 @@ def read_image(path: str) -> np.ndarray:
   Raises:
     DataError: the file cannot be decoded.
   """
+  from PIL import Image  # only for image folders: `import emcl_jax` stays light
   try:
     with Image.open(path) as im:
       im = im.convert('RGB')

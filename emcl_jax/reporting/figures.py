@@ -255,6 +255,11 @@ def heatmap(accuracy_matrix: Any, path: str, title: str) -> str:
     ValueError: the matrix is not two-dimensional.
   """
   r = 100 * np.asarray(accuracy_matrix, np.float64)
+  return _save(_heatmap_figure(r, title), path)
+
+
+def _heatmap_figure(r: np.ndarray, title: str) -> Figure:
+  """The heatmap of R (percent) as a matplotlib Figure."""
   if r.ndim != 2:
     raise ValueError(f'accuracy_matrix must be 2-D; got shape {r.shape}')
   rows, cols = r.shape
@@ -274,7 +279,17 @@ def heatmap(accuracy_matrix: Any, path: str, title: str) -> str:
   ax.set_xlabel('evaluated on task j')
   ax.set_ylabel('after training task i')
   ax.set_title(title)
-  return _save(fig, path)
+  return fig
+
+
+def heatmap_image(accuracy_matrix: Any, title: str) -> np.ndarray:
+  """`heatmap`'s figure as an [H, W, 3] uint8 array (for a writer's
+  `write_images`)."""
+  r = 100 * np.asarray(accuracy_matrix, np.float64)
+  fig = _heatmap_figure(r, title)
+  canvas = FigureCanvasAgg(fig)
+  canvas.draw()
+  return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
 def figures(rows: Sequence[tables.Row], curves: Sequence[tables.Curve],

@@ -13,12 +13,11 @@ The std is the population standard deviation over seeds (numpy's default),
 as in the paper's tables. Numbers are printed with 2 decimals.
 """
 
-import glob
-import json
-import os
 from typing import Any, NamedTuple, Optional, Sequence
 
 import numpy as np
+
+from emcl_jax.training import workdir
 
 # Table IV's components of each ablation run name, as README's commands
 # make them: (inner LR modulation, inner regulariser, PGD, importance).
@@ -71,26 +70,43 @@ class Curve(NamedTuple):
 
 
 def load(folder: str) -> list[dict[str, Any]]:
-  """Every `*.json` results file in `folder`, sorted by file name."""
+  """Every results file under `folder` (`workdir.find_results`: the work
+  directory's tree and flat results files), sorted by path.
+
+  Raises:
+    ValueError: a file that is not a readable results file (one line).
+  """
   out = []
-  for path in sorted(glob.glob(os.path.join(folder, '*.json'))):
-    with open(path) as f:
-      out.append(json.load(f))
+  for path in workdir.find_results(folder):
+    res = workdir.read_json(path)
+    if 'dataset' not in res or 'acc' not in res:
+      raise ValueError(f'{path} is not a results file (no dataset or acc); '
+                       'move it out of the folder')
+    out.append(res)
   return out
 
 
 def _groups(results: Sequence[dict[str, Any]]
             ) -> dict[tuple[str, str], list[dict[str, Any]]]:
-  """Results by (dataset, name), in order of first appearance."""
-  groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+  """Results by (dataset, name, config hash), in order of first appearance,
+  keyed by (dataset, label): the label is the run name, followed by
+  `[hash]` where one (dataset, name) has results of several settings, so a
+  row never mixes settings."""
+  groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
   for res in results:
-    key = (res['dataset'], res.get('name', res['method']))
+    key = (res['dataset'], res.get('name', res['method']),
+           workdir.results_hash(res))
     groups.setdefault(key, []).append(res)
-  return groups
+  hashes: dict[tuple[str, str], int] = {}
+  for dataset, name, _ in groups:
+    hashes[dataset, name] = hashes.get((dataset, name), 0) + 1
+  return {(d, n if hashes[d, n] == 1 else f'{n} [{h}]'): runs
+          for (d, n, h), runs in groups.items()}
 
 
 def aggregate(results: Sequence[dict[str, Any]]) -> list[Row]:
-  """Groups results by (dataset, name), in order of first appearance."""
+  """Groups results by (dataset, name, config hash) (`_groups`), in order of
+  first appearance."""
   rows = []
   for (dataset, name), runs in _groups(results).items():
     col = lambda k: np.array([r[k] for r in runs], np.float64)  # noqa: E731

@@ -60,19 +60,27 @@ class Checkpointer:
     self.fingerprint = json.loads(json.dumps(fingerprint))
     self.resume = resume
     self.restored_task: Optional[int] = None
-    options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, create=True,
-        enable_async_checkpointing=False, cleanup_tmp_directories=True)
-    try:
-      self._manager = ocp.CheckpointManager(self.directory, options=options)
-    except Exception as e:  # pylint: disable=broad-except
-      raise CheckpointError(f'cannot use --checkpoint_dir {directory}: '
-                            f'{_first_line(e)}') from None
-    if not resume and self._manager.latest_step() is not None:
+    self._max_to_keep = max_to_keep
+    # The folder is made at the first save, so a run that fails before it
+    # leaves none.
+    self._manager = (self._open() if os.path.isdir(self.directory)
+                     else None)
+    if (not resume and self._manager is not None
+        and self._manager.latest_step() is not None):
       raise CheckpointError(
           f'--checkpoint_dir {directory} already holds a checkpoint (task '
           f'{self._manager.latest_step() + 1}); add --resume to continue it, '
           'or use an empty folder')
+
+  def _open(self) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=self._max_to_keep, create=True,
+        enable_async_checkpointing=False, cleanup_tmp_directories=True)
+    try:
+      return ocp.CheckpointManager(self.directory, options=options)
+    except Exception as e:  # pylint: disable=broad-except
+      raise CheckpointError(f'cannot use the checkpoint folder '
+                            f'{self.directory}: {_first_line(e)}') from None
 
   def restore(self, state: Any, r_shape: tuple[int, ...]):
     """The latest checkpoint, restored like `state`, or None (no resume or
@@ -85,7 +93,8 @@ class Checkpointer:
     Raises:
       CheckpointError: another run's checkpoint, or an unreadable one.
     """
-    step = self._manager.latest_step() if self.resume else None
+    step = (self._manager.latest_step()
+            if self.resume and self._manager is not None else None)
     if step is None:
       return None
     try:
@@ -121,6 +130,8 @@ class Checkpointer:
   def save(self, task: int, state: Any, r: np.ndarray,
            task_losses: np.ndarray, task_train_seconds: np.ndarray) -> None:
     """Saves the run after `task` (0-based) finished; blocks until written."""
+    if self._manager is None:
+      self._manager = self._open()
     self._manager.save(task, args=ocp.args.Composite(
         arrays=ocp.args.StandardSave({'state': state, 'r': r,
                                       'task_losses': task_losses}),
@@ -132,7 +143,8 @@ class Checkpointer:
     self._manager.wait_until_finished()
 
   def close(self) -> None:
-    self._manager.close()
+    if self._manager is not None:
+      self._manager.close()
 
 
 def _first_line(e: Exception) -> str:

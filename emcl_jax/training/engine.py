@@ -29,6 +29,26 @@ from emcl_jax.data.tasks import TaskSet
 from emcl_jax.errors import NonFiniteLossError
 
 
+class TaskRecord(NamedTuple):
+  """What the engine reports after each task, as data (`record_fn`).
+
+  Attributes:
+    task: the task just trained, counting from 0.
+    num_tasks: T.
+    loss: the mean training loss of the task's stream; [] or [S] (seeds).
+    accuracy: row `task` of the accuracy matrix R (fractions): the accuracy
+      on every task's test set after training it; [T'] or [S, T'].
+    train_seconds: the task's compiled training call.
+    eval_seconds: its evaluation call.
+  """
+  task: int
+  num_tasks: int
+  loss: np.ndarray
+  accuracy: np.ndarray
+  train_seconds: float
+  eval_seconds: float
+
+
 class RunResult(NamedTuple):
   """Outcome of `train_and_evaluate`.
 
@@ -139,7 +159,7 @@ def train_and_evaluate(
     *,
     batch_size: int,
     key: chex.PRNGKey,
-    log_fn: Optional[Callable[[str], None]] = None,
+    record_fn: Optional[Callable[[TaskRecord], None]] = None,
     overlap_eval: bool = False,
     checkpointer: Optional[Any] = None,
     batch_fn: Optional[Callable[[int, int, int, int, float], None]] = None,
@@ -153,7 +173,7 @@ def train_and_evaluate(
     tasks: the benchmark.
     batch_size: samples per incoming batch (10 in the paper).
     key: PRNG key of the run.
-    log_fn: called with one line after each task, if given.
+    record_fn: called with a `TaskRecord` after each task, if given.
     overlap_eval: evaluate task t while task t+1 trains (module docstring).
     checkpointer: saves the run at every task boundary and restores it (see
       `emcl_jax.training.checkpoint.Checkpointer`); None: no checkpoints.
@@ -172,7 +192,7 @@ def train_and_evaluate(
   return _protocol(method, apply_fn, params, (xs, ys, ts),
                    (tasks.test_x, tasks.test_y, tasks.class_mask), key,
                    seeds=False,
-                   log_fn=log_fn, overlap_eval=overlap_eval,
+                   record_fn=record_fn, overlap_eval=overlap_eval,
                    checkpointer=checkpointer, batch_fn=batch_fn)
 
 
@@ -185,7 +205,7 @@ def train_and_evaluate_seeds(
     batch_size: int,
     keys: chex.PRNGKey,
     mesh: Optional[jax.sharding.Mesh] = None,
-    log_fn: Optional[Callable[[str], None]] = None,
+    record_fn: Optional[Callable[[TaskRecord], None]] = None,
     checkpointer: Optional[Any] = None,
     batch_fn: Optional[Callable[[int, int, int, int, float], None]] = None,
 ) -> RunResult:
@@ -218,7 +238,7 @@ def train_and_evaluate_seeds(
           None if tasks[0].class_mask is None
           else stack(t.class_mask for t in tasks))
   return _protocol(method, apply_fn, params, (xs, ys, ts), test, keys,
-                   seeds=True, mesh=mesh, log_fn=log_fn,
+                   seeds=True, mesh=mesh, record_fn=record_fn,
                    checkpointer=checkpointer, batch_fn=batch_fn)
 
 
@@ -231,8 +251,8 @@ def seed_mesh(num_seeds: int,
   return jax.sharding.Mesh(np.array(devices[:n]), ('seed',))
 
 
-def _protocol(method, apply_fn, params, stream, test, key, *, seeds, log_fn,
-              checkpointer, overlap_eval=False, mesh=None,
+def _protocol(method, apply_fn, params, stream, test, key, *, seeds,
+              record_fn, checkpointer, overlap_eval=False, mesh=None,
               batch_fn=None) -> RunResult:
   """The loop over tasks shared by one seed and vmapped seeds (seeds=True:
   every array has a leading seed axis and the task axis comes second)."""
@@ -307,13 +327,10 @@ def _protocol(method, apply_fn, params, stream, test, key, *, seeds, log_fn,
     return task
 
   def log(task):
-    if log_fn is not None:
-      row = r[..., task, :]
-      log_fn(f'task {task + 1}/{num_tasks}  '
-             f'loss {task_losses[..., task].mean():.4f}  '
-             f'acc(this) {100 * row[..., task].mean():.2f}  '
-             f'acc(seen) {100 * row[..., :task + 1].mean():.2f}  '
-             f'train_s {train_times[task]:.3f}')
+    if record_fn is not None:
+      record_fn(TaskRecord(task, num_tasks, task_losses[..., task].copy(),
+                           r[..., task, :].copy(), float(train_times[task]),
+                           float(eval_times[task])))
 
   pool = (concurrent.futures.ThreadPoolExecutor(1) if overlap_eval
           else None)

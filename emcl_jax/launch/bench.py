@@ -1,0 +1,386 @@
+r"""Speed benchmark: every method against the cost floor, in one process.
+
+  python experiments/bench.py --output=bench.json          # MLP, MNIST perms
+  python experiments/bench.py --methods=emcl,lamaml --timed_tasks=2
+
+The floor is fine-tuning over exactly EMCL's inner stream: the same
+per-sample gradient steps on the incoming batch plus its replay samples, with
+nothing else (`finetune` with EMCL's memory_size, replay_size and glances).
+For each (dataset, model, method) the training call of one task (the whole
+task's batch stream, one jitted `lax.scan`) is compiled, warmed up once,
+then timed on the first `--timed_tasks` tasks with `block_until_ready`;
+the median gives microseconds per incoming stream sample. Also measured:
+compile seconds, XLA's memory estimate of the compiled call (arguments,
+outputs and temporaries) and the process's peak resident memory so far.
+
+Then, on the first dataset and model:
+  scaling_tasks   per-task time over the whole stream (cost per sample
+                  against the task index) for the floor, EMCL, GEM, A-GEM;
+  scaling_width   the floor and EMCL on MLPs of other widths;
+  scaling_seeds   the floor and EMCL with S seeds vmapped in one call;
+  protocol        the full protocol with EMCL (training plus evaluation of
+                  every task after every task), steady state, evaluation
+                  serial and overlapped with training: the faster mode's
+                  median over `--protocol_repeats` runs is
+                  `protocol_seconds`; evaluation's share of the serial one.
+
+`--output=FILE` writes everything as JSON with two top-level figures:
+`emcl_over_floor` (EMCL's per-sample time over the floor's, first dataset
+and model: the median ratio over `--rounds` alternating rounds of the two,
+`head_to_head`, so that a drift of the machine's speed hits both alike)
+and `protocol_seconds`.
+"""
+
+import json
+import os
+import sys
+import statistics
+import time
+from typing import Any, Optional
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from emcl_jax.training import engine
+from emcl_jax import experiment
+from emcl_jax import models
+from emcl_jax.methods import JOINT, METHODS
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list('datasets', ['mnist_permutations'], 'Benchmarks whose '
+                  'stream shapes are timed.')
+flags.DEFINE_list('models', ['mlp'], 'Models: mlp, resnet18_reduced.')
+flags.DEFINE_list('methods', ['all'], "Methods to time beside the floor "
+                  "('all': every method except joint).")
+flags.DEFINE_integer('timed_tasks', 3, 'Tasks timed per method after the '
+                     'warm-up task (the median is reported).')
+flags.DEFINE_list('widths', ['100', '200', '400'], 'MLP widths for the '
+                  'width scaling.')
+flags.DEFINE_list('seeds', ['1', '2', '4'], 'Seeds in parallel (vmapped) for '
+                  'the seed scaling.')
+flags.DEFINE_list('scaling_methods', ['floor', 'emcl', 'gem', 'agem'],
+                  'Methods timed on every task for the task scaling.')
+flags.DEFINE_integer('protocol_repeats', 3, 'Full-protocol EMCL runs.')
+flags.DEFINE_integer('rounds', 7, 'Alternating floor/EMCL rounds of '
+                     '--timed_tasks tasks for emcl_over_floor (0: take it '
+                     'from the table).')
+flags.DEFINE_integer('samples_per_task', None, 'Shrink the timed streams '
+                     '(e.g. for the ResNet on the CPU); default: full.')
+flags.DEFINE_integer('num_tasks', None, 'Shrink the benchmark: tasks.')
+flags.DEFINE_string('data_dir', None, 'As run.py --data_dir (cifar100, '
+                    'miniimagenet; MNIST: the bundled subset by default).')
+flags.DEFINE_bool('scaling', True, 'Run the scaling and protocol sections.')
+flags.DEFINE_string('output', None, 'JSON file for the results.')
+
+FLOOR = 'floor'
+
+
+def floor_overrides(dataset: str) -> dict[str, Any]:
+  """Fine-tuning's settings that make its stream EMCL's inner stream."""
+  emcl = experiment.method_config(dataset, 'emcl', {})
+  return dict(memory_size=emcl.memory_size, replay_size=emcl.replay_size,
+              glances=emcl.glances)
+
+
+def model_fn(name: str, width: Optional[int] = None):
+  """num_classes -> flax module, for `experiment.setup` (`width`: the MLP's
+  hidden sizes)."""
+  if name not in models.MODELS:
+    raise app.UsageError(f'unknown model {name!r}; use one of '
+                         f'{", ".join(models.MODELS)}')
+  if name == 'mlp' and width:
+    return lambda n: models.MLP(hidden=(width, width), num_classes=n)
+  return lambda n: models.make(name, n)
+
+
+def build(dataset: str, method: str, model: str, *,
+          width: Optional[int] = None) -> experiment.Setup:
+  """The run's setup; `method` may be 'floor'."""
+  sizes = dict(samples_per_task=FLAGS.samples_per_task,
+               num_tasks=FLAGS.num_tasks, model_fn=model_fn(model, width),
+               data_dir=FLAGS.data_dir)
+  if method == FLOOR:
+    return experiment.setup(dataset, 'finetune',
+                            overrides=floor_overrides(dataset), **sizes)
+  return experiment.setup(dataset, method, **sizes)
+
+
+def peak_rss_mib() -> float:
+  """Peak resident memory of this process so far, MiB."""
+  return experiment.peak_rss_bytes() / 2**20
+
+
+def _timed(fn, *args):
+  t0 = time.perf_counter()
+  out = jax.block_until_ready(fn(*args))
+  return out, time.perf_counter() - t0
+
+
+class Timer:
+  """One method's compiled training call, ready to be timed task by task.
+
+  Args:
+    seeds: if > 0, vmap the call over this many seeds (one state and key per
+      seed, the same data) instead of one plain call.
+
+  Attributes:
+    samples_per_task: incoming stream samples per task.
+    compile_seconds: lowering plus compilation of the call.
+    memory_bytes: XLA's estimate (arguments, outputs, temporaries).
+  """
+
+  def __init__(self, dataset: str, method: str, model: str, *,
+               width: Optional[int] = None, seeds: int = 0):
+    s = build(dataset, method, model, width=width)
+    xs, ys, ts = (jnp.asarray(a) for a in engine.batched(s.tasks, 10))
+    self._data = xs, ys, ts
+    self.num_tasks = int(ys.shape[0])
+    self.samples_per_task = int(ys.shape[1] * ys.shape[2])
+    keys = jax.random.split(s.key, self.num_tasks)
+    train = engine.make_train_task(s.method)
+    if seeds:
+      seed_keys = jax.random.split(jax.random.PRNGKey(1), seeds)
+      state = jax.vmap(lambda k: s.method.init(s.params, k))(seed_keys)
+      fn = jax.vmap(train, in_axes=(0, None, None, None, 0))
+      self._key = lambda t: jax.random.split(keys[t], seeds)
+    else:
+      state = s.method.init(s.params, jax.random.PRNGKey(1))
+      fn = train
+      self._key = lambda t: keys[t]
+    t0 = time.perf_counter()
+    self._compiled = jax.jit(fn, donate_argnums=0).lower(
+        state, xs[0], ys[0], ts[0], self._key(0)).compile()
+    self.compile_seconds = time.perf_counter() - t0
+    mem = self._compiled.memory_analysis()
+    self.memory_bytes = None if mem is None else int(
+        mem.argument_size_in_bytes + mem.output_size_in_bytes
+        + mem.temp_size_in_bytes)
+    # Warm-up on a copy (the call donates its state).
+    self._call(jax.tree.map(jnp.copy, state), 0)
+    self._state, self._next = state, 0
+
+  def _call(self, state, t):
+    xs, ys, ts = self._data
+    return _timed(self._compiled, state, xs[t], ys[t], ts[t], self._key(t))
+
+  def time(self, tasks: int) -> list[float]:
+    """Seconds of each of the next `tasks` tasks (wrapping around)."""
+    seconds = []
+    for _ in range(tasks):
+      (self._state, _), dt = self._call(self._state,
+                                        self._next % self.num_tasks)
+      self._next += 1
+      seconds.append(dt)
+    return seconds
+
+  def us_per_sample(self, seconds: list[float]) -> float:
+    """Microseconds per incoming sample of the median task."""
+    return 1e6 * statistics.median(seconds) / self.samples_per_task
+
+
+def time_method(dataset: str, method: str, model: str, *, timed_tasks: int,
+                width: Optional[int] = None, seeds: int = 0,
+                all_tasks: bool = False) -> dict[str, Any]:
+  """Compiles one task's training call and times it on successive tasks.
+
+  Args:
+    seeds: as `Timer`.
+    all_tasks: time every task of the stream (task scaling) instead of
+      `timed_tasks` of them.
+
+  Returns:
+    A dict: us_per_sample (median over the timed tasks), task_seconds,
+    compile_seconds, memory_bytes (XLA's estimate), peak_rss_mib.
+  """
+  timer = Timer(dataset, method, model, width=width, seeds=seeds)
+  seconds = timer.time(timer.num_tasks if all_tasks else timed_tasks)
+  return {'us_per_sample': timer.us_per_sample(seconds),
+          'task_seconds': seconds,
+          'samples_per_task': timer.samples_per_task,
+          'compile_seconds': timer.compile_seconds,
+          'memory_bytes': timer.memory_bytes,
+          'peak_rss_mib': peak_rss_mib()}
+
+
+def head_to_head(dataset: str, model: str, rounds: int,
+                 timed_tasks: int) -> dict[str, Any]:
+  """EMCL against the floor in alternating rounds (floor, EMCL, floor, ...),
+  `timed_tasks` tasks each: the ratio of their medians per round, and its
+  median over the rounds as `emcl_over_floor`, robust to a machine whose
+  speed drifts while the benchmark runs."""
+  floor, emcl = Timer(dataset, FLOOR, model), Timer(dataset, 'emcl', model)
+  ratios, floor_us, emcl_us = [], [], []
+  for _ in range(rounds):
+    floor_us.append(floor.us_per_sample(floor.time(timed_tasks)))
+    emcl_us.append(emcl.us_per_sample(emcl.time(timed_tasks)))
+    ratios.append(emcl_us[-1] / floor_us[-1])
+  return {'rounds': rounds, 'timed_tasks': timed_tasks,
+          'floor_us_per_sample': floor_us, 'emcl_us_per_sample': emcl_us,
+          'ratios': ratios, 'emcl_over_floor': statistics.median(ratios)}
+
+
+def protocol(dataset: str, model: str, repeats: int) -> dict[str, Any]:
+  """The full protocol with EMCL, `repeats` times in each mode: training
+  plus evaluation of every task after every task, compilation excluded.
+
+  'serial' evaluates after each task; 'overlapped' evaluates task t on a
+  second thread while task t+1 trains (engine `overlap_eval`). A run's
+  seconds are the wall time of its loop over tasks (`loop_seconds`).
+  """
+  out = {}
+  for mode in ('serial', 'overlapped'):
+    runs = []
+    for _ in range(repeats):
+      s = build(dataset, 'emcl', model)
+      r = engine.train_and_evaluate(s.method, s.apply_fn, s.params, s.tasks,
+                                    batch_size=10, key=s.key,
+                                    overlap_eval=mode == 'overlapped')
+      runs.append({'seconds': r.loop_seconds,
+                   'train_seconds': r.train_seconds,
+                   'eval_seconds': r.eval_seconds,
+                   'compile_seconds': r.compile_seconds})
+    seconds = statistics.median(r['seconds'] for r in runs)
+    evals = statistics.median(r['eval_seconds'] for r in runs)
+    out[mode] = {'runs': runs, 'seconds': seconds, 'eval_seconds': evals,
+                 'eval_share': evals / seconds if mode == 'serial' else None}
+  out['seconds'] = min(out['serial']['seconds'],
+                       out['overlapped']['seconds'])
+  return out
+
+
+def methods_to_time() -> list[str]:
+  if FLAGS.methods == ['all']:
+    return [m for m in METHODS if m not in JOINT]
+  unknown = [m for m in FLAGS.methods if m not in METHODS]
+  if unknown:
+    raise app.UsageError(f'unknown method {unknown[0]!r}; use one of '
+                         f'{", ".join(METHODS)}')
+  return FLAGS.methods
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.ERROR)
+  methods = methods_to_time()
+  out: dict[str, Any] = {'device': jax.default_backend(),
+                         'cpu_count': os.cpu_count(),
+                         'versions': experiment.versions(), 'table': []}
+
+  def log(row):
+    print(json.dumps(row), flush=True)
+
+  for dataset in FLAGS.datasets:
+    for model in FLAGS.models:
+      floor = time_method(dataset, FLOOR, model,
+                          timed_tasks=FLAGS.timed_tasks)
+      rows = [{'dataset': dataset, 'model': model, 'method': FLOOR,
+               **floor, 'over_floor': 1.0}]
+      log(rows[0])
+      for method in methods:
+        res = time_method(dataset, method, model,
+                          timed_tasks=FLAGS.timed_tasks)
+        rows.append({'dataset': dataset, 'model': model, 'method': method,
+                     **res, 'over_floor': (res['us_per_sample']
+                                           / floor['us_per_sample'])})
+        log(rows[-1])
+      out['table'].extend(rows)
+
+  first = out['table'][0]
+  if FLAGS.rounds:
+    out['head_to_head'] = head_to_head(first['dataset'], first['model'],
+                                       FLAGS.rounds, FLAGS.timed_tasks)
+    out['emcl_over_floor'] = out['head_to_head']['emcl_over_floor']
+    log({'head_to_head': out['head_to_head']['ratios'],
+         'emcl_over_floor': out['emcl_over_floor']})
+  else:
+    emcl = [r for r in out['table'] if r['method'] == 'emcl'
+            and r['dataset'] == first['dataset']
+            and r['model'] == first['model']]
+    out['emcl_over_floor'] = emcl[0]['over_floor'] if emcl else None
+
+  if FLAGS.scaling:
+    dataset, model = first['dataset'], first['model']
+    out['scaling_tasks'] = {}
+    for method in FLAGS.scaling_methods:
+      res = time_method(dataset, method, model, timed_tasks=0, all_tasks=True)
+      per_task = [1e6 * s / res['samples_per_task']
+                  for s in res['task_seconds']]
+      slope = float(np.polyfit(np.arange(len(per_task)), per_task, 1)[0])
+      out['scaling_tasks'][method] = {'us_per_sample': per_task,
+                                      'slope_us_per_task': slope}
+      log({'scaling_tasks': method, 'first': per_task[0],
+           'last': per_task[-1], 'slope': slope})
+    out['scaling_width'] = {}
+    for width in map(int, FLAGS.widths):
+      row = {m: time_method(dataset, m, model, width=width,
+                            timed_tasks=FLAGS.timed_tasks)['us_per_sample']
+             for m in (FLOOR, 'emcl')}
+      row['emcl_over_floor'] = row['emcl'] / row[FLOOR]
+      out['scaling_width'][width] = row
+      log({'width': width, **row})
+    out['scaling_seeds'] = {}
+    for seeds in map(int, FLAGS.seeds):
+      row = {m: time_method(dataset, m, model, seeds=seeds,
+                            timed_tasks=FLAGS.timed_tasks)['us_per_sample']
+             for m in (FLOOR, 'emcl')}
+      out['scaling_seeds'][seeds] = row
+      log({'seeds': seeds, **row})
+    out['protocol'] = protocol(dataset, model, FLAGS.protocol_repeats)
+    out['protocol_seconds'] = out['protocol']['seconds']
+    log({'protocol_seconds': out['protocol_seconds'],
+         'serial': out['protocol']['serial']['seconds'],
+         'overlapped': out['protocol']['overlapped']['seconds'],
+         'eval_share_serial': out['protocol']['serial']['eval_share']})
+  out['peak_rss_mib'] = peak_rss_mib()
+  if FLAGS.output:
+    with open(FLAGS.output, 'w') as f:
+      json.dump(out, f, indent=1)
+  print(markdown(out), end='')
+
+
+def markdown(out: dict[str, Any]) -> str:
+  """The README's speed table of a bench result: one row per (dataset,
+  model, method), then the headline figures."""
+  lines = ['| dataset | model | method | us / sample | x floor | compile s '
+           '| XLA memory MiB |', '| --- | --- | --- | --- | --- | --- | --- |']
+  for r in out['table']:
+    mem = ('-' if r['memory_bytes'] is None
+           else f"{r['memory_bytes'] / 2**20:.1f}")
+    lines.append(f"| {r['dataset']} | {r['model']} | {r['method']} "
+                 f"| {r['us_per_sample']:.1f} | {r['over_floor']:.2f} "
+                 f"| {r['compile_seconds']:.1f} | {mem} |")
+  lines.append('')
+  if out.get('emcl_over_floor') is not None:
+    lines.append(f"emcl_over_floor: {out['emcl_over_floor']:.2f}")
+  if 'protocol_seconds' in out:
+    p = out['protocol']
+    lines.append(f"protocol_seconds: {out['protocol_seconds']:.2f} (serial "
+                 f"{p['serial']['seconds']:.2f}, evaluation share "
+                 f"{p['serial']['eval_share']:.2f}; overlapped "
+                 f"{p['overlapped']['seconds']:.2f})")
+  for method, v in out.get('scaling_tasks', {}).items():
+    lines.append(f'scaling_tasks {method}: {v["us_per_sample"][0]:.1f} -> '
+                 f'{v["us_per_sample"][-1]:.1f} us / sample from the first '
+                 f'to the last task, slope {v["slope_us_per_task"]:+.2f} '
+                 'us / task')
+  for width, v in out.get('scaling_width', {}).items():
+    lines.append(f"scaling_width {width}: floor {v[FLOOR]:.1f}, emcl "
+                 f"{v['emcl']:.1f} us / sample ({v['emcl_over_floor']:.2f}x)")
+  for seeds, v in out.get('scaling_seeds', {}).items():
+    lines.append(f"scaling_seeds {seeds}: floor {v[FLOOR]:.1f}, emcl "
+                 f"{v['emcl']:.1f} us / sample (all seeds together)")
+  return '\n'.join(lines) + '\n'
+
+
+def entry():
+  """The console script `emcl-bench` (and `python experiments/bench.py`)."""
+  sys.modules['__main__'].__doc__ = __doc__  # absl's --help text
+  app.run(main)
+
+
+if __name__ == '__main__':
+  entry()

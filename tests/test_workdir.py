@@ -1,0 +1,177 @@
+"""The work directory: one folder per run keyed by its config hash, resume
+after a real SIGKILL, no overwrite of a finished run, only process 0
+writes, and the tree (with old flat results files) read back as a table."""
+
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from unittest import mock
+
+from absl.testing import absltest
+import jax
+import numpy as np
+
+from emcl_jax import experiment
+from emcl_jax.reporting import tables
+from emcl_jax.training import workdir
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN = os.path.join(ROOT, 'experiments', 'run.py')
+SUMMARIZE = os.path.join(ROOT, 'experiments', 'summarize.py')
+SMALL = ['--num_tasks=2', '--samples_per_task=50', '--progress=false']
+ENV = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu')
+
+
+def _tmp(test):
+  folder = tempfile.mkdtemp()
+  test.addCleanup(shutil.rmtree, folder, True)
+  return folder
+
+
+def run(out, *args, wait=True):
+  command = [sys.executable, RUN, f'--workdir={out}', *args]
+  if not wait:
+    return subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+  return subprocess.run(command, capture_output=True, text=True, env=ENV,
+                        timeout=300)
+
+
+def results_files(out):
+  return sorted(glob.glob(os.path.join(out, '*', '*', '*', 'seed*',
+                                       'results.json')))
+
+
+class WorkdirTest(absltest.TestCase):
+
+  def test_settings_get_their_own_folders_and_finished_runs_are_kept(self):
+    out = _tmp(self)
+    for beta in ('0.1', '0.05'):
+      proc = run(out, f'--beta={beta}', *SMALL)
+      self.assertEqual(proc.returncode, 0, proc.stderr)
+    paths = results_files(out)
+    self.assertLen(paths, 2)  # two results, neither overwritten
+    betas = []
+    for path in paths:
+      with open(path) as f:
+        res = json.load(f)
+      betas.append(res['config']['beta'])
+      # The folder is named by the hash of the config the file records.
+      self.assertEqual(path.split(os.sep)[-3], workdir.config_hash(
+          res['dataset'], res['method'], res['config']))
+      self.assertEqual(res['config_hash'], path.split(os.sep)[-3])
+    self.assertCountEqual(betas, [0.1, 0.05])
+    # The same command again: refused in one line, the results untouched.
+    before = {p: os.path.getmtime(p) for p in paths}
+    proc = run(out, '--beta=0.05', *SMALL)
+    self.assertEqual(proc.returncode, 2, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    self.assertLen(lines, 1)
+    self.assertRegex(lines[0], r'^error: .*results.json exists: '
+                     r'mnist_permutations emcl seed 0 is finished; pass '
+                     r'--overwrite')
+    self.assertEqual(before, {p: os.path.getmtime(p) for p in paths})
+    # --overwrite runs it again, in the same folder.
+    proc = run(out, '--beta=0.05', '--overwrite', *SMALL)
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    self.assertEqual(results_files(out), paths)
+    changed = [p for p in paths if os.path.getmtime(p) != before[p]]
+    self.assertLen(changed, 1)
+
+  def test_sigkill_then_the_same_command_resumes_bitwise(self):
+    out, ref = _tmp(self), _tmp(self)
+    args = ['--num_tasks=5', '--samples_per_task=400', '--progress=false']
+    self.assertEqual(run(ref, *args).returncode, 0)
+    proc = run(out, *args, wait=False)
+    deadline = time.time() + 240
+    metrics = os.path.join(out, 'mnist_permutations', 'emcl', '*', 'seed0',
+                           'metrics.jsonl')
+    steps = 0
+    while steps < 2 and time.time() < deadline and proc.poll() is None:
+      time.sleep(0.05)
+      for path in glob.glob(metrics):
+        with open(path) as f:
+          steps = sum('"step"' in line for line in f)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    self.assertEqual(proc.returncode, -signal.SIGKILL)
+    self.assertEqual(results_files(out), [])
+    folder = os.path.dirname(glob.glob(metrics)[0])
+    saved = workdir.latest_checkpoint(os.path.join(folder, 'checkpoints'))
+    self.assertIsNotNone(saved)  # at least task 1 was saved
+    resumed = run(out, *args)
+    self.assertEqual(resumed.returncode, 0, resumed.stderr)
+    with open(results_files(out)[0]) as f, open(results_files(ref)[0]) as g:
+      a, b = json.load(f), json.load(g)
+    self.assertEqual(a['accuracy_matrix'], b['accuracy_matrix'])
+    self.assertEqual(a['task_losses'], b['task_losses'])
+    # One metrics record per task: the resumed tasks replaced the lost ones.
+    with open(os.path.join(folder, 'metrics.jsonl')) as f:
+      records = [json.loads(line) for line in f]
+    self.assertEqual([r['step'] for r in records if 'loss' in r],
+                     [1, 2, 3, 4, 5])
+    self.assertFalse(os.path.exists(os.path.join(folder, 'checkpoints')))
+
+  def test_only_process_0_writes(self):
+    out = _tmp(self)
+    kwargs = dict(num_tasks=2, samples_per_task=50, progress=False)
+    with mock.patch.object(jax, 'process_index', return_value=1):
+      res = experiment.run_in_workdir(out, seeds=(0,), checkpoint=False,
+                                      tensorboard=True, **kwargs)
+    self.assertLen(res, 1)
+    self.assertEqual([f for _, _, fs in os.walk(out) for f in fs], [])
+    res0 = experiment.run_in_workdir(out, seeds=(0,), checkpoint=False,
+                                     **kwargs)
+    self.assertEqual(res0[0]['accuracy_matrix'], res[0]['accuracy_matrix'])
+    self.assertLen(results_files(out), 1)
+
+  def test_tree_and_flat_files_read_back_without_mixing_settings(self):
+    out = _tmp(self)
+    kwargs = dict(num_tasks=2, samples_per_task=50, progress=False,
+                  checkpoint=False)
+    a = experiment.run_in_workdir(out, seeds=(0, 1), together=True,
+                                  **kwargs)
+    b = experiment.run_in_workdir(out, seeds=(0,), overrides={'beta': 0.05},
+                                  **kwargs)
+    # An old flat results file (schema 1: no config_hash) beside the tree.
+    old = dict(b[0], name='old', schema_version=1)
+    del old['config_hash']
+    with open(os.path.join(out, 'mnist_permutations_old_seed0.json'),
+              'w') as f:
+      json.dump(old, f)
+    rows = {r.name: r for r in tables.aggregate(tables.load(out))}
+    ha, hb = a[0]['config_hash'], b[0]['config_hash']
+    self.assertNotEqual(ha, hb)
+    self.assertEqual(set(rows), {f'emcl [{ha}]', f'emcl [{hb}]', 'old'})
+    self.assertEqual(rows[f'emcl [{ha}]'].seeds, (0, 1))
+    self.assertAlmostEqual(rows[f'emcl [{ha}]'].acc,
+                           np.mean([r['acc'] for r in a]))
+    self.assertEqual(rows[f'emcl [{hb}]'].acc, b[0]['acc'])
+    self.assertEqual(rows['old'].acc, b[0]['acc'])
+    # summarize.py prints the same rows.
+    proc = subprocess.run([sys.executable, SUMMARIZE, f'--workdir={out}'],
+                          capture_output=True, text=True, env=ENV,
+                          timeout=120)
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    self.assertIn(f'emcl [{hb}]', proc.stdout)
+    self.assertIn(f"{b[0]['acc']:.2f}", proc.stdout)
+    # A broken results file is one line and exit 2.
+    with open(os.path.join(out, 'mnist_permutations_bad_seed0.json'),
+              'w') as f:
+      f.write('{"acc": ')
+    proc = subprocess.run([sys.executable, SUMMARIZE, f'--workdir={out}'],
+                          capture_output=True, text=True, env=ENV,
+                          timeout=120)
+    self.assertEqual(proc.returncode, 2)
+    self.assertRegex(proc.stderr, r'^error: .*bad_seed0.json is not a '
+                     r'readable results file .*\n$')
+
+
+if __name__ == '__main__':
+  absltest.main()
