@@ -356,7 +356,7 @@ def _checkpointer(checkpoint_dir, resume, dataset, method, name, seeds,
   """The run's `Checkpointer`, or None without a checkpoint_dir."""
   if checkpoint_dir is None:
     if resume:
-      raise ValueError('--resume needs --checkpoint_dir (the folder of the '
+      raise ValueError('resume=True needs checkpoint_dir (the folder of the '
                        'run to continue)')
     return None
   fingerprint = {

@@ -73,7 +73,7 @@ class CheckpointTest(absltest.TestCase):
     folder = self._dir()
     experiment.run('mnist_permutations', 'emcl', 0, **SMALL,
                    checkpoint_dir=folder)
-    with self.assertRaisesRegex(CheckpointError, 'add --resume'):
+    with self.assertRaisesRegex(CheckpointError, r'resume it \(resume=True\)'):
       experiment.run('mnist_permutations', 'emcl', 0, **SMALL,
                      checkpoint_dir=folder)
     with self.assertRaisesRegex(CheckpointError,
@@ -85,7 +85,7 @@ class CheckpointTest(absltest.TestCase):
     with self.assertRaisesRegex(CheckpointError, r'another run \(seeds'):
       experiment.run('mnist_permutations', 'emcl', 1, **SMALL,
                      checkpoint_dir=folder, resume=True)
-    with self.assertRaisesRegex(ValueError, '--resume needs --checkpoint_dir'):
+    with self.assertRaisesRegex(ValueError, 'resume=True needs checkpoint_dir'):
       experiment.run('mnist_permutations', 'emcl', 0, **SMALL, resume=True)
 
   def test_corrupt_checkpoint_is_refused(self):

@@ -1,11 +1,17 @@
 """The README's example (emcl_jax.update in a hand-written loop around a
-plain-function model) runs, learns, and the README's commands are the ones
-CI runs."""
+plain-function model) runs and learns, its experiment commands run (shrunk),
+and its test command is the one CI runs."""
 
 import contextlib
+import glob
 import io
 import os
 import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
 
 from absl.testing import absltest
 
@@ -34,6 +40,30 @@ class ReadmeTest(absltest.TestCase):
       self.assertGreater(acc, 0.5, line)
     self.assertEqual(int(scope['state'].step), 120)
     self.assertEqual(int(scope['state'].memory.seen), 1200)
+
+  def test_commands_run_shrunk(self):
+    # Every `python experiments/...` command of the README's shell blocks
+    # runs (on a shrunk benchmark, into a temporary folder, one seed).
+    blocks = re.findall(r'```bash\n(.*?)```', readme(), re.S)
+    commands = [shlex.split(c.replace('\\\n', ' '))
+                for b in blocks for c in b.replace('\\\n', ' ').splitlines()
+                if c.startswith('python experiments/')]
+    self.assertGreaterEqual(len(commands), 3)
+    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu')
+    for command in commands:
+      out = tempfile.mkdtemp()
+      self.addCleanup(shutil.rmtree, out, True)
+      shrink = ['--num_tasks=2', '--samples_per_task=20', '--seeds=1',
+                f'--output_dir={out}']
+      if not command[1].endswith('sweep.py'):
+        shrink.append('--progress=false')
+      proc = subprocess.run(
+          [sys.executable, os.path.join(ROOT, command[1]), *command[2:],
+           *shrink], capture_output=True, text=True, env=env, timeout=600,
+          cwd=ROOT)
+      self.assertEqual(proc.returncode, 0, (command, proc.stderr[-2000:]))
+      self.assertNotEmpty(glob.glob(os.path.join(out, '**', 'results.json'),
+                                    recursive=True), command)
 
   def test_ci_runs_the_readme_test_command(self):
     command = re.search(r"pip install -e '\.\[test\]' && (.*)\n",

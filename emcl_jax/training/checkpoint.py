@@ -68,9 +68,9 @@ class Checkpointer:
     if (not resume and self._manager is not None
         and self._manager.latest_step() is not None):
       raise CheckpointError(
-          f'--checkpoint_dir {directory} already holds a checkpoint (task '
-          f'{self._manager.latest_step() + 1}); add --resume to continue it, '
-          'or use an empty folder')
+          f'{directory} already holds a checkpoint (task '
+          f'{self._manager.latest_step() + 1}); resume it (resume=True), or '
+          'use an empty folder')
 
   def _open(self) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(
@@ -106,13 +106,13 @@ class Checkpointer:
       diff = _first_difference(meta.get('fingerprint'), self.fingerprint)
       raise CheckpointError(
           f'the checkpoint in {self.directory} belongs to another run '
-          f'({diff}); resume with the same flags, or use an empty '
-          '--checkpoint_dir')
+          f'({diff}); resume with the same flags, or delete the folder '
+          '(or pass --overwrite) to start afresh')
     if 'task_train_seconds' not in meta:
       raise CheckpointError(
           f'the checkpoint in {self.directory} was written by an older '
-          'emcl_jax (no per-task seconds); start afresh with an empty '
-          '--checkpoint_dir')
+          'emcl_jax (no per-task seconds); delete the folder (or pass '
+          '--overwrite) to start afresh')
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
     arrays = {'state': abstract,
               'r': np.zeros(r_shape),
@@ -156,7 +156,8 @@ def _first_line(e: Exception) -> str:
 def _unreadable(directory: str, step: int, e: Exception) -> str:
   return (f'cannot read the checkpoint of task {step + 1} in {directory} '
           f'({_first_line(e)}); delete that step folder to resume from the '
-          'one before, or start afresh in an empty --checkpoint_dir')
+          'one before, or delete the folder (or pass --overwrite) to start '
+          'afresh')
 
 
 def _first_difference(saved: Any, current: Any, path: str = '') -> str:
