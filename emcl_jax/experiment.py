@@ -7,16 +7,18 @@ in each run's own folder (`training.workdir`): it resumes an unfinished run,
 refuses to redo a finished one unless asked, feeds the metric writers and
 stores the dictionary as `results.json`. Schema (all keys always present):
 
-  schema_version  int, 2 (1: no config_hash and stream_length, and
-                  config without data_source, data_dir)
+  schema_version  int, 2 (1: no config_hash, stream_length, fwt,
+                  forgetting, init_accuracy, and config without
+                  data_source, data_dir, eval, epochs)
   dataset, method str;  seed int
   name            str: the run's label, the method's name unless given
                   (ablations of one method get their own names)
   config          dict: `run_config`: every hyper-parameter used, plus
                   num_tasks, samples_per_task (None: all), batch_size,
-                  model, class_order, data_source, data_dir
+                  model, class_order, data_source, data_dir, eval
+                  ('task', 'class' or 'both'), epochs
   config_hash     str: `workdir.config_hash(dataset, method, config)`
-  stream_length   int: training samples per task
+  stream_length   int: training samples per task (one epoch)
   versions        dict: emcl_jax, jax, jaxlib, flax, optax, numpy, python
   data_source     str: 'bundled:mnist-5k', 'dir:/abs/path' or 'tfds:mnist'
   device          str: the JAX backend the run used
@@ -25,6 +27,15 @@ stores the dictionary as `results.json`. Schema (all keys always present):
                   (one list for `joint`, trained on one shuffled stream)
   acc, bwt, la    float, percent (Eq 22, Eq 23, mean of the diagonal;
                   for `joint` bwt is 0 and la equals acc)
+  fwt, forgetting float, percent: GEM's forward transfer and average
+                  forgetting (`reporting.metrics`; 0 for `joint`)
+  init_accuracy   list of T floats: the untrained model's accuracy on
+                  every task (FWT's b)
+  accuracy_matrix_class, acc_class, bwt_class, la_class,
+  forgetting_class   only with config eval 'both': the class-incremental
+                  matrix and its metrics (the unsuffixed keys are then the
+                  task-incremental ones; with eval 'class' they are the
+                  class-incremental ones)
   train_seconds   float: compiled training calls only
   compile_seconds, eval_seconds, total_seconds   float
   loop_seconds    float: wall time of the loop over tasks (training and
@@ -101,11 +112,12 @@ def run_config(dataset: str = 'mnist_permutations', method: str = 'emcl',
                data_source: str = 'auto', data_dir: Optional[str] = None,
                config_file: Optional[str] = None,
                model: Optional[str] = None, class_order: str = 'natural',
-               norm: Optional[str] = None) -> dict[str, Any]:
+               norm: Optional[str] = None, eval_mode: str = 'task',
+               epochs: int = 1) -> dict[str, Any]:
   """The `config` entry of a run's results, known before any data loads:
   every hyper-parameter (`method_config`), the benchmark's size (Table I's
   when not given; samples_per_task None: all of a task's images), batch
-  size, model, class order and data source. Its hash
+  size, model, class order, data source, evaluation mode and epochs. Its hash
   (`workdir.config_hash`) names the run's folder.
 
   Raises:
@@ -125,7 +137,8 @@ def run_config(dataset: str = 'mnist_permutations', method: str = 'emcl',
                                else samples_per_task),
           'batch_size': batch_size, 'model': label,
           'class_order': class_order, 'data_source': data_source,
-          'data_dir': None if data_dir is None else os.path.abspath(data_dir)}
+          'data_dir': None if data_dir is None else os.path.abspath(data_dir),
+          'eval': eval_mode, 'epochs': epochs}
 
 
 class Hyperparameter(NamedTuple):
@@ -189,10 +202,17 @@ def setup(dataset: str = 'mnist_permutations', method: str = 'emcl',
           data_source: str = 'auto', data_dir: Optional[str] = None,
           model_fn: Optional[Callable[[int], Any]] = None,
           config_file: Optional[str] = None, model: Optional[str] = None,
-          class_order: str = 'natural', norm: Optional[str] = None) -> Setup:
+          class_order: str = 'natural', norm: Optional[str] = None,
+          epochs: int = 1,
+          tasks: Optional[tasks_lib.TaskSet] = None) -> Setup:
   """Loads the data and builds the model and the method of one run.
 
   Args:
+    dataset: the benchmark (its config gives the defaults).
+    epochs: passes over each task's stream (`tasks.repeat_epochs`).
+    tasks: your own benchmark (`emcl_jax.data.from_arrays`) instead of
+      loading `dataset`'s; `dataset` still names the config whose defaults
+      apply.
     model_fn: model_fn(num_classes) -> flax module; default: `model`.
     model: a name of `models.MODELS`; default: the benchmark config's.
     class_order: 'natural' or 'random' (class-split benchmarks).
@@ -206,7 +226,7 @@ def setup(dataset: str = 'mnist_permutations', method: str = 'emcl',
   """
   for flag, value in (('num_tasks', num_tasks),
                       ('samples_per_task', samples_per_task),
-                      ('batch_size', batch_size)):
+                      ('batch_size', batch_size), ('epochs', epochs)):
     if value is not None and value <= 0:
       raise ValueError(f'--{flag} must be a positive integer, got {value}')
   config = method_config(dataset, method, overrides or {}, config_file)
@@ -221,10 +241,11 @@ def setup(dataset: str = 'mnist_permutations', method: str = 'emcl',
                        f'{model}; drop it')
     models.norm_layer(norm)  # an unknown norm fails before the data loads
     model_kwargs['norm'] = norm
-  tasks = data_lib.load(dataset, num_tasks=num_tasks,
-                        samples_per_task=samples_per_task, seed=seed,
-                        data_source=data_source, data_dir=data_dir,
-                        class_order=class_order)
+  if tasks is None:
+    tasks = data_lib.load(dataset, num_tasks=num_tasks,
+                          samples_per_task=samples_per_task, seed=seed,
+                          data_source=data_source, data_dir=data_dir,
+                          class_order=class_order)
   tasks = tasks_lib.task_ordered_labels(tasks)
   max_tasks = getattr(config, 'max_tasks', None)
   if max_tasks is not None and max_tasks < tasks.num_test_tasks:
@@ -234,6 +255,7 @@ def setup(dataset: str = 'mnist_permutations', method: str = 'emcl',
                      f'{tasks.num_test_tasks}')
   if method in JOINT:
     tasks = tasks_lib.joint(tasks, seed)
+  tasks = tasks_lib.repeat_epochs(tasks, epochs, seed)
 
   module = (model_fn or (lambda n: models.make(model, n, **model_kwargs)))(
       tasks.num_classes)
@@ -266,13 +288,17 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
         resume: bool = False,
         config_file: Optional[str] = None, model: Optional[str] = None,
         class_order: str = 'natural',
-        norm: Optional[str] = None) -> dict[str, Any]:
+        norm: Optional[str] = None,
+        eval_mode: str = 'task', epochs: int = 1,
+        tasks: Optional[tasks_lib.TaskSet] = None) -> dict[str, Any]:
   """Runs one (dataset, method, seed) and returns the results dictionary.
 
   With `checkpoint_dir` the run is saved after every task; `resume`
   continues it from the latest save (`training.checkpoint`). `record_fn`
   and `batch_fn` are the engine's (`engine.train_and_evaluate`).
-  `run_in_workdir` does all this in a run's own folder.
+  `run_in_workdir` does all this in a run's own folder. `eval_mode` and
+  `epochs` are the engine's; `tasks` replaces the benchmark's data (see
+  `setup`).
 
   Raises:
     ValueError: bad configuration. DataError: bad data.
@@ -283,20 +309,20 @@ def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
               data_source=data_source, data_dir=data_dir,
               config_file=config_file, model=model, class_order=class_order,
               norm=norm)
-  s = setup(dataset, method, seed, **spec)
-  config = run_config(dataset, method, **spec)
+  s = setup(dataset, method, seed, epochs=epochs, tasks=tasks, **spec)
+  config = _config_of(dataset, method, spec, eval_mode, epochs, tasks)
   ckpt = _checkpointer(checkpoint_dir, resume, dataset, method, name,
                        (seed,), s.config, [s.tasks], batch_size, s.model)
   try:
     result = engine.train_and_evaluate(
         s.method, s.apply_fn, s.params, s.tasks, batch_size=batch_size,
         key=s.key, record_fn=record_fn, overlap_eval=overlap_eval,
-        checkpointer=ckpt, batch_fn=batch_fn)
+        checkpointer=ckpt, batch_fn=batch_fn, eval_mode=eval_mode,
+        epochs=epochs)
   finally:
     if ckpt is not None:
       ckpt.close()
-  return _results(dataset, method, seed, name, s, config,
-                  result.accuracy_matrix, result.task_losses, result)
+  return _results(dataset, method, seed, name, s, config, result)
 
 
 def run_seeds(dataset: str = 'mnist_permutations', method: str = 'emcl',
@@ -312,7 +338,9 @@ def run_seeds(dataset: str = 'mnist_permutations', method: str = 'emcl',
               resume: bool = False,
               config_file: Optional[str] = None, model: Optional[str] = None,
               class_order: str = 'natural',
-              norm: Optional[str] = None) -> list[dict[str, Any]]:
+              norm: Optional[str] = None,
+              eval_mode: str = 'task', epochs: int = 1,
+              tasks: Optional[tasks_lib.TaskSet] = None) -> list[dict[str, Any]]:
   """Runs several seeds as one vmapped program (sharded over the devices
   when `shard`); returns one results dictionary per seed, as `run` would.
 
@@ -327,8 +355,9 @@ def run_seeds(dataset: str = 'mnist_permutations', method: str = 'emcl',
               data_source=data_source, data_dir=data_dir,
               config_file=config_file, model=model, class_order=class_order,
               norm=norm)
-  setups = [setup(dataset, method, seed, **spec) for seed in seeds]
-  config = run_config(dataset, method, **spec)
+  setups = [setup(dataset, method, seed, epochs=epochs, tasks=tasks, **spec)
+            for seed in seeds]
+  config = _config_of(dataset, method, spec, eval_mode, epochs, tasks)
   first = setups[0]
   params = jax.tree.map(lambda *a: jnp.stack(a), *(s.params for s in setups))
   keys = jnp.stack([s.key for s in setups])
@@ -340,13 +369,13 @@ def run_seeds(dataset: str = 'mnist_permutations', method: str = 'emcl',
     result = engine.train_and_evaluate_seeds(
         first.method, first.apply_fn, params, [s.tasks for s in setups],
         batch_size=batch_size, keys=keys, mesh=mesh, record_fn=record_fn,
-        checkpointer=ckpt, batch_fn=batch_fn)
+        checkpointer=ckpt, batch_fn=batch_fn, eval_mode=eval_mode,
+        epochs=epochs)
   finally:
     if ckpt is not None:
       ckpt.close()
   return [
-      {**_results(dataset, method, seed, name, s, config,
-                  result.accuracy_matrix[i], result.task_losses[i], result),
+      {**_results(dataset, method, seed, name, s, config, result, i),
        'parallel_seeds': len(seeds)}
       for i, (seed, s) in enumerate(zip(seeds, setups))]
 
@@ -371,9 +400,29 @@ def _checkpointer(checkpoint_dir, resume, dataset, method, name, seeds,
                                      resume=resume)
 
 
-def _results(dataset, method, seed, name, s, config,
-             r, task_losses, result) -> dict[str, Any]:
-  """The results dictionary (module docstring) of one seed."""
+def _config_of(dataset, method, spec, eval_mode, epochs, tasks):
+  """`run_config`, with the size and source of user `tasks` when given."""
+  config = run_config(dataset, method, eval_mode=eval_mode, epochs=epochs,
+                      **spec)
+  if tasks is not None:
+    config.update(num_tasks=tasks.num_test_tasks,
+                  samples_per_task=int(tasks.train_y.shape[1]),
+                  data_source=tasks.source, data_dir=None)
+  return config
+
+
+def _results(dataset, method, seed, name, s, config, result,
+             index=None) -> dict[str, Any]:
+  """The results dictionary (module docstring) of one seed (`index`: its
+  position on the seed axis of a vmapped `result`)."""
+  pick = lambda a: None if a is None else (  # noqa: E731
+      np.asarray(a) if index is None else np.asarray(a)[index])
+  r, task_losses = pick(result.accuracy_matrix), pick(result.task_losses)
+  b, r_class = pick(result.init_accuracy), pick(result.accuracy_matrix_class)
+  extra = {}
+  if r_class is not None:
+    extra['accuracy_matrix_class'] = r_class.tolist()
+    extra.update({f'{k}_class': v for k, v in metrics.summary(r_class).items()})
   return {
       'schema_version': SCHEMA_VERSION,
       'dataset': dataset,
@@ -382,12 +431,15 @@ def _results(dataset, method, seed, name, s, config,
       'seed': seed,
       'config': config,
       'config_hash': workdir.config_hash(dataset, method, config),
-      'stream_length': int(s.tasks.train_y.size // s.tasks.num_test_tasks),
+      'stream_length': int(s.tasks.train_y.size // s.tasks.num_test_tasks
+                           // config['epochs']),
       'versions': versions(),
       'data_source': s.tasks.source,
       'device': jax.default_backend(),
-      'accuracy_matrix': np.asarray(r).tolist(),
-      **metrics.summary(np.asarray(r)),
+      'accuracy_matrix': r.tolist(),
+      **metrics.summary(r, b),
+      'init_accuracy': None if b is None else b.tolist(),
+      **extra,
       'train_seconds': result.train_seconds,
       'compile_seconds': result.compile_seconds,
       'eval_seconds': result.eval_seconds,

@@ -14,6 +14,7 @@ import sys
 import tempfile
 
 from absl.testing import absltest
+import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,6 +41,23 @@ class ReadmeTest(absltest.TestCase):
       self.assertGreater(acc, 0.5, line)
     self.assertEqual(int(scope['state'].step), 120)
     self.assertEqual(int(scope['state'].memory.seen), 1200)
+
+  def test_from_arrays_example_runs_and_learns(self):
+    with open(os.path.join(ROOT, 'docs', 'api.md')) as f:
+      doc = f.read()
+    block = re.search(r'<!-- begin from_arrays example -->\s*```python\n'
+                      r'(.*?)```', doc, re.S).group(1)
+    out = io.StringIO()
+    scope = {}
+    with contextlib.redirect_stdout(out):
+      exec(compile(block, 'from_arrays-example', 'exec'), scope)  # pylint: disable=exec-used
+    results = scope['results']
+    self.assertEqual(np.shape(results['accuracy_matrix']), (2, 2))
+    self.assertEqual(results['data_source'], 'arrays')
+    self.assertEqual(results['config']['num_tasks'], 2)
+    # Two-way tasks whose classes sit 3 std apart: far above chance (0.5).
+    self.assertGreater(results['acc'], 80.0)
+    self.assertIn(f"ACC {results['acc']:.1f}", out.getvalue())
 
   def test_commands_run_shrunk(self):
     # Every `python experiments/...` command of the README's shell blocks

@@ -19,7 +19,8 @@ import importlib.util
 import os
 from typing import Any, Optional
 
-BENCHMARKS = ('mnist_permutations', 'many_permutations', 'split_mnist',
+BENCHMARKS = ('mnist_permutations', 'many_permutations', 'mnist_rotations',
+              'split_mnist',
               'cifar100', 'miniimagenet')
 
 

@@ -1,16 +1,19 @@
 """Benchmarks by name. `load(name, ...)` returns a `TaskSet`.
 
-Permutation benchmarks (single head, inputs [784]): 'mnist_permutations',
-'many_permutations'. Class-split benchmarks (multi-head: `TaskSet.class_mask`
+Permutation and rotation benchmarks (single head, inputs [784]):
+'mnist_permutations', 'many_permutations', 'mnist_rotations'. Class-split benchmarks (multi-head: `TaskSet.class_mask`
 names each task's classes, labels are global class ids): 'split_mnist'
 (inputs [28, 28]), 'cifar100' ([32, 32, 3]), 'miniimagenet' ([84, 84, 3]);
 all inputs uint8, their shape is `tasks.train_x.shape[2:]`.
+`from_arrays` builds a benchmark from your own arrays.
 """
 
 from emcl_jax.data import cifar100
+from emcl_jax.data.arrays import from_arrays
 from emcl_jax.data import miniimagenet
 from emcl_jax.data import mnist
 from emcl_jax.data import permutations
+from emcl_jax.data import rotations
 from emcl_jax.data import splits
 from emcl_jax.data.splits import CLASS_ORDERS
 from emcl_jax.data.tasks import TaskSet
@@ -21,6 +24,7 @@ from emcl_jax.errors import DataError
 BENCHMARKS = {
     'mnist_permutations': (20, 1000),
     'many_permutations': (100, 200),
+    'mnist_rotations': (20, 1000),
     'split_mnist': (5, None),
     'cifar100': (20, 2500),
     'miniimagenet': (20, 2500),
@@ -68,8 +72,9 @@ def load(name: str, *, num_tasks: int | None = None,
                       else samples_per_task)
   if name not in CLASS_SPLITS:
     split = mnist.load(data_source, data_dir)
-    return permutations.permuted_tasks(split, num_tasks, samples_per_task,
-                                       seed)
+    build = (rotations.rotated_tasks if name == 'mnist_rotations'
+             else permutations.permuted_tasks)
+    return build(split, num_tasks, samples_per_task, seed)
   per_task, num_classes = CLASS_SPLITS[name]
   if not 1 <= num_tasks <= num_classes // per_task:
     raise DataError(f'num_tasks={num_tasks} is outside 1..'
@@ -89,4 +94,4 @@ def load(name: str, *, num_tasks: int | None = None,
 
 
 __all__ = ['BENCHMARKS', 'CLASS_ORDERS', 'CLASS_SPLITS', 'DataError',
-           'TaskSet', 'load']
+           'TaskSet', 'from_arrays', 'load']

@@ -83,3 +83,28 @@ def task_ordered_labels(tasks: TaskSet) -> TaskSet:
     mask[t, relabel[np.flatnonzero(m)]] = True
   return tasks._replace(train_y=relabel[tasks.train_y],
                         test_y=relabel[tasks.test_y], class_mask=mask)
+
+
+def repeat_epochs(tasks: TaskSet, epochs: int, seed: int) -> TaskSet:
+  """Each task's training stream repeated `epochs` times: epoch 0 in its
+  order, every later epoch a fresh shuffle of the same samples (seeded), so
+  a task's E epochs are one stream of E * n samples (`engine` trains it as
+  one scan and keeps the replay memory to epoch 0).
+
+  Raises:
+    ValueError: epochs < 1.
+  """
+  if epochs < 1:
+    raise ValueError(f'--epochs must be >= 1, got {epochs}')
+  if epochs == 1:
+    return tasks
+  rng = np.random.default_rng([seed, 0xE90C])
+  t, n = tasks.train_y.shape
+  order = np.stack([np.concatenate(
+      [np.arange(n)] + [rng.permutation(n) for _ in range(epochs - 1)])
+                    for _ in range(t)])  # [T, E * n]
+  take = lambda a: np.take_along_axis(  # noqa: E731
+      a, order.reshape(order.shape + (1,) * (a.ndim - 2)), axis=1)
+  return tasks._replace(
+      train_x=take(tasks.train_x), train_y=take(tasks.train_y),
+      train_t=None if tasks.train_t is None else take(tasks.train_t))

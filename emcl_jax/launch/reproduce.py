@@ -38,7 +38,7 @@ Table IV: emcl_gd (--inner=gd) and emcl_lr_modulation
 import os
 import sys
 import time
-from typing import Sequence
+from typing import Optional, Sequence
 
 from absl import app
 from absl import flags
@@ -72,6 +72,12 @@ flags.DEFINE_integer('num_tasks', None, 'Shrink the benchmarks: tasks.')
 flags.DEFINE_integer('samples_per_task', None, 'Shrink: samples per task.')
 flags.DEFINE_bool('tensorboard', False, 'Also write TensorBoard events.')
 flags.DEFINE_bool('progress', True, 'Progress on stderr.')
+flags.DEFINE_list('columns', None, 'Table III\'s metrics, from acc, bwt, '
+                  'la, fwt, forgetting, acc_class, bwt_class (default: the '
+                  'paper\'s ACC / BWT).')
+flags.DEFINE_enum('eval', 'task', ['task', 'class', 'both'], 'As run.py '
+                  '--eval (class-split benchmarks).')
+flags.DEFINE_integer('epochs', 1, 'As run.py --epochs.')
 
 # Run names beyond the methods: Table IV's ablations of EMCL.
 ABLATIONS = {
@@ -101,6 +107,8 @@ def main(argv):
       if d not in configs.BENCHMARKS:
         raise ValueError(f'unknown dataset {d!r}; use one of '
                          f'{", ".join(configs.BENCHMARKS)}')
+    if FLAGS.columns is not None:
+      tables.check_columns(FLAGS.columns)
     specs = {name: run_spec(name) for name in FLAGS.methods}
     seeds = list(range(FLAGS.seed, FLAGS.seed + FLAGS.seeds))
     runs_dir = os.path.join(FLAGS.output_dir, 'runs')
@@ -108,7 +116,8 @@ def main(argv):
     for dataset in FLAGS.datasets:
       for name, (method, overrides) in specs.items():
         results += _run(dataset, name, method, overrides, seeds, runs_dir)
-    written = write_report(results, FLAGS.output_dir, FLAGS.methods)
+    written = write_report(results, FLAGS.output_dir, FLAGS.methods,
+                           columns=FLAGS.columns)
   except (ValueError, DataError) as e:
     _fail(str(e))
   except NonFiniteLossError as e:
@@ -126,7 +135,8 @@ def _run(dataset, name, method, overrides, seeds, runs_dir):
   spec = dict(overrides=overrides, num_tasks=FLAGS.num_tasks,
               samples_per_task=FLAGS.samples_per_task,
               data_source=FLAGS.data_source, data_dir=FLAGS.data_dir,
-              config_file=FLAGS.config, model=FLAGS.model, norm=FLAGS.norm)
+              config_file=FLAGS.config, model=FLAGS.model, norm=FLAGS.norm,
+              eval_mode=FLAGS.eval, epochs=FLAGS.epochs)
   chash = workdir.config_hash(dataset, method,
                               experiment.run_config(dataset, method, **spec))
   paths = {s: os.path.join(workdir.run_dir(runs_dir, dataset, name, chash, s),
@@ -150,7 +160,8 @@ def _run(dataset, name, method, overrides, seeds, runs_dir):
 
 
 def write_report(results: Sequence[dict], output_dir: str,
-                 first: Sequence[str] = ()) -> list[str]:
+                 first: Sequence[str] = (),
+                 columns: Optional[Sequence[str]] = None) -> list[str]:
   """Table III, Table IV per dataset with EMCL results, and every figure,
   from `results`; returns the paths. Table III's rows: the run names
   `first` (in that order), then any others."""
@@ -162,7 +173,8 @@ def write_report(results: Sequence[dict], output_dir: str,
   names = list(dict.fromkeys([n for n in first if n in present] + present))
   rows = sorted(rows, key=lambda r: names.index(r.name))  # figures' order
   written = [_write_text(os.path.join(output_dir, 'table_iii.md'),
-                         tables.table_iii(rows, names=names))]
+                         tables.table_iii(rows, names=names,
+                                          columns=columns))]
   for dataset in tables.datasets_of(rows):
     if any(r.dataset == dataset and r.name in tables.TABLE_IV_NAMES
            for r in rows):

@@ -30,7 +30,8 @@ from emcl_jax.errors import DataError, NonFiniteLossError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('dataset', 'mnist_permutations',
-                    'mnist_permutations | many_permutations | split_mnist | '
+                    'mnist_permutations | many_permutations | mnist_rotations | '
+                    'split_mnist | '
                     'cifar100 | miniimagenet')
 flags.DEFINE_string('model', None, 'mlp | resnet18_reduced; default: the '
                     "benchmark's (emcl_jax/configs/).")
@@ -61,6 +62,14 @@ flags.DEFINE_bool('checkpoint', True, 'Save after every task, so that the '
 flags.DEFINE_integer('num_tasks', None, 'Shrink the benchmark: tasks.')
 flags.DEFINE_integer('samples_per_task', None, 'Shrink: samples per task.')
 flags.DEFINE_integer('batch_size', 10, 'Incoming batch size (paper: 10).')
+flags.DEFINE_integer('epochs', 1, 'Passes over each task\'s stream (a new '
+                     'shuffle per epoch; the replay memory takes the first '
+                     'only).')
+flags.DEFINE_enum('eval', 'task', ['task', 'class', 'both'], 'Class-split '
+                  'benchmarks: task-incremental (each task over its own '
+                  'classes), class-incremental (over every class seen so '
+                  'far), or both (the class-incremental numbers under '
+                  '*_class keys).')
 flags.DEFINE_bool('verbose', False, 'Print a line after every task.')
 flags.DEFINE_bool('progress', True, 'Progress on stderr (a bar on a '
                   'terminal, periodic lines otherwise).')
@@ -95,7 +104,7 @@ def main(argv):
               batch_size=FLAGS.batch_size, data_source=FLAGS.data_source,
               data_dir=FLAGS.data_dir, config_file=FLAGS.config,
               model=FLAGS.model, class_order=FLAGS.class_order,
-              norm=FLAGS.norm)
+              norm=FLAGS.norm, eval_mode=FLAGS.eval, epochs=FLAGS.epochs)
   try:
     if FLAGS.seeds is not None and FLAGS.seeds < 1:
       raise ValueError(f'--seeds must be >= 1, got {FLAGS.seeds}')
@@ -117,18 +126,23 @@ def main(argv):
     _fail(f'cannot write under --workdir={FLAGS.workdir}: '
           f'{e.strerror or e}; choose a writable --workdir')
   if len(runs) > 1:
-    acc = np.array([r['acc'] for r in runs])
-    bwt = np.array([r['bwt'] for r in runs])
-    print(f"{len(runs)} seeds: ACC={acc.mean():.2f}+-{acc.std():.2f} "
-          f"BWT={bwt.mean():.2f}+-{bwt.std():.2f} "
+    mean_std = lambda k: (  # noqa: E731
+        f'{np.mean([r[k] for r in runs]):.2f}+-'
+        f'{np.std([r[k] for r in runs]):.2f}')
+    line = ' '.join(f'{k.upper()}={mean_std(k)}' for k in _KEYS
+                    if k in runs[0])
+    print(f"{len(runs)} seeds: {line} "
           f"train_s={runs[0]['train_seconds']:.2f} (all seeds together)")
 
 
+_KEYS = ('acc', 'bwt', 'la', 'fwt', 'forgetting', 'acc_class', 'bwt_class')
+
+
 def _print_run(results, path):
+  values = ' '.join(f'{k.upper()}={results[k]:.2f}' for k in _KEYS
+                    if k in results)
   print(f"{results['dataset']} {results['name']} seed={results['seed']} "
-        f"ACC={results['acc']:.2f} BWT={results['bwt']:.2f} "
-        f"LA={results['la']:.2f} train_s={results['train_seconds']:.2f} "
-        f"-> {path}")
+        f"{values} train_s={results['train_seconds']:.2f} -> {path}")
 
 
 def _fail(message: str, code: int = 2):

@@ -20,6 +20,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', 'runs', 'Work directory (or folder of '
                     'results JSONs).')
 flags.DEFINE_alias('results_dir', 'workdir')
+flags.DEFINE_list('columns', None, 'Metrics to show, from acc, bwt, la, fwt, '
+                  'forgetting, acc_class, bwt_class (default: ACC, BWT, LA).')
 
 
 def main(argv):
@@ -33,7 +35,12 @@ def main(argv):
     sys.stderr.write(f'error: no results under {FLAGS.workdir}; run '
                      'experiments/run.py --workdir=... first\n')
     sys.exit(2)
-  print(tables.markdown(rows), end='')
+  try:
+    text = tables.markdown(rows, FLAGS.columns)
+  except ValueError as e:
+    sys.stderr.write(f'error: {e}\n')
+    sys.exit(2)
+  print(text, end='')
 
 
 def entry():

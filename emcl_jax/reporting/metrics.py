@@ -1,7 +1,11 @@
-"""The paper's metrics over the accuracy matrix R (Section V).
+"""The paper's metrics over the accuracy matrix R (Section V), and two that
+continual-learning codebases add.
 
 R[i, j] is the test accuracy (a fraction) on task j after training task i,
-for i, j in 0..T-1. ACC, BWT and LA are returned in percent.
+for i, j in 0..T-1. ACC, BWT and LA (the paper's), FWT (GEM's forward
+transfer, which needs b[j], the accuracy on task j of the model before any
+training) and average forgetting (Chaudhry et al. 2018, as Avalanche and
+Mammoth report it) are returned in percent.
 """
 
 import numpy as np
@@ -27,13 +31,44 @@ def learning_accuracy(r: np.ndarray) -> float:
   return float(100.0 * np.mean(np.diag(np.asarray(r))))
 
 
-def summary(r: np.ndarray) -> dict[str, float]:
-  """{'acc', 'bwt', 'la'} of an accuracy matrix.
+def fwt(r: np.ndarray, b: np.ndarray) -> float:
+  """Forward transfer (GEM, Lopez-Paz & Ranzato 2017): mean over tasks
+  t = 1..T-1 of R[t-1, t] - b[t], the accuracy on task t just before
+  training it minus that of the untrained model, in percent (0 if T=1)."""
+  r, b = np.asarray(r), np.asarray(b)
+  t = r.shape[0]
+  if t < 2:
+    return 0.0
+  return float(100.0 * np.mean([r[i - 1, i] - b[i] for i in range(1, t)]))
+
+
+def forgetting(r: np.ndarray) -> float:
+  """Average forgetting: mean over tasks t = 0..T-2 of
+  max_{l < T-1} R[l, t] - R[T-1, t], the drop from each task's best
+  accuracy before the last task to its final one, in percent (0 if T=1)."""
+  r = np.asarray(r)
+  t = r.shape[0]
+  if t < 2:
+    return 0.0
+  return float(100.0 * np.mean(r[:-1, :-1].max(axis=0) - r[-1, :-1]))
+
+
+def summary(r: np.ndarray, b: np.ndarray | None = None) -> dict[str, float]:
+  """{'acc', 'bwt', 'la', 'forgetting'} of an accuracy matrix, and 'fwt'
+  when `b` (the untrained model's accuracy on every task) is given.
 
   A [1, T] matrix (the joint baseline: one training stream of all tasks)
-  has no sequence to forget along: its BWT is 0 and its LA equals its ACC.
+  has no sequence to forget or transfer along: its BWT, forgetting and FWT
+  are 0 and its LA equals its ACC.
   """
   r = np.asarray(r)
   if r.shape[0] != r.shape[1]:
-    return {'acc': acc(r), 'bwt': 0.0, 'la': acc(r)}
-  return {'acc': acc(r), 'bwt': bwt(r), 'la': learning_accuracy(r)}
+    out = {'acc': acc(r), 'bwt': 0.0, 'la': acc(r), 'forgetting': 0.0}
+    if b is not None:
+      out['fwt'] = 0.0
+    return out
+  out = {'acc': acc(r), 'bwt': bwt(r), 'la': learning_accuracy(r),
+         'forgetting': forgetting(r)}
+  if b is not None:
+    out['fwt'] = fwt(r, b)
+  return out

@@ -49,6 +49,40 @@ class Row(NamedTuple):
   train_seconds: float
   train_seconds_std: float = 0.0
   parallel_seeds: int = 1
+  fwt: float = float('nan')
+  fwt_std: float = float('nan')
+  forgetting: float = float('nan')
+  forgetting_std: float = float('nan')
+  la_std: float = float('nan')
+  acc_class: float = float('nan')
+  acc_class_std: float = float('nan')
+  bwt_class: float = float('nan')
+  bwt_class_std: float = float('nan')
+
+  def metric(self, name: str) -> tuple[float, float]:
+    """(mean, std) of `name`, one of METRICS (NaN where results files of an
+    older version lack it)."""
+    return getattr(self, name), getattr(self, f'{name}_std')
+
+
+# The metrics a table can show (`--columns`), with their headers.
+METRICS = {'acc': 'ACC', 'bwt': 'BWT', 'la': 'LA', 'fwt': 'FWT',
+           'forgetting': 'Forgetting', 'acc_class': 'class-IL ACC',
+           'bwt_class': 'class-IL BWT'}
+
+
+def check_columns(columns: Sequence[str]) -> list[str]:
+  """`columns` if every one is a key of METRICS.
+
+  Raises:
+    ValueError: an unknown column (one line naming the known ones).
+  """
+  columns = list(columns)
+  unknown = [c for c in columns if c not in METRICS]
+  if unknown or not columns:
+    raise ValueError(f'unknown column {unknown[0] if unknown else ""!r}; '
+                     f'--columns takes {",".join(METRICS)}')
+  return columns
 
 
 class Curve(NamedTuple):
@@ -109,14 +143,23 @@ def aggregate(results: Sequence[dict[str, Any]]) -> list[Row]:
   first appearance."""
   rows = []
   for (dataset, name), runs in _groups(results).items():
-    col = lambda k: np.array([r[k] for r in runs], np.float64)  # noqa: E731
+    col = lambda k: np.array([r.get(k, np.nan) for r in runs],  # noqa: E731
+                             np.float64)
     rows.append(Row(dataset, name, tuple(r['seed'] for r in runs),
                     float(col('acc').mean()), float(col('acc').std()),
                     float(col('bwt').mean()), float(col('bwt').std()),
                     float(col('la').mean()),
                     float(col('train_seconds').mean()),
                     float(col('train_seconds').std()),
-                    max(r.get('parallel_seeds', 1) for r in runs)))
+                    max(r.get('parallel_seeds', 1) for r in runs),
+                    float(col('fwt').mean()), float(col('fwt').std()),
+                    float(col('forgetting').mean()),
+                    float(col('forgetting').std()),
+                    float(col('la').std()),
+                    float(col('acc_class').mean()),
+                    float(col('acc_class').std()),
+                    float(col('bwt_class').mean()),
+                    float(col('bwt_class').std())))
   return rows
 
 
@@ -125,16 +168,26 @@ def datasets_of(rows: Sequence[Row]) -> list[str]:
   return list(dict.fromkeys(r.dataset for r in rows))
 
 
-def markdown(rows: Sequence[Row]) -> str:
-  """A Markdown table: method, ACC +- std, BWT +- std, LA, train s, seeds."""
-  lines = ['| dataset | method | ACC (%) | BWT (%) | LA (%) | train s '
-           '| seeds |',
-           '| --- | --- | --- | --- | --- | --- | --- |']
-  for r in rows:
-    lines.append(f'| {r.dataset} | {r.name} | {r.acc:.2f} ± {r.acc_std:.2f} '
-                 f'| {r.bwt:.2f} ± {r.bwt_std:.2f} | {r.la:.2f} '
-                 f'| {r.train_seconds:.2f} | {len(r.seeds)} |')
-  return '\n'.join(lines) + '\n'
+def markdown(rows: Sequence[Row], columns: Optional[Sequence[str]] = None
+             ) -> str:
+  """A Markdown table: method, ACC +- std, BWT +- std, LA, train s, seeds;
+  with `columns` (keys of METRICS), those metrics as mean +- std instead."""
+  if columns is None:
+    lines = ['| dataset | method | ACC (%) | BWT (%) | LA (%) | train s '
+             '| seeds |',
+             '| --- | --- | --- | --- | --- | --- | --- |']
+    for r in rows:
+      lines.append(f'| {r.dataset} | {r.name} | {r.acc:.2f} ± '
+                   f'{r.acc_std:.2f} | {r.bwt:.2f} ± {r.bwt_std:.2f} '
+                   f'| {r.la:.2f} | {r.train_seconds:.2f} | {len(r.seeds)} |')
+    return '\n'.join(lines) + '\n'
+  columns = check_columns(columns)
+  header = (['dataset', 'method'] + [f'{METRICS[c]} (%)' for c in columns]
+            + ['train s', 'seeds'])
+  body = [[r.dataset, r.name]
+          + ['{:.2f} ± {:.2f}'.format(*r.metric(c)) for c in columns]
+          + [f'{r.train_seconds:.2f}', str(len(r.seeds))] for r in rows]
+  return '\n'.join(_table(header, body)) + '\n'
 
 
 def _table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
@@ -146,7 +199,8 @@ def _table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
 
 
 def table_iii(rows: Sequence[Row], datasets: Optional[Sequence[str]] = None,
-              names: Optional[Sequence[str]] = None) -> str:
+              names: Optional[Sequence[str]] = None,
+              columns: Optional[Sequence[str]] = None) -> str:
   """Table III: one row per method, one column group per dataset.
 
   Each dataset has two columns: `ACC ± std / BWT ± std` in percent (mean and
@@ -159,6 +213,8 @@ def table_iii(rows: Sequence[Row], datasets: Optional[Sequence[str]] = None,
     datasets: the column groups, in order; None: every dataset of `rows`.
     names: the rows (run names), in order; None: every name of `rows` on
       `datasets`, in order of first appearance.
+    columns: keys of METRICS: each dataset gets one `mean ± std` column per
+      metric (and its seconds) instead of the paper's `ACC / BWT`.
 
   Returns:
     A caption line, a blank line and the Markdown table, ending in a newline.
@@ -174,16 +230,20 @@ def table_iii(rows: Sequence[Row], datasets: Optional[Sequence[str]] = None,
     raise ValueError(f'no results for datasets {datasets} and names {names}')
   best = {d: max((cell[d, n].acc for n in names if (d, n) in cell),
                  default=None) for d in datasets}
+  columns = None if columns is None else check_columns(columns)
   header = ['method']
   for d in datasets:
-    header += [f'{d} ACC / BWT (%)', f'{d} train s']
+    if columns is None:
+      header += [f'{d} ACC / BWT (%)', f'{d} train s']
+    else:
+      header += [f'{d} {METRICS[c]} (%)' for c in columns] + [f'{d} train s']
   body = []
   for n in names:
     cells = [n]
     for d in datasets:
       r = cell.get((d, n))
       if r is None:
-        cells += ['-', '-']
+        cells += ['-'] * (2 if columns is None else len(columns) + 1)
         continue
       acc = f'{r.acc:.2f} ± {r.acc_std:.2f}'
       if r.acc == best[d]:
@@ -191,14 +251,20 @@ def table_iii(rows: Sequence[Row], datasets: Optional[Sequence[str]] = None,
       seconds = f'{r.train_seconds:.2f}'
       if r.parallel_seeds > 1:
         seconds += f' (all {r.parallel_seeds} seeds)'
-      cells += [f'{acc} / {r.bwt:.2f} ± {r.bwt_std:.2f}', seconds]
+      if columns is None:
+        cells += [f'{acc} / {r.bwt:.2f} ± {r.bwt_std:.2f}', seconds]
+      else:
+        cells += [acc if c == 'acc' else '{:.2f} ± {:.2f}'.format(
+            *r.metric(c)) for c in columns] + [seconds]
     body.append(cells)
   counts = {d: sorted({len(cell[d, n].seeds) for n in names
                         if (d, n) in cell}) for d in datasets}
   seeds = ', '.join(f'{d} {"/".join(map(str, c))}'
                     for d, c in counts.items() if c)
-  caption = ('Table III: ACC (%) and BWT (%), mean ± population std over '
-             'seeds (larger is better; best ACC in bold), and mean training '
+  shown = ('ACC (%) and BWT (%)' if columns is None else
+           ', '.join(f'{METRICS[c]} (%)' for c in columns))
+  caption = (f'Table III: {shown}, mean ± population std over '
+             'seeds (best ACC in bold), and mean training '
              f'seconds per run (compiled training calls only). Seeds: {seeds}.')
   if any(cell[d, n].parallel_seeds > 1 for d in datasets for n in names
          if (d, n) in cell):

@@ -82,13 +82,15 @@ class Checkpointer:
       raise CheckpointError(f'cannot use the checkpoint folder '
                             f'{self.directory}: {_first_line(e)}') from None
 
-  def restore(self, state: Any, r_shape: tuple[int, ...]):
+  def restore(self, state: Any, r_shape: tuple[int, ...],
+              with_class: bool = False):
     """The latest checkpoint, restored like `state`, or None (no resume or
     nothing saved yet).
 
     Returns:
       (first task to train, state, accuracy matrix, task losses, training
-      seconds of each task, [T], zero for those not trained yet), or None.
+      seconds of each task, [T], zero for those not trained yet), and with
+      `with_class` the class-incremental matrix too; or None.
 
     Raises:
       CheckpointError: another run's checkpoint, or an unreadable one.
@@ -117,24 +119,30 @@ class Checkpointer:
     arrays = {'state': abstract,
               'r': np.zeros(r_shape),
               'task_losses': np.zeros(r_shape[:-1])}
+    if with_class:
+      arrays['r_class'] = np.zeros(r_shape)
     try:
       restored = self._manager.restore(step, args=ocp.args.Composite(
           arrays=ocp.args.StandardRestore(arrays)))['arrays']
     except Exception as e:  # pylint: disable=broad-except
       raise CheckpointError(_unreadable(self.directory, step, e)) from None
     self.restored_task = step
-    return (step + 1, restored['state'], np.asarray(restored['r']),
-            np.asarray(restored['task_losses']),
-            np.asarray(meta['task_train_seconds'], float))
+    out = (step + 1, restored['state'], np.asarray(restored['r']),
+           np.asarray(restored['task_losses']),
+           np.asarray(meta['task_train_seconds'], float))
+    return out + (np.asarray(restored['r_class']),) if with_class else out
 
   def save(self, task: int, state: Any, r: np.ndarray,
-           task_losses: np.ndarray, task_train_seconds: np.ndarray) -> None:
-    """Saves the run after `task` (0-based) finished; blocks until written."""
+           task_losses: np.ndarray, task_train_seconds: np.ndarray,
+           r_class: Optional[np.ndarray] = None) -> None:
+    """Saves the run after `task` (0-based) finished; blocks until written
+    (`r_class`: the class-incremental matrix, when evaluated)."""
     if self._manager is None:
       self._manager = self._open()
     self._manager.save(task, args=ocp.args.Composite(
-        arrays=ocp.args.StandardSave({'state': state, 'r': r,
-                                      'task_losses': task_losses}),
+        arrays=ocp.args.StandardSave({
+            'state': state, 'r': r, 'task_losses': task_losses,
+            **({} if r_class is None else {'r_class': r_class})}),
         meta=ocp.args.JsonSave({'fingerprint': self.fingerprint,
                                 'task': task,
                                 'task_train_seconds':

@@ -27,6 +27,7 @@ from emcl_jax import losses
 from emcl_jax.base import Batch, Method
 from emcl_jax.data.tasks import TaskSet
 from emcl_jax.errors import NonFiniteLossError
+from emcl_jax.training import memory as memory_lib
 
 
 class TaskRecord(NamedTuple):
@@ -40,6 +41,8 @@ class TaskRecord(NamedTuple):
       on every task's test set after training it; [T'] or [S, T'].
     train_seconds: the task's compiled training call.
     eval_seconds: its evaluation call.
+    accuracy_class: with eval_mode 'both', the class-incremental row
+      (`accuracy` is then the task-incremental one); else None.
   """
   task: int
   num_tasks: int
@@ -47,6 +50,7 @@ class TaskRecord(NamedTuple):
   accuracy: np.ndarray
   train_seconds: float
   eval_seconds: float
+  accuracy_class: Optional[np.ndarray] = None
 
 
 class RunResult(NamedTuple):
@@ -67,6 +71,10 @@ class RunResult(NamedTuple):
     state: the method's final state.
     task_train_seconds: the training seconds of each task, [T]
       (`train_seconds` is their sum).
+    init_accuracy: [T'] accuracy of the untrained model on every task (the
+      b of FWT), evaluated before the first task.
+    accuracy_matrix_class: with eval_mode 'both', the class-incremental
+      matrix ([T, T']); else None.
   """
   accuracy_matrix: np.ndarray
   train_seconds: float
@@ -77,6 +85,24 @@ class RunResult(NamedTuple):
   task_losses: np.ndarray
   state: Any
   task_train_seconds: np.ndarray
+  init_accuracy: Optional[np.ndarray] = None
+  accuracy_matrix_class: Optional[np.ndarray] = None
+
+
+EVAL_MODES = ('task', 'class', 'both')
+
+
+def class_incremental_masks(masks: np.ndarray, task: int) -> np.ndarray:
+  """The evaluation masks after training `task` in the class-incremental
+  setting: every test task is scored over all the classes seen so far (the
+  union of masks[0..task]), so no task identity is given at test time.
+
+  Args:
+    masks: [..., T', C] bool, each task's classes (`TaskSet.class_mask`).
+    task: the task just trained (from 0).
+  """
+  seen = np.any(masks[..., :task + 1, :], axis=-2, keepdims=True)
+  return np.broadcast_to(seen, masks.shape)
 
 
 def batched(tasks: TaskSet, batch_size: int) -> tuple[chex.Array, ...]:
@@ -100,16 +126,33 @@ def batched(tasks: TaskSet, batch_size: int) -> tuple[chex.Array, ...]:
   return x, y, np.ascontiguousarray(t)
 
 
+def keep_memory(new_state: Any, old_state: Any, fresh: chex.Array) -> Any:
+  """`new_state` with every replay memory (`memory.MemoryState`) in it
+  taken from `old_state` unless `fresh`: a batch seen again in a later epoch
+  trains the model but does not enter the memory (La-MAML's code fills its
+  memory in the first epoch only)."""
+  is_memory = lambda x: isinstance(x, memory_lib.MemoryState)  # noqa: E731
+
+  def pick(new, old):
+    if is_memory(new):
+      return jax.tree.map(lambda a, b: jnp.where(fresh, a, b), new, old)
+    return new
+  return jax.tree.map(pick, new_state, old_state, is_leaf=is_memory)
+
+
 def make_train_task(method: Method,
                     batch_fn: Optional[Callable[[Any, Any], None]] = None,
-                    every: int = 1) -> Callable[..., Any]:
+                    every: int = 1,
+                    fresh_batches: Optional[int] = None) -> Callable[..., Any]:
   """train_task(state, x, y, t, key) -> (state, losses [num_batches]): the
   whole task's batch stream as one `lax.scan` of `method.update`.
 
   With `batch_fn`, the scan calls `batch_fn(batches_done, loss)` on the host
   (`jax.debug.callback`) after every `every`-th batch and after the last:
   in-task progress at the cost of a few host calls per task. Without it
-  the compiled program has no callback at all.
+  the compiled program has no callback at all. With `fresh_batches` (a
+  stream of several epochs), batches from that index on leave the replay
+  memories as they were (`keep_memory`).
   """
 
   def train_task(state, x, y, t, key):
@@ -118,7 +161,9 @@ def make_train_task(method: Method,
 
     def body(state, inputs):
       i, xb, yb, tb, k = inputs
-      state, metrics = method.update(state, Batch(xb, yb, tb), k)
+      new_state, metrics = method.update(state, Batch(xb, yb, tb), k)
+      state = (new_state if fresh_batches is None else
+               keep_memory(new_state, state, i < fresh_batches))
       if batch_fn is not None:
         jax.lax.cond(((i + 1) % every == 0) | (i + 1 == n),
                      lambda: jax.debug.callback(batch_fn, i + 1,
@@ -163,8 +208,11 @@ def train_and_evaluate(
     overlap_eval: bool = False,
     checkpointer: Optional[Any] = None,
     batch_fn: Optional[Callable[[int, int, int, int, float], None]] = None,
+    eval_mode: str = 'task',
+    epochs: int = 1,
 ) -> RunResult:
-  """Runs the single-pass continual-learning protocol.
+  """Runs the continual-learning protocol (one pass over each task's stream,
+  or `epochs` passes).
 
   Args:
     method: the method (init/update/params_of).
@@ -181,6 +229,14 @@ def train_and_evaluate(
       batch_fn(task, num_tasks, batches_done, num_batches, loss) about 50
       times per task (`make_train_task`; task counts from 0); None: no
       callback is compiled in.
+    eval_mode: for multi-head benchmarks (a `class_mask`): 'task' scores
+      each task over its own classes (task-incremental), 'class' over all
+      the classes seen so far (class-incremental,
+      `class_incremental_masks`), 'both' fills the task-incremental matrix
+      and `accuracy_matrix_class`. Single-head benchmarks take 'task' only.
+    epochs: the number of epochs `tasks`' streams hold
+      (`tasks.repeat_epochs`): each task's stream is still one scan, and
+      only its first epoch enters the replay memories (`keep_memory`).
 
   Returns:
     A `RunResult`.
@@ -193,7 +249,8 @@ def train_and_evaluate(
                    (tasks.test_x, tasks.test_y, tasks.class_mask), key,
                    seeds=False,
                    record_fn=record_fn, overlap_eval=overlap_eval,
-                   checkpointer=checkpointer, batch_fn=batch_fn)
+                   checkpointer=checkpointer, batch_fn=batch_fn,
+                   eval_mode=eval_mode, epochs=epochs)
 
 
 def train_and_evaluate_seeds(
@@ -208,6 +265,8 @@ def train_and_evaluate_seeds(
     record_fn: Optional[Callable[[TaskRecord], None]] = None,
     checkpointer: Optional[Any] = None,
     batch_fn: Optional[Callable[[int, int, int, int, float], None]] = None,
+    eval_mode: str = 'task',
+    epochs: int = 1,
 ) -> RunResult:
   """The protocol for S seeds at once: one vmapped program per task.
 
@@ -239,7 +298,8 @@ def train_and_evaluate_seeds(
           else stack(t.class_mask for t in tasks))
   return _protocol(method, apply_fn, params, (xs, ys, ts), test, keys,
                    seeds=True, mesh=mesh, record_fn=record_fn,
-                   checkpointer=checkpointer, batch_fn=batch_fn)
+                   checkpointer=checkpointer, batch_fn=batch_fn,
+                   eval_mode=eval_mode, epochs=epochs)
 
 
 def seed_mesh(num_seeds: int,
@@ -253,10 +313,17 @@ def seed_mesh(num_seeds: int,
 
 def _protocol(method, apply_fn, params, stream, test, key, *, seeds,
               record_fn, checkpointer, overlap_eval=False, mesh=None,
-              batch_fn=None) -> RunResult:
+              batch_fn=None, eval_mode='task', epochs=1) -> RunResult:
   """The loop over tasks shared by one seed and vmapped seeds (seeds=True:
   every array has a leading seed axis and the task axis comes second)."""
   start = time.perf_counter()
+  if eval_mode not in EVAL_MODES:
+    raise ValueError(f'eval_mode must be one of {EVAL_MODES}, got '
+                     f'{eval_mode!r}')
+  if eval_mode != 'task' and test[2] is None:
+    raise ValueError(f'--eval={eval_mode} applies to the class-split '
+                     'benchmarks (a single-head benchmark has no task '
+                     'identity to drop); use --eval=task')
   if mesh is not None:
     put = lambda a: jax.device_put(  # noqa: E731
         a, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(
@@ -287,7 +354,12 @@ def _protocol(method, apply_fn, params, stream, test, key, *, seeds,
     def on_batch(done, loss):
       batch_fn(current_task[0], num_tasks, int(done), num_batches,
                float(np.mean(loss)))
-  train_fn = lift(make_train_task(method, on_batch, every))
+  num_batches = int(ys.shape[-2])
+  if epochs < 1 or num_batches % epochs:
+    raise ValueError(f'a stream of {num_batches} batches cannot hold '
+                     f'{epochs} epochs')
+  fresh = None if epochs == 1 else num_batches // epochs
+  train_fn = lift(make_train_task(method, on_batch, every, fresh))
   # Seeds evaluate one after the other (lax.map): a vmapped evaluation's
   # batched matrix products were 2x slower on the CPU (measured).
   eval_fn = make_evaluate(apply_fn)
@@ -310,27 +382,42 @@ def _protocol(method, apply_fn, params, stream, test, key, *, seeds,
 
   lead = (ys.shape[0],) if seeds else ()
   r = np.zeros(lead + (num_tasks, test_y.shape[1 if seeds else 0]))
+  r_class = np.zeros_like(r) if eval_mode == 'both' else None
+  host_masks = None if test[2] is None else np.asarray(test[2])
+  # b of FWT: the untrained model, scored as each task is after training it.
+  init_accuracy = np.asarray(evaluate(lift(method.params_of)(state), test_x,
+                                      test_y, masks))
   task_losses = np.zeros(lead + (num_tasks,))
   train_times = np.zeros(num_tasks)
   eval_times = np.zeros(num_tasks)
   first = 0
   if checkpointer is not None:
-    restored = checkpointer.restore(state, r.shape)
+    restored = checkpointer.restore(state, r.shape,
+                                    with_class=r_class is not None)
     if restored is not None:
-      first, state, r[...], task_losses[...], train_times[:] = restored
+      first, state, r[...], task_losses[...], train_times[:] = restored[:5]
+      if r_class is not None:
+        r_class[...] = restored[5]
       state = jax.tree.map(put, state) if mesh else state
 
   def evaluate_row(task, params):
     t0 = time.perf_counter()
-    r[..., task, :] = np.asarray(evaluate(params, test_x, test_y, masks))
+    if eval_mode != 'class':
+      r[..., task, :] = np.asarray(evaluate(params, test_x, test_y, masks))
+    if eval_mode != 'task':
+      seen = put(class_incremental_masks(host_masks, task))
+      row = np.asarray(evaluate(params, test_x, test_y, seen))
+      (r if eval_mode == 'class' else r_class)[..., task, :] = row
     eval_times[task] = time.perf_counter() - t0
     return task
 
   def log(task):
     if record_fn is not None:
-      record_fn(TaskRecord(task, num_tasks, task_losses[..., task].copy(),
-                           r[..., task, :].copy(), float(train_times[task]),
-                           float(eval_times[task])))
+      record_fn(TaskRecord(
+          task, num_tasks, task_losses[..., task].copy(),
+          r[..., task, :].copy(), float(train_times[task]),
+          float(eval_times[task]),
+          None if r_class is None else r_class[..., task, :].copy()))
 
   pool = (concurrent.futures.ThreadPoolExecutor(1) if overlap_eval
           else None)
@@ -366,7 +453,8 @@ def _protocol(method, apply_fn, params, stream, test, key, *, seeds,
         for future in pending:
           log(future.result())
         pending = []
-        checkpointer.save(task, state, r, task_losses, train_times)
+        checkpointer.save(task, state, r, task_losses, train_times,
+                          r_class=r_class)
     for future in pending:
       log(future.result())
   finally:
@@ -375,4 +463,4 @@ def _protocol(method, apply_fn, params, stream, test, key, *, seeds,
   end = time.perf_counter()
   return RunResult(r, float(train_times.sum()), compile_seconds,
                    float(eval_times.sum()), end - start, end - loop_start,
-                   task_losses, state, train_times)
+                   task_losses, state, train_times, init_accuracy, r_class)
