@@ -541,7 +541,7 @@ def run_in_workdir(workdir_root: str, dataset: str = 'mnist_permutations',
   out = []
   for group in groups:
     out += _run_group(workdir_root, dataset, method, name, chash, config,
-                      group, folder, together=together,
+                      group, folder, together=together, overwrite=overwrite,
                       shard=shard, checkpoint=checkpoint,
                       tensorboard=tensorboard, csv=csv, progress=progress,
                       echo=echo, overlap_eval=overlap_eval,
@@ -555,8 +555,8 @@ class RunExistsError(ValueError):
 
 
 def _run_group(root, dataset, method, name, chash, config, group, folder, *,
-               together, shard, checkpoint, tensorboard, csv, progress, echo,
-               overlap_eval, on_results, spec):
+               together, overwrite, shard, checkpoint, tensorboard, csv,
+               progress, echo, overlap_eval, on_results, spec):
   """Trains the seeds of `group` (one program when several) in their
   folders; returns their results (see `run_in_workdir`). The folders' files
   are made when the first task is reported, so a run refused before it
@@ -564,6 +564,8 @@ def _run_group(root, dataset, method, name, chash, config, group, folder, *,
   primary = workdir.is_primary()
   ckpt_dir = (workdir.checkpoint_dir(root, dataset, name, chash, group)
               if checkpoint else None)
+  if overwrite and primary and ckpt_dir and os.path.isdir(ckpt_dir):
+    shutil.rmtree(ckpt_dir)  # started over: no resume
   latest = None if ckpt_dir is None else workdir.latest_checkpoint(ckpt_dir)
   keep = None if latest is None else latest + 1
   per_seed: list[writers.MultiWriter] = []

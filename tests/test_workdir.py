@@ -131,6 +131,25 @@ class WorkdirTest(absltest.TestCase):
     self.assertEqual(res0[0]['accuracy_matrix'], res[0]['accuracy_matrix'])
     self.assertLen(results_files(out), 1)
 
+  def test_overwrite_starts_a_vmapped_group_over(self):
+    out = _tmp(self)
+    kwargs = dict(num_tasks=2, samples_per_task=50, progress=False)
+    first = experiment.run_in_workdir(out, seeds=(0, 1), together=True,
+                                      **kwargs)
+    # A save of the group left behind (as by a kill), unreadable: with
+    # --overwrite the group starts over instead of resuming from it.
+    chash = first[0]['config_hash']
+    stale = os.path.join(workdir.checkpoint_dir(
+        out, 'mnist_permutations', 'emcl', chash, (0, 1)), '0')
+    os.makedirs(stale)
+    with self.assertRaises(experiment.RunExistsError):
+      experiment.run_in_workdir(out, seeds=(0, 1), together=True, **kwargs)
+    again = experiment.run_in_workdir(out, seeds=(0, 1), together=True,
+                                      overwrite=True, **kwargs)
+    self.assertEqual([r['accuracy_matrix'] for r in again],
+                     [r['accuracy_matrix'] for r in first])
+    self.assertFalse(os.path.exists(os.path.dirname(stale)))
+
   def test_tree_and_flat_files_read_back_without_mixing_settings(self):
     out = _tmp(self)
     kwargs = dict(num_tasks=2, samples_per_task=50, progress=False,
