@@ -511,6 +511,7 @@ def run_in_workdir(workdir_root: str, dataset: str = 'mnist_permutations',
 
   Raises:
     RunExistsError: a finished run, without overwrite or skip_finished.
+    workdir.RunLockedError: another process is running one of the runs.
     ValueError: bad configuration. DataError: bad data.
     NonFiniteLossError: the loss diverged (no results file then).
   """
@@ -519,15 +520,37 @@ def run_in_workdir(workdir_root: str, dataset: str = 'mnist_permutations',
   chash = workdir.config_hash(dataset, method, config)
   folder = lambda seed: workdir.run_dir(  # noqa: E731
       workdir_root, dataset, name, chash, seed)
-  finished = [s for s in seeds
-              if os.path.exists(os.path.join(folder(s), workdir.RESULTS))]
-  if finished and not (overwrite or skip_finished):
-    raise RunExistsError(
-        f'{os.path.join(folder(finished[0]), workdir.RESULTS)} exists: '
-        f'{dataset} {name} seed {finished[0]} is finished; pass '
-        '--overwrite to run it again')
-  todo = list(seeds) if overwrite else [s for s in seeds
-                                        if s not in finished]
+  locks = ([workdir.RunLock(folder(s)) for s in seeds]
+           if workdir.is_primary() else [])
+  try:
+    for lock in locks:
+      lock.acquire()
+    # Looked for under the locks: a run that finished meanwhile counts.
+    finished = [s for s in seeds
+                if os.path.exists(os.path.join(folder(s), workdir.RESULTS))]
+    if finished and not (overwrite or skip_finished):
+      raise RunExistsError(
+          f'{os.path.join(folder(finished[0]), workdir.RESULTS)} exists: '
+          f'{dataset} {name} seed {finished[0]} is finished; pass '
+          '--overwrite to run it again')
+    todo = list(seeds) if overwrite else [s for s in seeds
+                                          if s not in finished]
+    return _run_seeds_in(workdir_root, dataset, method, name, chash, config,
+                         todo, folder, overwrite=overwrite, together=together,
+                         shard=shard, checkpoint=checkpoint,
+                         tensorboard=tensorboard, csv=csv, progress=progress,
+                         echo=echo, overlap_eval=overlap_eval,
+                         on_results=on_results, spec=spec)
+  finally:
+    for lock in locks:
+      lock.release()
+    for s in seeds:
+      _prune_empty(folder(s), workdir_root)
+
+
+def _run_seeds_in(workdir_root, dataset, method, name, chash, config, todo,
+                  folder, *, overwrite, together, **kwargs):
+  """`run_in_workdir` once its runs' folders are locked."""
   for seed in todo:
     config_path = os.path.join(folder(seed), workdir.CONFIG)
     if os.path.exists(config_path) and not overwrite:
@@ -542,10 +565,7 @@ def run_in_workdir(workdir_root: str, dataset: str = 'mnist_permutations',
   for group in groups:
     out += _run_group(workdir_root, dataset, method, name, chash, config,
                       group, folder, together=together, overwrite=overwrite,
-                      shard=shard, checkpoint=checkpoint,
-                      tensorboard=tensorboard, csv=csv, progress=progress,
-                      echo=echo, overlap_eval=overlap_eval,
-                      on_results=on_results, spec=spec)
+                      **kwargs)
   return out
 
 

@@ -118,6 +118,35 @@ class WorkdirTest(absltest.TestCase):
                      [1, 2, 3, 4, 5])
     self.assertFalse(os.path.exists(os.path.join(folder, 'checkpoints')))
 
+  def test_a_second_process_on_a_running_run_is_refused(self):
+    out = _tmp(self)
+    args = ['--num_tasks=5', '--samples_per_task=400', '--progress=false']
+    first = run(out, *args, wait=False)
+    deadline = time.time() + 240
+    while (not glob.glob(os.path.join(out, '*', '*', '*', 'seed0', '.lock'))
+           and time.time() < deadline and first.poll() is None):
+      time.sleep(0.05)
+    second = run(out, *args)
+    self.assertEqual(second.returncode, 2, second.stderr)
+    lines = second.stderr.strip().splitlines()
+    self.assertLen(lines, 1)
+    self.assertRegex(lines[0], r'^error: .*/seed0 is being run by another '
+                     r'process \(it holds .*\.lock\); wait for it')
+    first.communicate(timeout=300)
+    self.assertEqual(first.returncode, 0)
+    self.assertLen(results_files(out), 1)
+    self.assertEmpty(glob.glob(os.path.join(out, '**', '.lock'),
+                               recursive=True))
+
+  def test_lock_in_process(self):
+    folder = os.path.join(_tmp(self), 'run')
+    lock = workdir.RunLock(folder).acquire()
+    with self.assertRaises(workdir.RunLockedError):
+      workdir.RunLock(folder).acquire()
+    lock.release()
+    self.assertEqual(os.listdir(folder), [])
+    workdir.RunLock(folder).acquire().release()  # free again
+
   def test_only_process_0_writes(self):
     out = _tmp(self)
     kwargs = dict(num_tasks=2, samples_per_task=50, progress=False)

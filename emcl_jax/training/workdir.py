@@ -10,6 +10,7 @@ A run is (dataset, run name, config hash, seed) and lives in
     events.*        TensorBoard events (with tensorboard=True)
     checkpoints/    orbax saves after every task; removed once results.json
                     is written
+    .lock           while a process runs it (`RunLock`)
 
 Seeds trained together as one vmapped program share one checkpoint folder,
 `{workdir}/{dataset}/{name}/{config_hash}/checkpoints/seeds{a}-{b}/`.
@@ -23,6 +24,7 @@ from the file alone (old flat results files too).
 Only process 0 of a multi-host run writes (`is_primary`).
 """
 
+import fcntl
 import hashlib
 import json
 import os
@@ -37,6 +39,7 @@ RESULTS = 'results.json'
 METRICS = 'metrics.jsonl'
 METRICS_CSV = 'metrics.csv'
 CHECKPOINTS = 'checkpoints'
+LOCK = '.lock'
 
 
 def config_hash(dataset: str, method: str, config: dict[str, Any]) -> str:
@@ -85,6 +88,47 @@ def latest_checkpoint(directory: str) -> Optional[int]:
     return None
   steps = [int(n) for n in os.listdir(directory) if n.isdigit()]
   return max(steps) if steps else None
+
+
+class RunLockedError(ValueError):
+  """Another process holds the run folder's lock (it is running that run)."""
+
+
+class RunLock:
+  """An exclusive lock on a run folder while its run trains, so that two
+  processes started on one work directory cannot interleave one run: the
+  second is refused. It is an advisory `flock` on `{folder}/.lock`, which
+  the kernel releases when the process ends, however it ends (a SIGKILLed
+  run does not leave its folder locked)."""
+
+  def __init__(self, folder: str):
+    self.folder, self.path, self._fd = folder, os.path.join(folder, LOCK), None
+
+  def acquire(self) -> 'RunLock':
+    """Takes the lock, or raises RunLockedError (one line)."""
+    os.makedirs(self.folder, exist_ok=True)
+    fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      os.close(fd)
+      raise RunLockedError(f'{self.folder} is being run by another process '
+                           f'(it holds {self.path}); wait for it to finish, '
+                           'or use another --workdir') from None
+    self._fd = fd
+    return self
+
+  def release(self) -> None:
+    """Removes the lock file and releases the lock. (A process that opened
+    the file just before sees the run's state after taking the lock, which
+    is why `experiment.run_in_workdir` looks for results only then.)"""
+    if self._fd is None:
+      return
+    if os.path.exists(self.path):
+      os.remove(self.path)
+    fcntl.flock(self._fd, fcntl.LOCK_UN)
+    os.close(self._fd)
+    self._fd = None
 
 
 def is_primary() -> bool:
