@@ -9,7 +9,10 @@ import sys
 import tempfile
 
 from absl.testing import absltest
+import pytest
 import numpy as np
+
+pytestmark = pytest.mark.slow  # subprocess and whole-protocol runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

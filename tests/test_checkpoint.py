@@ -7,10 +7,13 @@ import shutil
 import tempfile
 
 from absl.testing import absltest
+import pytest
 import numpy as np
 
 from emcl_jax import experiment
 from emcl_jax.training.checkpoint import CheckpointError
+
+pytestmark = pytest.mark.slow  # subprocess and whole-protocol runs
 
 SMALL = dict(num_tasks=4, samples_per_task=60)
 

@@ -10,11 +10,14 @@ import sys
 import tempfile
 
 from absl.testing import absltest
+import pytest
 from absl.testing import parameterized
 import numpy as np
 
 from emcl_jax.data import idx
 from emcl_jax.methods import METHODS
+
+pytestmark = pytest.mark.slow  # subprocess and whole-protocol runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = os.path.join(ROOT, 'experiments', 'run.py')

@@ -1,6 +1,7 @@
 """The engine: learning happens on real data, one compilation, NaN guard."""
 
 from absl.testing import absltest
+import pytest
 from absl.testing import parameterized
 import jax
 import jax.numpy as jnp
@@ -23,6 +24,7 @@ def _small(method, **overrides):
 
 class LearningTest(absltest.TestCase):
 
+  @pytest.mark.slow
   def test_emcl_beats_finetuning_on_bundled_mnist(self):
     # 5 permuted tasks x 1000 real MNIST images (the bundled subset).
     # Measured on seed 0 when this test was written: EMCL 79.5, fine-tuning

@@ -4,6 +4,7 @@ differences, the three update rules, jit/no-jit agreement, one trace."""
 import functools
 
 from absl.testing import absltest
+import pytest
 import chex
 import jax
 import jax.numpy as jnp
@@ -205,6 +206,7 @@ class UpdateTest(chex.TestCase):
 
 class LearningTest(absltest.TestCase):
 
+  @pytest.mark.slow
   def test_variants_learn_on_bundled_mnist(self):
     # 2 permuted tasks x 100 real images: every variant learns well above
     # the 10% of chance.

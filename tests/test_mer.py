@@ -7,6 +7,7 @@ import functools
 from unittest import mock
 
 from absl.testing import absltest
+import pytest
 import chex
 import jax
 import jax.numpy as jnp
@@ -332,6 +333,7 @@ class StreamTest(chex.TestCase):
 
 class LearningTest(absltest.TestCase):
 
+  @pytest.mark.slow
   def test_learn_on_bundled_mnist(self):
     # MER with its defaults, 2 permuted tasks x 100 real images: well
     # above the 10% of chance. (ER's step is checked exactly above.)

@@ -10,6 +10,7 @@ import sys
 import tempfile
 
 from absl.testing import absltest
+import pytest
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -79,6 +80,7 @@ class MultiHeadTest(absltest.TestCase):
                                [1.0, 0.5])  # task 0 picks 1 of {0, 1}
     np.testing.assert_allclose(evaluate(None, test_x, test_y), [0.0, 0.5])
 
+  @pytest.mark.slow
   def test_cifar100_one_task_smoke_run(self):
     folder = tempfile.mkdtemp()
     self.addCleanup(shutil.rmtree, folder, True)

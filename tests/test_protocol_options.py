@@ -7,6 +7,7 @@ import sys
 import tempfile
 
 from absl.testing import absltest
+import pytest
 from absl.testing import parameterized
 import jax
 import jax.numpy as jnp
@@ -33,6 +34,7 @@ class ClassIncrementalTest(absltest.TestCase):
     np.testing.assert_array_equal(engine.class_incremental_masks(masks, 2),
                                   np.ones((3, 6), bool))
 
+  @pytest.mark.slow
   def test_both_matrices_and_an_independent_last_row(self):
     both = experiment.run('split_mnist', 'finetune', 0, eval_mode='both',
                           **SPLIT)
@@ -93,6 +95,7 @@ class EpochsTest(absltest.TestCase):
                               [r.tobytes() for r in tasks.train_x[t]])
     self.assertIs(tasks_lib.repeat_epochs(tasks, 1, seed=0), tasks)
 
+  @pytest.mark.slow
   def test_memory_takes_the_first_epoch_only(self):
     kwargs = dict(num_tasks=2, samples_per_task=40)
     s = experiment.setup('mnist_permutations', 'emcl', 0, epochs=3,
@@ -191,6 +194,7 @@ class ColumnsTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, "unknown column 'fwd'"):
       tables.markdown(tables.aggregate(results), ['fwd'])
 
+  @pytest.mark.slow
   def test_run_py_flags(self):
     env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu')
     for args, message in ((['--epochs=0'], '--epochs must be a positive'),

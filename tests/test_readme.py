@@ -14,6 +14,7 @@ import sys
 import tempfile
 
 from absl.testing import absltest
+import pytest
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -59,6 +60,7 @@ class ReadmeTest(absltest.TestCase):
     self.assertGreater(results['acc'], 80.0)
     self.assertIn(f"ACC {results['acc']:.1f}", out.getvalue())
 
+  @pytest.mark.slow
   def test_commands_run_shrunk(self):
     # Every `python experiments/...` command of the README's shell blocks
     # runs (on a shrunk benchmark, into a temporary folder, one seed).

@@ -12,8 +12,11 @@ import sys
 import tempfile
 
 from absl.testing import absltest
+import pytest
 from matplotlib import image
 import numpy as np
+
+pytestmark = pytest.mark.slow  # subprocess and whole-protocol runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHRINK = ['--num_tasks=3', '--samples_per_task=20']

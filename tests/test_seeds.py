@@ -8,10 +8,13 @@ import subprocess
 import sys
 
 from absl.testing import absltest
+import pytest
 from absl.testing import parameterized
 import numpy as np
 
 from emcl_jax import experiment
+
+pytestmark = pytest.mark.slow  # subprocess and whole-protocol runs
 
 SMALL = dict(num_tasks=3, samples_per_task=60)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -10,6 +10,7 @@ import sys
 import tempfile
 
 from absl.testing import absltest
+import pytest
 import numpy as np
 
 from emcl_jax import sweeps
@@ -81,6 +82,7 @@ class SweepScriptTest(absltest.TestCase):
     self.out = tempfile.mkdtemp()
     self.addCleanup(shutil.rmtree, self.out, True)
 
+  @pytest.mark.slow
   def test_runs_skips_and_tabulates(self):
     args = [f'--output_dir={self.out}', *SMALL,
             '--grid=glances=1,2;r=0.1 | method=finetune']
@@ -133,6 +135,7 @@ class SweepScriptTest(absltest.TestCase):
                      r'^error: .*finetune/\w+/seed0/config.json holds another '
                      r'config; delete the folder or pass --overwrite$')
 
+  @pytest.mark.slow
   def test_bad_input_is_one_line_and_exit_2(self):
     for args, message in (
         (['--grid=betta=0.1'], "unknown hyper-parameter 'betta'"),

@@ -14,6 +14,7 @@ import time
 from unittest import mock
 
 from absl.testing import absltest
+import pytest
 import jax
 import numpy as np
 
@@ -50,6 +51,7 @@ def results_files(out):
 
 class WorkdirTest(absltest.TestCase):
 
+  @pytest.mark.slow
   def test_settings_get_their_own_folders_and_finished_runs_are_kept(self):
     out = _tmp(self)
     for beta in ('0.1', '0.05'):
@@ -84,6 +86,7 @@ class WorkdirTest(absltest.TestCase):
     changed = [p for p in paths if os.path.getmtime(p) != before[p]]
     self.assertLen(changed, 1)
 
+  @pytest.mark.slow
   def test_sigkill_then_the_same_command_resumes_bitwise(self):
     out, ref = _tmp(self), _tmp(self)
     args = ['--num_tasks=5', '--samples_per_task=400', '--progress=false']
@@ -118,6 +121,7 @@ class WorkdirTest(absltest.TestCase):
                      [1, 2, 3, 4, 5])
     self.assertFalse(os.path.exists(os.path.join(folder, 'checkpoints')))
 
+  @pytest.mark.slow
   def test_a_second_process_on_a_running_run_is_refused(self):
     out = _tmp(self)
     args = ['--num_tasks=5', '--samples_per_task=400', '--progress=false']
@@ -147,6 +151,7 @@ class WorkdirTest(absltest.TestCase):
     self.assertEqual(os.listdir(folder), [])
     workdir.RunLock(folder).acquire().release()  # free again
 
+  @pytest.mark.slow
   def test_only_process_0_writes(self):
     out = _tmp(self)
     kwargs = dict(num_tasks=2, samples_per_task=50, progress=False)
@@ -160,6 +165,7 @@ class WorkdirTest(absltest.TestCase):
     self.assertEqual(res0[0]['accuracy_matrix'], res[0]['accuracy_matrix'])
     self.assertLen(results_files(out), 1)
 
+  @pytest.mark.slow
   def test_overwrite_starts_a_vmapped_group_over(self):
     out = _tmp(self)
     kwargs = dict(num_tasks=2, samples_per_task=50, progress=False)
@@ -179,6 +185,7 @@ class WorkdirTest(absltest.TestCase):
                      [r['accuracy_matrix'] for r in first])
     self.assertFalse(os.path.exists(os.path.dirname(stale)))
 
+  @pytest.mark.slow
   def test_tree_and_flat_files_read_back_without_mixing_settings(self):
     out = _tmp(self)
     kwargs = dict(num_tasks=2, samples_per_task=50, progress=False,
