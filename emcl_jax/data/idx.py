@@ -7,6 +7,7 @@ magic 2051 (0x00000803), label files 2049 (0x00000801).
 
 import gzip
 import os
+import zlib
 
 import numpy as np
 
@@ -33,7 +34,7 @@ def read_idx(path: str, expect_magic: int | None = None) -> np.ndarray:
     opener = gzip.open if path.endswith('.gz') else open
     with opener(path, 'rb') as f:
       raw = f.read()
-  except (OSError, EOFError) as e:
+  except (OSError, EOFError, zlib.error) as e:
     raise DataError(f'cannot read {path}: {e}; re-download the file') from None
   if len(raw) < 4:
     raise DataError(f'{path} is truncated (no IDX header); re-download it')
