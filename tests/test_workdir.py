@@ -5,6 +5,7 @@ writes, and the tree (with old flat results files) read back as a table."""
 import glob
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -141,6 +142,37 @@ class WorkdirTest(absltest.TestCase):
     self.assertLen(results_files(out), 1)
     self.assertEmpty(glob.glob(os.path.join(out, '**', '.lock'),
                                recursive=True))
+
+  @pytest.mark.slow
+  def test_a_full_disk_leaves_no_results_file_and_says_so(self):
+    # The file-size limit stands in for a full disk: the results file
+    # (about 1.7 kB here) cannot be written, the smaller files can.
+    out = _tmp(self)
+
+    def limit():
+      resource.setrlimit(resource.RLIMIT_FSIZE, (1500, 1500))
+      signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG, not a kill
+
+    proc = subprocess.run(
+        [sys.executable, RUN, f'--workdir={out}', *SMALL,
+         '--checkpoint=false'], capture_output=True, text=True, env=ENV,
+        timeout=300, preexec_fn=limit)
+    self.assertEqual(proc.returncode, 2, proc.stderr)
+    self.assertEqual(proc.stderr, f'error: cannot write under --workdir={out}'
+                     ': File too large; choose a writable --workdir\n')
+    files = sorted(f for _, _, fs in os.walk(out) for f in fs)
+    self.assertEqual(files, ['config.json', 'metrics.csv', 'metrics.jsonl'])
+
+  @pytest.mark.slow
+  def test_a_workdir_that_cannot_be_made_is_one_line(self):
+    blocker = os.path.join(_tmp(self), 'a-file')
+    with open(blocker, 'w') as f:
+      f.write('x')
+    proc = run(os.path.join(blocker, 'runs'), *SMALL)
+    self.assertEqual(proc.returncode, 2)
+    self.assertEqual(proc.stderr, f'error: cannot write under --workdir='
+                     f'{blocker}/runs: Not a directory; choose a writable '
+                     '--workdir\n')
 
   def test_lock_in_process(self):
     folder = os.path.join(_tmp(self), 'run')
