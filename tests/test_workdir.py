@@ -5,7 +5,6 @@ writes, and the tree (with old flat results files) read back as a table."""
 import glob
 import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -148,15 +147,17 @@ class WorkdirTest(absltest.TestCase):
     # The file-size limit stands in for a full disk: the results file
     # (about 1.7 kB here) cannot be written, the smaller files can.
     out = _tmp(self)
-
-    def limit():
-      resource.setrlimit(resource.RLIMIT_FSIZE, (1500, 1500))
-      signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG, not a kill
-
+    # The child sets the limit on itself (no preexec_fn: forking a process
+    # that runs JAX's threads to run Python code in the child can deadlock).
+    limited = ('import resource, runpy, signal, sys; '
+               'resource.setrlimit(resource.RLIMIT_FSIZE, (1500, 1500)); '
+               'signal.signal(signal.SIGXFSZ, signal.SIG_IGN); '  # EFBIG
+               'sys.argv = sys.argv[1:]; '
+               "runpy.run_path(sys.argv[0], run_name='__main__')")
     proc = subprocess.run(
-        [sys.executable, RUN, f'--workdir={out}', *SMALL,
+        [sys.executable, '-c', limited, RUN, f'--workdir={out}', *SMALL,
          '--checkpoint=false'], capture_output=True, text=True, env=ENV,
-        timeout=300, preexec_fn=limit)
+        timeout=300)
     self.assertEqual(proc.returncode, 2, proc.stderr)
     self.assertEqual(proc.stderr, f'error: cannot write under --workdir={out}'
                      ': File too large; choose a writable --workdir\n')
