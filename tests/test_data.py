@@ -149,19 +149,28 @@ class BenchmarkTest(absltest.TestCase):
     self.assertEqual(tasks.test_x.shape, (3, 7, 784))
     self.assertEqual(tasks.train_x.dtype, np.uint8)
     flat_test = split.test_x.reshape(7, -1)
+    flat_train = split.train_x.reshape(50, -1)
+    # Random pixels: each pixel's 7 test values identify it.
+    column = {flat_test[:, i].tobytes(): i for i in range(784)}
+    self.assertLen(column, 784)
+    perms = []
     for t in range(3):
-      # The task's test set is the whole test split under one permutation;
-      # recover it from the first image and check it holds for all of them.
-      test = tasks.test_x[t]
-      np.testing.assert_array_equal(np.sort(test, 1), np.sort(flat_test, 1))
+      # Recover the permutation from the test set: output pixel j is input
+      # pixel perm[j], for every test image at once.
+      perm = np.array([column[tasks.test_x[t][:, j].tobytes()]
+                       for j in range(784)])
+      self.assertLen(set(perm.tolist()), 784)  # a permutation
+      self.assertGreater(np.sum(perm != np.arange(784)), 700)  # not identity
+      np.testing.assert_array_equal(tasks.test_x[t], flat_test[:, perm])
       np.testing.assert_array_equal(tasks.test_y[t], split.test_y)
       # Training samples: 20 distinct training images, with their labels,
-      # under the same permutation (pixel multisets identify the images).
-      rows = {np.sort(split.train_x[i].ravel()).tobytes(): i
-              for i in range(50)}
-      picked = [rows[np.sort(row).tobytes()] for row in tasks.train_x[t]]
+      # under the same permutation as the test set.
+      rows = {flat_train[i, perm].tobytes(): i for i in range(50)}
+      picked = [rows[row.tobytes()] for row in tasks.train_x[t]]
       self.assertLen(set(picked), 20)
       np.testing.assert_array_equal(tasks.train_y[t], split.train_y[picked])
+      perms.append(perm)
+    self.assertFalse(np.array_equal(perms[0], perms[1]))
     self.assertFalse(np.array_equal(tasks.test_x[0], tasks.test_x[1]))
     again = permutations.permuted_tasks(split, 3, 20, seed=1)
     np.testing.assert_array_equal(again.train_x, tasks.train_x)
