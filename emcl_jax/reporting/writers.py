@@ -53,6 +53,26 @@ class MetricWriter(Protocol):
     ...
 
 
+class _Ignoring:
+  """Defaults for a writer that shows only some kinds of data: what it does
+  not override is dropped."""
+
+  def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
+    del step, scalars
+
+  def write_images(self, step: int, images: Mapping[str, np.ndarray]) -> None:
+    del step, images
+
+  def write_hparams(self, hparams: Mapping[str, Any]) -> None:
+    del hparams
+
+  def flush(self) -> None:
+    pass
+
+  def close(self) -> None:
+    pass
+
+
 def task_scalars(record: Any, seed: Optional[int] = None) -> dict[str, float]:
   """The scalars of one engine `TaskRecord` (accuracies in percent).
 
@@ -99,7 +119,7 @@ def _open_for(path: str, keep: Optional[Callable[[str], bool]]) -> IO[str]:
   return f
 
 
-class JsonLinesWriter:
+class JsonLinesWriter(_Ignoring):
   """One JSON object per line, flushed after every line.
 
   `write_scalars(1, {'loss': 0.3})` appends
@@ -130,9 +150,6 @@ class JsonLinesWriter:
       raise ValueError("'step' and 'wall_time' are set by the writer")
     self._write({'step': int(step), 'wall_time': time.time(), **scalars})
 
-  def write_images(self, step: int, images: Mapping[str, np.ndarray]) -> None:
-    del step, images
-
   def write_hparams(self, hparams: Mapping[str, Any]) -> None:
     if self._keep:  # a resumed run wrote them already
       return
@@ -153,7 +170,7 @@ def read_json_lines(path: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in f if line.strip()]
 
 
-class CsvWriter:
+class CsvWriter(_Ignoring):
   """One CSV row per step: `step` then the first step's scalar names (later
   names are dropped); hparams and images are not written.
 
@@ -186,12 +203,6 @@ class CsvWriter:
                                       for c in self._columns])
     self._file.flush()
 
-  def write_images(self, step: int, images: Mapping[str, np.ndarray]) -> None:
-    del step, images
-
-  def write_hparams(self, hparams: Mapping[str, Any]) -> None:
-    del hparams
-
   def flush(self) -> None:
     if self._file is not None:
       self._file.flush()
@@ -205,7 +216,7 @@ class TensorBoardWriter:
   """TensorBoard event files in `logdir`, written by tensorboardX.
 
   Scalars under their names, images as [H, W, 3] uint8, and the hparams
-  dashboard: `write_hparams` records the session's hyper-parameters, with
+  dashboard: `write_hparams` records the run's hyper-parameters, with
   `metrics` (tags written later with `write_scalars`) as its metrics.
   """
 
@@ -258,7 +269,7 @@ def read_events(logdir: str) -> list[Any]:
   return events
 
 
-class ProgressWriter:
+class ProgressWriter(_Ignoring):
   """The progress display as a writer: `write_scalars` moves the task bar
   (it reads `loss` and `acc_seen`); `batch` is the engine's in-task
   `batch_fn`. The display is made at the first report.
@@ -291,21 +302,12 @@ class ProgressWriter:
     """The engine's `batch_fn` (task counts from 0)."""
     self._display(num_tasks).batch(task + 1, done, num_batches, loss)
 
-  def write_images(self, step: int, images: Mapping[str, np.ndarray]) -> None:
-    del step, images
-
-  def write_hparams(self, hparams: Mapping[str, Any]) -> None:
-    del hparams
-
-  def flush(self) -> None:
-    pass
-
   def close(self) -> None:
     if self._progress is not None:
       self._progress.close()
 
 
-class ConsoleWriter:
+class ConsoleWriter(_Ignoring):
   """One line per step, `step 3  loss 0.4120  acc_this 91.20 ...`, given to
   `print_fn` (for reading, not parsing)."""
 
@@ -317,19 +319,6 @@ class ConsoleWriter:
     values = '  '.join(f'{k} {v:.4f}' if k == 'loss' else f'{k} {v:.2f}'
                        for k, v in scalars.items())
     self._print(f'{self._prefix}step {step}  {values}')
-
-  def write_images(self, step: int, images: Mapping[str, np.ndarray]) -> None:
-    del step, images
-
-  def write_hparams(self, hparams: Mapping[str, Any]) -> None:
-    del hparams
-
-  def flush(self) -> None:
-    pass
-
-  def close(self) -> None:
-    pass
-
 
 class MultiWriter:
   """Writes to every writer of `writers`, in order."""
