@@ -34,20 +34,17 @@ and `protocol_seconds`.
 import json
 import os
 import sys
-import statistics
-import time
 from typing import Any, Optional
 
 from absl import app
 from absl import flags
 from absl import logging
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from emcl_jax.training import engine
 from emcl_jax import experiment
 from emcl_jax import models
+from emcl_jax.launch import timing
 from emcl_jax.methods import JOINT, METHODS
 
 FLAGS = flags.FLAGS
@@ -114,142 +111,19 @@ def peak_rss_mib() -> float:
   return experiment.peak_rss_bytes() / 2**20
 
 
-def _timed(fn, *args):
-  t0 = time.perf_counter()
-  out = jax.block_until_ready(fn(*args))
-  return out, time.perf_counter() - t0
-
-
-class Timer:
-  """One method's compiled training call, ready to be timed task by task.
-
-  Args:
-    seeds: if > 0, vmap the call over this many seeds (one state and key per
-      seed, the same data) instead of one plain call.
-
-  Attributes:
-    samples_per_task: incoming stream samples per task.
-    compile_seconds: lowering plus compilation of the call.
-    memory_bytes: XLA's estimate (arguments, outputs, temporaries).
-  """
-
-  def __init__(self, dataset: str, method: str, model: str, *,
-               width: Optional[int] = None, seeds: int = 0):
-    s = build(dataset, method, model, width=width)
-    xs, ys, ts = (jnp.asarray(a) for a in engine.batched(s.tasks, 10))
-    self._data = xs, ys, ts
-    self.num_tasks = int(ys.shape[0])
-    self.samples_per_task = int(ys.shape[1] * ys.shape[2])
-    keys = jax.random.split(s.key, self.num_tasks)
-    train = engine.make_train_task(s.method)
-    if seeds:
-      seed_keys = jax.random.split(jax.random.PRNGKey(1), seeds)
-      state = jax.vmap(lambda k: s.method.init(s.params, k))(seed_keys)
-      fn = jax.vmap(train, in_axes=(0, None, None, None, 0))
-      self._key = lambda t: jax.random.split(keys[t], seeds)
-    else:
-      state = s.method.init(s.params, jax.random.PRNGKey(1))
-      fn = train
-      self._key = lambda t: keys[t]
-    t0 = time.perf_counter()
-    self._compiled = jax.jit(fn, donate_argnums=0).lower(
-        state, xs[0], ys[0], ts[0], self._key(0)).compile()
-    self.compile_seconds = time.perf_counter() - t0
-    mem = self._compiled.memory_analysis()
-    self.memory_bytes = None if mem is None else int(
-        mem.argument_size_in_bytes + mem.output_size_in_bytes
-        + mem.temp_size_in_bytes)
-    # Warm-up on a copy (the call donates its state).
-    self._call(jax.tree.map(jnp.copy, state), 0)
-    self._state, self._next = state, 0
-
-  def _call(self, state, t):
-    xs, ys, ts = self._data
-    return _timed(self._compiled, state, xs[t], ys[t], ts[t], self._key(t))
-
-  def time(self, tasks: int) -> list[float]:
-    """Seconds of each of the next `tasks` tasks (wrapping around)."""
-    seconds = []
-    for _ in range(tasks):
-      (self._state, _), dt = self._call(self._state,
-                                        self._next % self.num_tasks)
-      self._next += 1
-      seconds.append(dt)
-    return seconds
-
-  def us_per_sample(self, seconds: list[float]) -> float:
-    """Microseconds per incoming sample of the median task."""
-    return 1e6 * statistics.median(seconds) / self.samples_per_task
-
-
 def time_method(dataset: str, method: str, model: str, *, timed_tasks: int,
                 width: Optional[int] = None, seeds: int = 0,
                 all_tasks: bool = False) -> dict[str, Any]:
-  """Compiles one task's training call and times it on successive tasks.
-
-  Args:
-    seeds: as `Timer`.
-    all_tasks: time every task of the stream (task scaling) instead of
-      `timed_tasks` of them.
-
-  Returns:
-    A dict: us_per_sample (median over the timed tasks), task_seconds,
-    compile_seconds, memory_bytes (XLA's estimate), peak_rss_mib.
-  """
-  timer = Timer(dataset, method, model, width=width, seeds=seeds)
-  seconds = timer.time(timer.num_tasks if all_tasks else timed_tasks)
-  return {'us_per_sample': timer.us_per_sample(seconds),
-          'task_seconds': seconds,
-          'samples_per_task': timer.samples_per_task,
-          'compile_seconds': timer.compile_seconds,
-          'memory_bytes': timer.memory_bytes,
-          'peak_rss_mib': peak_rss_mib()}
+  """`timing.time_method` of a fresh `Timer` for (dataset, method, model);
+  `seeds` as `timing.Timer`."""
+  timer = timing.Timer(build(dataset, method, model, width=width),
+                       seeds=seeds)
+  return timing.time_method(timer, timed_tasks, all_tasks=all_tasks)
 
 
-def head_to_head(dataset: str, model: str, rounds: int,
-                 timed_tasks: int) -> dict[str, Any]:
-  """EMCL against the floor in alternating rounds (floor, EMCL, floor, ...),
-  `timed_tasks` tasks each: the ratio of their medians per round, and its
-  median over the rounds as `emcl_over_floor`, robust to a machine whose
-  speed drifts while the benchmark runs."""
-  floor, emcl = Timer(dataset, FLOOR, model), Timer(dataset, 'emcl', model)
-  ratios, floor_us, emcl_us = [], [], []
-  for _ in range(rounds):
-    floor_us.append(floor.us_per_sample(floor.time(timed_tasks)))
-    emcl_us.append(emcl.us_per_sample(emcl.time(timed_tasks)))
-    ratios.append(emcl_us[-1] / floor_us[-1])
-  return {'rounds': rounds, 'timed_tasks': timed_tasks,
-          'floor_us_per_sample': floor_us, 'emcl_us_per_sample': emcl_us,
-          'ratios': ratios, 'emcl_over_floor': statistics.median(ratios)}
-
-
-def protocol(dataset: str, model: str, repeats: int) -> dict[str, Any]:
-  """The full protocol with EMCL, `repeats` times in each mode: training
-  plus evaluation of every task after every task, compilation excluded.
-
-  'serial' evaluates after each task; 'overlapped' evaluates task t on a
-  second thread while task t+1 trains (engine `overlap_eval`). A run's
-  seconds are the wall time of its loop over tasks (`loop_seconds`).
-  """
-  out = {}
-  for mode in ('serial', 'overlapped'):
-    runs = []
-    for _ in range(repeats):
-      s = build(dataset, 'emcl', model)
-      r = engine.train_and_evaluate(s.method, s.apply_fn, s.params, s.tasks,
-                                    batch_size=10, key=s.key,
-                                    overlap_eval=mode == 'overlapped')
-      runs.append({'seconds': r.loop_seconds,
-                   'train_seconds': r.train_seconds,
-                   'eval_seconds': r.eval_seconds,
-                   'compile_seconds': r.compile_seconds})
-    seconds = statistics.median(r['seconds'] for r in runs)
-    evals = statistics.median(r['eval_seconds'] for r in runs)
-    out[mode] = {'runs': runs, 'seconds': seconds, 'eval_seconds': evals,
-                 'eval_share': evals / seconds if mode == 'serial' else None}
-  out['seconds'] = min(out['serial']['seconds'],
-                       out['overlapped']['seconds'])
-  return out
+def over_floor(us_per_sample: float, floor_us_per_sample: float) -> float:
+  """A method's cost in units of the floor's (per stream sample)."""
+  return us_per_sample / floor_us_per_sample
 
 
 def methods_to_time() -> list[str]:
@@ -278,21 +152,25 @@ def main(argv):
       floor = time_method(dataset, FLOOR, model,
                           timed_tasks=FLAGS.timed_tasks)
       rows = [{'dataset': dataset, 'model': model, 'method': FLOOR,
-               **floor, 'over_floor': 1.0}]
+               **floor, 'over_floor': over_floor(floor['us_per_sample'],
+                                                 floor['us_per_sample'])}]
       log(rows[0])
       for method in methods:
         res = time_method(dataset, method, model,
                           timed_tasks=FLAGS.timed_tasks)
         rows.append({'dataset': dataset, 'model': model, 'method': method,
-                     **res, 'over_floor': (res['us_per_sample']
-                                           / floor['us_per_sample'])})
+                     **res, 'over_floor': over_floor(
+                         res['us_per_sample'], floor['us_per_sample'])})
         log(rows[-1])
       out['table'].extend(rows)
 
   first = out['table'][0]
   if FLAGS.rounds:
-    out['head_to_head'] = head_to_head(first['dataset'], first['model'],
-                                       FLAGS.rounds, FLAGS.timed_tasks)
+    dataset, model = first['dataset'], first['model']
+    out['head_to_head'] = timing.head_to_head(
+        timing.Timer(build(dataset, FLOOR, model)),
+        timing.Timer(build(dataset, 'emcl', model)), FLAGS.rounds,
+        FLAGS.timed_tasks)
     out['emcl_over_floor'] = out['head_to_head']['emcl_over_floor']
     log({'head_to_head': out['head_to_head']['ratios'],
          'emcl_over_floor': out['emcl_over_floor']})
@@ -319,7 +197,7 @@ def main(argv):
       row = {m: time_method(dataset, m, model, width=width,
                             timed_tasks=FLAGS.timed_tasks)['us_per_sample']
              for m in (FLOOR, 'emcl')}
-      row['emcl_over_floor'] = row['emcl'] / row[FLOOR]
+      row['emcl_over_floor'] = over_floor(row['emcl'], row[FLOOR])
       out['scaling_width'][width] = row
       log({'width': width, **row})
     out['scaling_seeds'] = {}
@@ -329,7 +207,8 @@ def main(argv):
              for m in (FLOOR, 'emcl')}
       out['scaling_seeds'][seeds] = row
       log({'seeds': seeds, **row})
-    out['protocol'] = protocol(dataset, model, FLAGS.protocol_repeats)
+    out['protocol'] = timing.protocol(
+        lambda: build(dataset, 'emcl', model), FLAGS.protocol_repeats)
     out['protocol_seconds'] = out['protocol']['seconds']
     log({'protocol_seconds': out['protocol_seconds'],
          'serial': out['protocol']['serial']['seconds'],

@@ -143,16 +143,20 @@ def keep_memory(new_state: Any, old_state: Any, fresh: chex.Array) -> Any:
 def make_train_task(method: Method,
                     batch_fn: Optional[Callable[[Any, Any], None]] = None,
                     every: int = 1,
-                    fresh_batches: Optional[int] = None) -> Callable[..., Any]:
+                    fresh_batches: Optional[int] = None,
+                    ordered: bool = False) -> Callable[..., Any]:
   """train_task(state, x, y, t, key) -> (state, losses [num_batches]): the
   whole task's batch stream as one `lax.scan` of `method.update`.
 
   With `batch_fn`, the scan calls `batch_fn(batches_done, loss)` on the host
   (`jax.debug.callback`) after every `every`-th batch and after the last:
   in-task progress at the cost of a few host calls per task. Without it
-  the compiled program has no callback at all. With `fresh_batches` (a
-  stream of several epochs), batches from that index on leave the replay
-  memories as they were (`keep_memory`).
+  the compiled program has no callback at all. With `ordered`, the calls
+  are an ordered effect and reach the host in batch order; `jax.vmap`
+  (several seeds) cannot batch an ordered effect, so a vmapped `train_task`
+  must leave it off and its calls may arrive out of order. With
+  `fresh_batches` (a stream of several epochs), batches from that index on
+  leave the replay memories as they were (`keep_memory`).
   """
 
   def train_task(state, x, y, t, key):
@@ -167,7 +171,8 @@ def make_train_task(method: Method,
       if batch_fn is not None:
         jax.lax.cond(((i + 1) % every == 0) | (i + 1 == n),
                      lambda: jax.debug.callback(batch_fn, i + 1,
-                                                metrics['loss']),
+                                                metrics['loss'],
+                                                ordered=ordered),
                      lambda: None)
       return state, metrics['loss']
 
@@ -359,7 +364,8 @@ def _protocol(method, apply_fn, params, stream, test, key, *, seeds,
     raise ValueError(f'a stream of {num_batches} batches cannot hold '
                      f'{epochs} epochs')
   fresh = None if epochs == 1 else num_batches // epochs
-  train_fn = lift(make_train_task(method, on_batch, every, fresh))
+  train_fn = lift(make_train_task(method, on_batch, every, fresh,
+                                  ordered=not seeds))
   # Seeds evaluate one after the other (lax.map): a vmapped evaluation's
   # batched matrix products were 2x slower on the CPU (measured).
   eval_fn = make_evaluate(apply_fn)
