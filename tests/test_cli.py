@@ -180,8 +180,12 @@ class RunScriptTest(parameterized.TestCase):
        '--overlap_eval applies to one seed'),
       ('max_tasks', ['--method=gem', '--num_tasks=3', '--max_tasks=2'],
        'max_tasks=2 is less than the 3 tasks.*set --max_tasks=3'),
+      # Offline, the cause is the network check (not whatever else TFDS
+      # might raise), and the fix names the offline reader.
       ('tfds_offline', ['--data_source=tfds', '--data_dir=TFDS'],
-       'TFDS could not provide mnist'),
+       r'TFDS could not provide mnist \(cannot reach '
+       r'storage\.googleapis\.com: [^)]*\); it needs network access on '
+       r'first use, or use --data_dir with the IDX files$'),
       ('norm_mlp', ['--norm=batch'],
        '--norm applies to --model=resnet18_reduced, not mlp'),
       ('norm_unknown', ['--dataset=split_mnist', '--model=resnet18_reduced',
