@@ -51,6 +51,7 @@ stores the dictionary as `results.json`. Schema (all keys always present):
 """
 
 import json
+import math
 import os
 import platform
 import re
@@ -90,7 +91,7 @@ def method_config(dataset: str, method: str, overrides: dict[str, Any],
 
   Raises:
     ValueError: unknown method, an override the method does not take, or an
-      invalid value.
+      invalid value (NaN and infinities included).
   """
   if method not in METHODS:
     raise ValueError(f'unknown method {method!r}; use one of '
@@ -101,7 +102,15 @@ def method_config(dataset: str, method: str, overrides: dict[str, Any],
     raise ValueError(f'--{unknown[0]} does not apply to --method={method} '
                      f'(it takes {", ".join(config_cls._fields)}); drop it')
   table = configs.defaults(configs.get_config(dataset, config_file), method)
+  unknown = sorted(set(table) - set(config_cls._fields))
+  if unknown:
+    raise ValueError(f'the config sets {unknown[0]!r}, which --method='
+                     f'{method} does not take (it takes '
+                     f'{", ".join(config_cls._fields)}); fix the config')
   values = {**VARIANTS.get(method, {}), **table, **overrides}
+  for name, value in values.items():
+    if isinstance(value, float) and not math.isfinite(value):
+      raise ValueError(f'{name} must be a finite number, got {value}')
   return config_cls(**values).validate()
 
 

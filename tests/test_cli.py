@@ -160,14 +160,52 @@ class RunScriptTest(parameterized.TestCase):
       self.assertEqual(json.load(f)['data_source'], f'dir:{data}')
 
   @parameterized.named_parameters(
+      # Flags absl cannot parse: one line too, exit 2.
+      ('type_int', ['--num_tasks=abc'], r"flag --num_tasks=abc: invalid "
+       r"literal for int\(\) with base 10: 'abc'; pass --helpshort to list "
+       'the flags$'),
+      ('type_float', ['--beta=fast'], r'flag --beta=fast: could not convert '
+       "string to float: 'fast'; pass --helpshort"),
+      ('enum', ['--eval=all'], r'flag --eval=all: value should be one of '
+       r'<task\|class\|both>; pass --helpshort'),
+      ('unknown_flag', ['--betta=0.1'], "Unknown command line flag 'betta'"),
+      ('positional', ['emcl'], r"unexpected arguments \['emcl'\]; flags take "
+       'the form --name=value$'),
+      # Ranges: negative, zero, NaN, infinities.
+      ('seed', ['--seed=-1'], '--seed must be >= 0, got -1$'),
+      ('num_tasks', ['--num_tasks=0'],
+       '--num_tasks must be a positive integer, got 0$'),
+      ('samples', ['--samples_per_task=-5'],
+       '--samples_per_task must be a positive integer, got -5$'),
+      ('batch_size', ['--batch_size=0'],
+       '--batch_size must be a positive integer, got 0$'),
+      ('epochs', ['--epochs=0'], '--epochs must be a positive integer, got 0$'),
+      ('memory', ['--memory_size=-1'],
+       'memory_size and replay_size must be >= 0$'),
+      ('glances', ['--glances=0'], 'glances must be >= 1, got 0$'),
+      ('beta_nan', ['--beta=nan'], 'beta must be a finite number, got nan$'),
+      ('beta_inf', ['--beta=inf'], 'beta must be a finite number, got inf$'),
+      ('lam_neg_inf', ['--lam=-inf'],
+       'lam must be a finite number, got -inf$'),
+      ('lr_inf', ['--method=finetune', '--lr=inf'],
+       'lr must be a finite number, got inf$'),
+      ('gamma_zero', ['--gamma=0'], 'gamma must be > 0, got 0.0$'),
+      # --config files that fail.
+      ('config_raises', ['--config=CFGRAISE'],
+       r'--config \S+ failed to load: get_config\(\) raised '
+       'ZeroDivisionError: division by zero$'),
+      ('config_type', ['--config=CFGTYPE'],
+       r'--config \S+: get_config\(\) must return a dict like '),
+      ('config_field', ['--config=CFGFIELD'],
+       r"the config sets 'betta', which --method=emcl does not take "),
+      ('config_missing', ['--config=/no/such/config.py'],
+       '/no/such/config.py is not a file'),
       ('dataset', ['--dataset=cifar10'], "unknown dataset 'cifar10'"),
       ('method', ['--method=sgd'], "unknown method 'sgd'"),
       ('no_dir', ['--data_dir=/no/such/dir'], 'not a directory'),
       ('missing', ['--data_dir=EMPTY'], 'train-images-idx3-ubyte.*not found'),
       ('magic', ['--data_dir=MAGIC'], 'magic number 2049'),
       ('truncated', ['--data_dir=TRUNC'], 'truncated'),
-      ('tasks', ['--num_tasks=0'], 'num_tasks must be a positive'),
-      ('samples', ['--samples_per_task=-5'], 'samples_per_task must be'),
       ('multiple', ['--samples_per_task=15'], 'multiple of batch_size'),
       ('beta', ['--beta=-0.1'], 'beta must be > 0'),
       ('alpha', ['--alpha0=0'], 'alpha0 must be > 0'),
@@ -200,6 +238,16 @@ class RunScriptTest(parameterized.TestCase):
         if corrupt:
           write_mnist_dir(folder, corrupt)
         args = [a[:-len(tag)] + folder if a.endswith('=' + tag) else a
+                for a in args]
+    for tag, text in (('CFGRAISE', 'def get_config():\n  return 1 / 0\n'),
+                      ('CFGTYPE', 'def get_config():\n  return [1]\n'),
+                      ('CFGFIELD', 'def get_config():\n  return '
+                       "{'methods': {'emcl': {'betta': 1.0}}}\n")):
+      if any(a.endswith('=' + tag) for a in args):
+        path = os.path.join(_tmp(self), 'config.py')
+        with open(path, 'w') as f:
+          f.write(text)
+        args = [a[:-len(tag)] + path if a.endswith('=' + tag) else a
                 for a in args]
     proc = run([*SMALL, *args], out)  # the later flag wins
     self.assertEqual(proc.returncode, 2, proc.stderr)

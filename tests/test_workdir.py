@@ -122,6 +122,40 @@ class WorkdirTest(absltest.TestCase):
     self.assertFalse(os.path.exists(os.path.join(folder, 'checkpoints')))
 
   @pytest.mark.slow
+  def test_sigkill_during_evaluation_and_during_a_save_then_resume(self):
+    # tests/kill_during.py runs run.py's command line and SIGKILLs itself
+    # inside the third evaluation call (the random-initialisation row, then
+    # after tasks 1 and 2: killed while evaluating task 2) or inside the
+    # third checkpoint save (task 3's, once orbax has made its temporary
+    # folder). The same command, run again, resumes; the results equal an
+    # uninterrupted run's bit for bit.
+    args = ['--num_tasks=4', '--samples_per_task=100', '--progress=false']
+    ref = _tmp(self)
+    self.assertEqual(run(ref, *args).returncode, 0)
+    with open(results_files(ref)[0]) as f:
+      expected = json.load(f)
+    killer = os.path.join(ROOT, 'tests', 'kill_during.py')
+    for where, saved, leftover in (('eval', ['0'], []),
+                                   ('save', ['0', '1'],
+                                    ['2.orbax-checkpoint-tmp'])):
+      out = _tmp(self)
+      proc = subprocess.run(
+          [sys.executable, killer, where, '3', f'--workdir={out}', *args],
+          capture_output=True, text=True, env=ENV, timeout=300)
+      self.assertEqual(proc.returncode, -signal.SIGKILL, proc.stderr)
+      self.assertEqual(results_files(out), [])
+      folder, = glob.glob(os.path.join(out, '*', '*', '*', 'seed0'))
+      self.assertCountEqual(os.listdir(os.path.join(folder, 'checkpoints')),
+                            saved + leftover, where)
+      resumed = run(out, *args)
+      self.assertEqual(resumed.returncode, 0, resumed.stderr)
+      with open(results_files(out)[0]) as f:
+        got = json.load(f)
+      for key in ('accuracy_matrix', 'task_losses', 'init_accuracy'):
+        self.assertEqual(got[key], expected[key], (where, key))
+      self.assertFalse(os.path.exists(os.path.join(folder, 'checkpoints')))
+
+  @pytest.mark.slow
   def test_a_second_process_on_a_running_run_is_refused(self):
     out = _tmp(self)
     args = ['--num_tasks=5', '--samples_per_task=400', '--progress=false']

@@ -67,9 +67,16 @@ def load_file(path: str) -> dict[str, Any]:
   Raises:
     ValueError: missing file, no get_config, or not the expected shape.
   """
-  config = load_module(path).get_config()
+  try:
+    config = load_module(path).get_config()
+  except ValueError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(f'--config {path} failed to load: get_config() raised '
+                     f'{type(e).__name__}: {e}') from None
   if not isinstance(config, dict) or not isinstance(
-      config.get('methods', {}), dict):
+      config.get('methods', {}), dict) or not all(
+          isinstance(v, dict) for v in config.get('methods', {}).values()):
     raise ValueError(f'--config {path}: get_config() must return a dict '
                      "like {'methods': {'emcl': {'beta': 0.05}}}")
   return config

@@ -33,15 +33,14 @@ and `protocol_seconds`.
 
 import json
 import os
-import sys
 from typing import Any, Optional
 
-from absl import app
 from absl import flags
 from absl import logging
 import jax
 import numpy as np
 
+from emcl_jax.launch import cli
 from emcl_jax import experiment
 from emcl_jax import models
 from emcl_jax.launch import timing
@@ -87,8 +86,8 @@ def model_fn(name: str, width: Optional[int] = None):
   """num_classes -> flax module, for `experiment.setup` (`width`: the MLP's
   hidden sizes)."""
   if name not in models.MODELS:
-    raise app.UsageError(f'unknown model {name!r}; use one of '
-                         f'{", ".join(models.MODELS)}')
+    cli.fail(f'unknown model {name!r}; use one of '
+             f'{", ".join(models.MODELS)}')
   if name == 'mlp' and width:
     return lambda n: models.MLP(hidden=(width, width), num_classes=n)
   return lambda n: models.make(name, n)
@@ -131,13 +130,15 @@ def methods_to_time() -> list[str]:
     return [m for m in METHODS if m not in JOINT]
   unknown = [m for m in FLAGS.methods if m not in METHODS]
   if unknown:
-    raise app.UsageError(f'unknown method {unknown[0]!r}; use one of '
-                         f'{", ".join(METHODS)}')
+    cli.fail(f'unknown method {unknown[0]!r}; use one of '
+             f'{", ".join(METHODS)}')
   return FLAGS.methods
 
 
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    cli.fail(f'unexpected arguments {argv[1:]}; flags take the form '
+             '--name=value')
   logging.set_verbosity(logging.ERROR)
   methods = methods_to_time()
   out: dict[str, Any] = {'device': jax.default_backend(),
@@ -257,8 +258,7 @@ def markdown(out: dict[str, Any]) -> str:
 
 def entry():
   """The console script `emcl-bench` (and `python experiments/bench.py`)."""
-  sys.modules['__main__'].__doc__ = __doc__  # absl's --help text
-  app.run(main)
+  cli.start(main, __doc__)
 
 
 if __name__ == '__main__':

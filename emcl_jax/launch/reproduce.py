@@ -36,14 +36,13 @@ Table IV: emcl_gd (--inner=gd) and emcl_lr_modulation
 """
 
 import os
-import sys
 import time
 from typing import Optional, Sequence
 
-from absl import app
 from absl import flags
 from absl import logging
 
+from emcl_jax.launch import cli
 from emcl_jax import configs
 from emcl_jax import experiment
 from emcl_jax.reporting import figures
@@ -99,7 +98,8 @@ def run_spec(name: str) -> tuple[str, dict]:
 def main(argv):
   logging.set_verbosity(logging.ERROR)
   if len(argv) > 1:
-    _fail(f'unexpected arguments {argv[1:]}; flags take the form --name=value')
+    cli.fail(f'unexpected arguments {argv[1:]}; flags take the form '
+             '--name=value')
   try:
     if FLAGS.seeds < 1:
       raise ValueError(f'--seeds must be >= 1, got {FLAGS.seeds}')
@@ -119,11 +119,11 @@ def main(argv):
     written = write_report(results, FLAGS.output_dir, FLAGS.methods,
                            columns=FLAGS.columns)
   except (ValueError, DataError) as e:
-    _fail(str(e))
+    cli.fail(str(e))
   except NonFiniteLossError as e:
-    _fail(str(e), code=1)
+    cli.fail(str(e), code=1)
   except OSError as e:
-    _fail(f'cannot write under --output_dir={FLAGS.output_dir}: '
+    cli.fail(f'cannot write under --output_dir={FLAGS.output_dir}: '
           f'{e.strerror or e}; choose a writable --output_dir')
   for path in written:
     print(f'wrote {path}')
@@ -205,15 +205,10 @@ def _write_text(path: str, text: str) -> str:
   return path
 
 
-def _fail(message: str, code: int = 2):
-  sys.stderr.write(f'error: {message}\n')
-  sys.exit(code)
-
 
 def entry():
   """The console script `emcl-reproduce` (and `python experiments/reproduce.py`)."""
-  sys.modules['__main__'].__doc__ = __doc__  # absl's --help text
-  app.run(main)
+  cli.start(main, __doc__)
 
 
 if __name__ == '__main__':

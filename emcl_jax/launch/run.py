@@ -18,13 +18,12 @@ line on stderr and exit code 2; a diverging loss with exit code 1; no
 results file then.
 """
 
-import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
 
+from emcl_jax.launch import cli
 from emcl_jax import experiment
 from emcl_jax.errors import DataError, NonFiniteLossError
 
@@ -96,7 +95,8 @@ for _name, _hp in HYPERPARAMETERS.items():
 def main(argv):
   logging.set_verbosity(logging.ERROR)  # keep library chatter off stderr
   if len(argv) > 1:
-    _fail(f'unexpected arguments {argv[1:]}; flags take the form --name=value')
+    cli.fail(f'unexpected arguments {argv[1:]}; flags take the form '
+             '--name=value')
   overrides = {name: FLAGS[name].value for name in HYPERPARAMETERS
                if FLAGS[name].value is not None}
   spec = dict(overrides=overrides, num_tasks=FLAGS.num_tasks,
@@ -106,6 +106,8 @@ def main(argv):
               model=FLAGS.model, class_order=FLAGS.class_order,
               norm=FLAGS.norm, eval_mode=FLAGS.eval, epochs=FLAGS.epochs)
   try:
+    if FLAGS.seed < 0:
+      raise ValueError(f'--seed must be >= 0, got {FLAGS.seed}')
     if FLAGS.seeds is not None and FLAGS.seeds < 1:
       raise ValueError(f'--seeds must be >= 1, got {FLAGS.seeds}')
     if FLAGS.seeds is not None and FLAGS.overlap_eval:
@@ -119,11 +121,11 @@ def main(argv):
         progress=FLAGS.progress, echo=print if FLAGS.verbose else None,
         overlap_eval=FLAGS.overlap_eval, on_results=_print_run, **spec)
   except (ValueError, DataError) as e:
-    _fail(str(e))
+    cli.fail(str(e))
   except NonFiniteLossError as e:
-    _fail(str(e), code=1)
+    cli.fail(str(e), code=1)
   except OSError as e:
-    _fail(f'cannot write under --workdir={FLAGS.workdir}: '
+    cli.fail(f'cannot write under --workdir={FLAGS.workdir}: '
           f'{e.strerror or e}; choose a writable --workdir')
   if len(runs) > 1:
     mean_std = lambda k: (  # noqa: E731
@@ -145,15 +147,10 @@ def _print_run(results, path):
         f"{values} train_s={results['train_seconds']:.2f} -> {path}")
 
 
-def _fail(message: str, code: int = 2):
-  sys.stderr.write(f'error: {message}\n')
-  sys.exit(code)
-
 
 def entry():
   """The console script `emcl-run` (and `python experiments/run.py`)."""
-  sys.modules['__main__'].__doc__ = __doc__  # absl's --help text
-  app.run(main)
+  cli.start(main, __doc__)
 
 
 if __name__ == '__main__':

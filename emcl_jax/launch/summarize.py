@@ -9,11 +9,10 @@ seconds; a name run with several settings gets one row per setting, labelled
 with the hash.
 """
 
-import sys
 
-from absl import app
 from absl import flags
 
+from emcl_jax.launch import cli
 from emcl_jax.reporting import tables
 
 FLAGS = flags.FLAGS
@@ -25,28 +24,23 @@ flags.DEFINE_list('columns', None, 'Metrics to show, from acc, bwt, la, fwt, '
 
 
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    cli.fail(f'unexpected arguments {argv[1:]}; flags take the form '
+             '--name=value')
   try:
     rows = tables.aggregate(tables.load(FLAGS.workdir))
-  except ValueError as e:
-    sys.stderr.write(f'error: {e}\n')
-    sys.exit(2)
-  if not rows:
-    sys.stderr.write(f'error: no results under {FLAGS.workdir}; run '
-                     'experiments/run.py --workdir=... first\n')
-    sys.exit(2)
-  try:
+    if not rows:
+      cli.fail(f'no results under {FLAGS.workdir}; run experiments/run.py '
+               '--workdir=... first')
     text = tables.markdown(rows, FLAGS.columns)
   except ValueError as e:
-    sys.stderr.write(f'error: {e}\n')
-    sys.exit(2)
+    cli.fail(str(e))
   print(text, end='')
 
 
 def entry():
   """The console script `emcl-summarize` (and `python experiments/summarize.py`)."""
-  sys.modules['__main__'].__doc__ = __doc__  # absl's --help text
-  app.run(main)
+  cli.start(main, __doc__)
 
 
 if __name__ == '__main__':

@@ -36,11 +36,11 @@ import shlex
 import sys
 from typing import Any, Optional, Sequence
 
-from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
 
+from emcl_jax.launch import cli
 from emcl_jax import configs
 from emcl_jax import experiment
 from emcl_jax.sweeps import expand, load_grid_file, parse_axes, parse_grid
@@ -129,7 +129,8 @@ def summarize(setting: dict[str, Any], root: str, seeds: Sequence[int],
 def main(argv):
   logging.set_verbosity(logging.ERROR)
   if len(argv) > 1:
-    _fail(f'unexpected arguments {argv[1:]}; flags take the form --name=value')
+    cli.fail(f'unexpected arguments {argv[1:]}; flags take the form '
+             '--name=value')
   try:
     if (FLAGS.grid is None) == (FLAGS.grid_file is None):
       raise ValueError('give exactly one of --grid and --grid_file')
@@ -171,9 +172,9 @@ def main(argv):
                          f"{' (diverged)' if error else ''}\n")
         rows.append(row)
   except (ValueError, DataError) as e:
-    _fail(str(e))
+    cli.fail(str(e))
   except OSError as e:
-    _fail(f'cannot write under {FLAGS.output_dir}: {e.strerror or e}; '
+    cli.fail(f'cannot write under {FLAGS.output_dir}: {e.strerror or e}; '
           'choose a writable --output_dir')
   if FLAGS.shard:
     return
@@ -189,20 +190,15 @@ def main(argv):
       f.write(text)
     os.replace(tmp, path)
   except OSError as e:
-    _fail(f'cannot write the table {path}: {e.strerror or e}; choose a '
+    cli.fail(f'cannot write the table {path}: {e.strerror or e}; choose a '
           'writable --table or --output_dir')
   print(text, end='')
 
 
-def _fail(message: str, code: int = 2):
-  sys.stderr.write(f'error: {message}\n')
-  sys.exit(code)
-
 
 def entry():
   """The console script `emcl-sweep` (and `python experiments/sweep.py`)."""
-  sys.modules['__main__'].__doc__ = __doc__  # absl's --help text
-  app.run(main)
+  cli.start(main, __doc__)
 
 
 if __name__ == '__main__':
