@@ -10,6 +10,7 @@ from absl.testing import absltest
 import pytest
 import numpy as np
 
+from emcl_jax import data
 from emcl_jax import experiment
 from emcl_jax.training.checkpoint import CheckpointError
 
@@ -60,6 +61,36 @@ class CheckpointTest(absltest.TestCase):
     run = lambda **kw: experiment.run_seeds(  # noqa: E731
         'mnist_permutations', 'emcl', (0, 2), **SMALL, **kw)
     self._resume_equals_uninterrupted(run, kill_after=2)
+
+  def test_resume_with_overlapped_evaluation(self):
+    # Evaluation on its second thread: the pending evaluations are logged
+    # before each save, so a run killed while logging task 2 and resumed
+    # (both overlapped) equals a serial, uninterrupted run.
+    serial = lambda **kw: [experiment.run(  # noqa: E731
+        'mnist_permutations', 'emcl', 0, **SMALL, **kw)]
+    overlapped = lambda **kw: serial(overlap_eval=True, **kw)  # noqa: E731
+    folder = self._dir()
+    with self.assertRaises(Kill):
+      overlapped(checkpoint_dir=folder, record_fn=_killed_after(2))
+    resumed = overlapped(checkpoint_dir=folder, resume=True)[0]
+    full = serial()[0]
+    self.assertEqual(full['accuracy_matrix'], resumed['accuracy_matrix'])
+    self.assertEqual(full['task_losses'], resumed['task_losses'])
+
+  def test_other_data_is_refused(self):
+    # Same benchmark, shapes and settings, one pixel of the stream changed:
+    # the data checksum in the fingerprint refuses the resume.
+    tasks = data.load('mnist_permutations', **SMALL)
+    folder = self._dir()
+    experiment.run('mnist_permutations', 'emcl', 0, tasks=tasks,
+                   checkpoint_dir=folder)
+    train_x = tasks.train_x.copy()
+    train_x[2, 5, 100] += 1  # uint8 or float: another value either way
+    with self.assertRaisesRegex(CheckpointError,
+                                r'another run \(data: \S+ -> \S+\)'):
+      experiment.run('mnist_permutations', 'emcl', 0,
+                     tasks=tasks._replace(train_x=train_x),
+                     checkpoint_dir=folder, resume=True)
 
   def test_finished_run_resumes_to_the_same_results(self):
     folder = self._dir()

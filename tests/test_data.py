@@ -175,6 +175,24 @@ class BenchmarkTest(absltest.TestCase):
     again = permutations.permuted_tasks(split, 3, 20, seed=1)
     np.testing.assert_array_equal(again.train_x, tasks.train_x)
 
+  def test_many_permutations_loads_the_papers_sizes(self):
+    # Many Permutations (Sec. V-A): 100 tasks of 200 samples, each its own
+    # permutation of the same test images (the bundled MNIST subset).
+    tasks = data.load('many_permutations')
+    self.assertEqual(tasks.train_x.shape, (100, 200, 784))
+    self.assertEqual(tasks.train_y.shape, (100, 200))
+    self.assertTrue(tasks.source.startswith('bundled'), tasks.source)
+    # Every test image keeps its pixel values under each permutation, and
+    # no two tasks share a permutation.
+    first = np.sort(tasks.test_x[:, 0], axis=-1)
+    np.testing.assert_array_equal(first, np.broadcast_to(first[0],
+                                                         first.shape))
+    views = {tasks.test_x[t, :3].tobytes() for t in range(100)}
+    self.assertLen(views, 100)
+    np.testing.assert_array_equal(tasks.test_y,
+                                  np.broadcast_to(tasks.test_y[0],
+                                                  tasks.test_y.shape))
+
   def test_joint_stream_shuffles_all_tasks_keeping_identities(self):
     folder = _tmp(self)
     write_mnist(folder, n_train=50, n_test=7)

@@ -1,0 +1,88 @@
+r"""Training cost of EMCL against a baseline, alternating runs in one process
+(paper Fig. 2's claim: EMCL trains faster than La-MAML).
+
+  python experiments/cost.py --dataset=mnist_permutations --repeats=3
+  python experiments/cost.py --baseline=lamaml --repeats=3   # Fig. 2's claim
+
+With the default `--baseline=finetune`, fine-tuning runs over exactly EMCL's
+inner stream (same memory size, replay samples per batch and glances), so the
+ratio is what EMCL's importance, proximal step and closed-form meta-update
+cost on top of the per-sample gradient steps. Any other method runs with its
+Table II defaults. Prints one line per run and the median ratio; `--output`
+writes them as JSON.
+"""
+
+import json
+import os
+import statistics
+
+from absl import flags
+from absl import logging
+
+from emcl_jax import experiment
+from emcl_jax.errors import DataError, NonFiniteLossError
+from emcl_jax.launch import cli
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('dataset', 'mnist_permutations', 'Benchmark.')
+flags.DEFINE_integer('repeats', 3, 'Runs of each method (alternating).')
+flags.DEFINE_integer('seed', 0, 'Seed.')
+flags.DEFINE_string('baseline', 'finetune', 'finetune (on EMCL\'s stream) '
+                    'or any method name (its Table II defaults).')
+flags.DEFINE_integer('num_tasks', None, 'Shrink the benchmark: tasks.')
+flags.DEFINE_integer('samples_per_task', None, 'Shrink: samples per task.')
+flags.DEFINE_string('output', None, 'Optional JSON file for the numbers.')
+
+
+def main(argv):
+  if len(argv) > 1:
+    cli.fail(f'unexpected arguments {argv[1:]}; flags take the form '
+             '--name=value')
+  logging.set_verbosity(logging.ERROR)
+  if FLAGS.repeats < 1:
+    cli.fail(f'--repeats must be >= 1, got {FLAGS.repeats}')
+  base = FLAGS.baseline
+  sizes = dict(num_tasks=FLAGS.num_tasks,
+               samples_per_task=FLAGS.samples_per_task)
+  seconds, accs = {'emcl': [], base: []}, {'emcl': [], base: []}
+  try:
+    emcl_config = experiment.method_config(FLAGS.dataset, 'emcl', {})
+    stream = {}
+    if base == 'finetune':
+      stream = dict(memory_size=emcl_config.memory_size,
+                    replay_size=emcl_config.replay_size,
+                    glances=emcl_config.glances)
+    experiment.method_config(FLAGS.dataset, base, stream)
+    for _ in range(FLAGS.repeats):
+      for method, overrides in (('emcl', {}), (base, stream)):
+        res = experiment.run(FLAGS.dataset, method, FLAGS.seed,
+                             overrides=overrides, **sizes)
+        seconds[method].append(res['train_seconds'])
+        accs[method].append(res['acc'])
+        print(f'{method:9s} train_s={res["train_seconds"]:.3f} '
+              f'ACC={res["acc"]:.2f}', flush=True)
+  except (ValueError, DataError) as e:
+    cli.fail(str(e))
+  except NonFiniteLossError as e:
+    cli.fail(str(e), code=1)
+  med = {m: statistics.median(s) for m, s in seconds.items()}
+  ratio = med['emcl'] / med[base]
+  label = f'{base} (same stream)' if stream else base
+  print(f'median train seconds: emcl {med["emcl"]:.3f}, {label} '
+        f'{med[base]:.3f}, ratio {ratio:.2f}')
+  if FLAGS.output:
+    tmp = FLAGS.output + '.tmp'
+    try:
+      with open(tmp, 'w') as f:
+        json.dump({'dataset': FLAGS.dataset, 'baseline': base,
+                   'stream': stream, 'sizes': sizes, 'seconds': seconds,
+                   'acc': accs, 'median': med, 'ratio': ratio}, f, indent=1)
+      os.replace(tmp, FLAGS.output)
+    except OSError as e:
+      cli.fail(f'cannot write {FLAGS.output}: {e.strerror or e}; choose a '
+               'writable --output')
+
+
+def entry():
+  """`python experiments/cost.py`."""
+  cli.start(main, __doc__)
