@@ -69,6 +69,21 @@ class ConfigsTest(parameterized.TestCase):
     self.assertEqual(experiment.method_config(dataset, 'emcl_si', {}).beta,
                      beta)
 
+  def test_variants_are_their_methods_with_one_switch(self):
+    # Online EWC is EWC with the running Fisher (decay ewc_gamma); EMCL-SI
+    # is EMCL with SI's path-integral importance; each keeps its class.
+    c = experiment.method_config('mnist_permutations', 'ewc_online', {})
+    self.assertEqual(type(c).__name__, 'EWCConfig')
+    self.assertEqual((c.online, c.ewc_gamma, c.lam, c.lr),
+                     (True, 0.9, 10.0, 0.1))
+    self.assertFalse(
+        experiment.method_config('mnist_permutations', 'ewc', {}).online)
+    c = experiment.method_config('mnist_permutations', 'emcl_si', {})
+    self.assertEqual((type(c).__name__, c.importance), ('EMCLConfig', 'si'))
+    self.assertNotEqual(
+        experiment.method_config('mnist_permutations', 'emcl', {}).importance,
+        'si')
+
   def test_table_ii_vision_baselines(self):
     for dataset in ('cifar100', 'miniimagenet'):
       self.assertEqual(experiment.method_config(dataset, 'ewc', {}).lam,
