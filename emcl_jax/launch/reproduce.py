@@ -124,7 +124,7 @@ def main(argv):
     cli.fail(str(e), code=1)
   except OSError as e:
     cli.fail(f'cannot write under --output_dir={FLAGS.output_dir}: '
-          f'{e.strerror or e}; choose a writable --output_dir')
+             f'{e.strerror or e}; choose a writable --output_dir')
   for path in written:
     print(f'wrote {path}')
 
@@ -203,7 +203,6 @@ def _write_text(path: str, text: str) -> str:
     f.write(text)
   os.replace(tmp, path)
   return path
-
 
 
 def entry():

@@ -18,7 +18,6 @@ line on stderr and exit code 2; a diverging loss with exit code 1; no
 results file then.
 """
 
-
 from absl import flags
 from absl import logging
 import numpy as np
@@ -126,7 +125,7 @@ def main(argv):
     cli.fail(str(e), code=1)
   except OSError as e:
     cli.fail(f'cannot write under --workdir={FLAGS.workdir}: '
-          f'{e.strerror or e}; choose a writable --workdir')
+             f'{e.strerror or e}; choose a writable --workdir')
   if len(runs) > 1:
     mean_std = lambda k: (  # noqa: E731
         f'{np.mean([r[k] for r in runs]):.2f}+-'
@@ -145,7 +144,6 @@ def _print_run(results, path):
                     if k in results)
   print(f"{results['dataset']} {results['name']} seed={results['seed']} "
         f"{values} train_s={results['train_seconds']:.2f} -> {path}")
-
 
 
 def entry():

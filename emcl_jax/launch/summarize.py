@@ -9,7 +9,6 @@ seconds; a name run with several settings gets one row per setting, labelled
 with the hash.
 """
 
-
 from absl import flags
 
 from emcl_jax.launch import cli

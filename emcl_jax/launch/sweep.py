@@ -175,7 +175,7 @@ def main(argv):
     cli.fail(str(e))
   except OSError as e:
     cli.fail(f'cannot write under {FLAGS.output_dir}: {e.strerror or e}; '
-          'choose a writable --output_dir')
+             'choose a writable --output_dir')
   if FLAGS.shard:
     return
   command = 'python experiments/sweep.py ' + ' '.join(
@@ -191,9 +191,8 @@ def main(argv):
     os.replace(tmp, path)
   except OSError as e:
     cli.fail(f'cannot write the table {path}: {e.strerror or e}; choose a '
-          'writable --table or --output_dir')
+             'writable --table or --output_dir')
   print(text, end='')
-
 
 
 def entry():
