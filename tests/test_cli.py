@@ -149,6 +149,27 @@ class RunScriptTest(parameterized.TestCase):
     self.assertEqual((res['method'], res['name']), ('emcl', 'emcl_gd'))
     self.assertEqual(res['config']['inner'], 'gd')
 
+  def test_class_order_reaches_the_split(self):
+    # Split MNIST under the natural order (tasks {0,1}, {2,3}) and a
+    # random one: two settings, two folders, and other tasks learned, so
+    # other accuracy matrices.
+    out = _tmp(self)
+    matrices = {}
+    for order in ('natural', 'random'):
+      proc = run(['--dataset=split_mnist', '--method=finetune',
+                  '--num_tasks=2', '--samples_per_task=20',
+                  f'--class_order={order}'], out)
+      self.assertEqual(proc.returncode, 0, proc.stderr)
+    paths = glob.glob(os.path.join(out, 'split_mnist', 'finetune', '*',
+                                   'seed0', 'results.json'))
+    self.assertLen(paths, 2)
+    for path in paths:
+      with open(path) as f:
+        res = json.load(f)
+      matrices[res['config']['class_order']] = res['accuracy_matrix']
+    self.assertCountEqual(matrices, ['natural', 'random'])
+    self.assertNotEqual(matrices['natural'], matrices['random'])
+
   def test_data_dir_source_is_recorded(self):
     data = _tmp(self)
     write_mnist_dir(data)
@@ -224,6 +245,8 @@ class RunScriptTest(parameterized.TestCase):
        r'TFDS could not provide mnist \(cannot reach '
        r'storage\.googleapis\.com: [^)]*\); it needs network access on '
        r'first use, or use --data_dir with the IDX files$'),
+      ('class_order', ['--dataset=split_mnist', '--class_order=sorted'],
+       "unknown class order 'sorted'"),
       ('norm_mlp', ['--norm=batch'],
        '--norm applies to --model=resnet18_reduced, not mlp'),
       ('norm_unknown', ['--dataset=split_mnist', '--model=resnet18_reduced',
