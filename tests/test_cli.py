@@ -64,6 +64,84 @@ def write_mnist_dir(folder, corrupt=None):
         f.truncate(1000)
 
 
+# Bad inputs: (name, flags, the regex the one printed line must match
+# after 'error: '). Tags stand for files the test writes: EMPTY, MAGIC,
+# TRUNC (IDX folders: empty, wrong magic, truncated), TFDS (an empty TFDS
+# folder), CFGRAISE, CFGTYPE, CFGFIELD (--config files that fail).
+BAD_INPUTS = (
+    # Flags absl cannot parse: one line too, exit 2.
+    ('type_int', ['--num_tasks=abc'], r"flag --num_tasks=abc: invalid "
+     r"literal for int\(\) with base 10: 'abc'; pass --helpshort to list "
+     'the flags$'),
+    ('type_float', ['--beta=fast'], r'flag --beta=fast: could not convert '
+     "string to float: 'fast'; pass --helpshort"),
+    ('enum', ['--eval=all'], r'flag --eval=all: value should be one of '
+     r'<task\|class\|both>; pass --helpshort'),
+    ('unknown_flag', ['--betta=0.1'], "Unknown command line flag 'betta'"),
+    ('positional', ['emcl'], r"unexpected arguments \['emcl'\]; flags take "
+     'the form --name=value$'),
+    # Ranges: negative, zero, NaN, infinities.
+    ('seed', ['--seed=-1'], '--seed must be >= 0, got -1$'),
+    ('num_tasks', ['--num_tasks=0'],
+     '--num_tasks must be a positive integer, got 0$'),
+    ('samples', ['--samples_per_task=-5'],
+     '--samples_per_task must be a positive integer, got -5$'),
+    ('batch_size', ['--batch_size=0'],
+     '--batch_size must be a positive integer, got 0$'),
+    ('epochs', ['--epochs=0'], '--epochs must be a positive integer, got 0$'),
+    ('memory', ['--memory_size=-1'],
+     'memory_size and replay_size must be >= 0$'),
+    ('glances', ['--glances=0'], 'glances must be >= 1, got 0$'),
+    ('beta_nan', ['--beta=nan'], 'beta must be a finite number, got nan$'),
+    ('beta_inf', ['--beta=inf'], 'beta must be a finite number, got inf$'),
+    ('lam_neg_inf', ['--lam=-inf'],
+     'lam must be a finite number, got -inf$'),
+    ('lr_inf', ['--method=finetune', '--lr=inf'],
+     'lr must be a finite number, got inf$'),
+    ('gamma_zero', ['--gamma=0'], 'gamma must be > 0, got 0.0$'),
+    # --config files that fail.
+    ('config_raises', ['--config=CFGRAISE'],
+     r'--config \S+ failed to load: get_config\(\) raised '
+     'ZeroDivisionError: division by zero$'),
+    ('config_type', ['--config=CFGTYPE'],
+     r'--config \S+: get_config\(\) must return a dict like '),
+    ('config_field', ['--config=CFGFIELD'],
+     r"the config sets 'betta', which --method=emcl does not take "),
+    ('config_missing', ['--config=/no/such/config.py'],
+     '/no/such/config.py is not a file'),
+    ('dataset', ['--dataset=cifar10'], "unknown dataset 'cifar10'"),
+    ('method', ['--method=sgd'], "unknown method 'sgd'"),
+    ('no_dir', ['--data_dir=/no/such/dir'], 'not a directory'),
+    ('missing', ['--data_dir=EMPTY'], 'train-images-idx3-ubyte.*not found'),
+    ('magic', ['--data_dir=MAGIC'], 'magic number 2049'),
+    ('truncated', ['--data_dir=TRUNC'], 'truncated'),
+    ('multiple', ['--samples_per_task=15'], 'multiple of batch_size'),
+    ('beta', ['--beta=-0.1'], 'beta must be > 0'),
+    ('alpha', ['--alpha0=0'], 'alpha0 must be > 0'),
+    ('lr', ['--method=finetune', '--lr=0'], 'lr must be > 0'),
+    ('incompatible', ['--method=emcl', '--lr=0.1'],
+     '--lr does not apply to --method=emcl'),
+    ('meta_lr', ['--meta_lr=cosine'], 'meta_lr must be one of'),
+    ('seeds', ['--seeds=0'], '--seeds must be >= 1'),
+    ('seeds_overlap', ['--seeds=2', '--overlap_eval'],
+     '--overlap_eval applies to one seed'),
+    ('max_tasks', ['--method=gem', '--num_tasks=3', '--max_tasks=2'],
+     'max_tasks=2 is less than the 3 tasks.*set --max_tasks=3'),
+    # Offline, the cause is the network check (not whatever else TFDS
+    # might raise), and the fix names the offline reader.
+    ('tfds_offline', ['--data_source=tfds', '--data_dir=TFDS'],
+     r'TFDS could not provide mnist \(cannot reach '
+     r'storage\.googleapis\.com: [^)]*\); it needs network access on '
+     r'first use, or use --data_dir with the IDX files$'),
+    ('class_order', ['--dataset=split_mnist', '--class_order=sorted'],
+     "unknown class order 'sorted'"),
+    ('norm_mlp', ['--norm=batch'],
+     '--norm applies to --model=resnet18_reduced, not mlp'),
+    ('norm_unknown', ['--dataset=split_mnist', '--model=resnet18_reduced',
+                      '--norm=bn'], "unknown norm 'bn'"),
+)
+
+
 class RunScriptTest(parameterized.TestCase):
 
   def test_writes_results_with_schema(self):
@@ -180,105 +258,6 @@ class RunScriptTest(parameterized.TestCase):
     with open(results_path(out, 'finetune', 0)) as f:
       self.assertEqual(json.load(f)['data_source'], f'dir:{data}')
 
-  @parameterized.named_parameters(
-      # Flags absl cannot parse: one line too, exit 2.
-      ('type_int', ['--num_tasks=abc'], r"flag --num_tasks=abc: invalid "
-       r"literal for int\(\) with base 10: 'abc'; pass --helpshort to list "
-       'the flags$'),
-      ('type_float', ['--beta=fast'], r'flag --beta=fast: could not convert '
-       "string to float: 'fast'; pass --helpshort"),
-      ('enum', ['--eval=all'], r'flag --eval=all: value should be one of '
-       r'<task\|class\|both>; pass --helpshort'),
-      ('unknown_flag', ['--betta=0.1'], "Unknown command line flag 'betta'"),
-      ('positional', ['emcl'], r"unexpected arguments \['emcl'\]; flags take "
-       'the form --name=value$'),
-      # Ranges: negative, zero, NaN, infinities.
-      ('seed', ['--seed=-1'], '--seed must be >= 0, got -1$'),
-      ('num_tasks', ['--num_tasks=0'],
-       '--num_tasks must be a positive integer, got 0$'),
-      ('samples', ['--samples_per_task=-5'],
-       '--samples_per_task must be a positive integer, got -5$'),
-      ('batch_size', ['--batch_size=0'],
-       '--batch_size must be a positive integer, got 0$'),
-      ('epochs', ['--epochs=0'], '--epochs must be a positive integer, got 0$'),
-      ('memory', ['--memory_size=-1'],
-       'memory_size and replay_size must be >= 0$'),
-      ('glances', ['--glances=0'], 'glances must be >= 1, got 0$'),
-      ('beta_nan', ['--beta=nan'], 'beta must be a finite number, got nan$'),
-      ('beta_inf', ['--beta=inf'], 'beta must be a finite number, got inf$'),
-      ('lam_neg_inf', ['--lam=-inf'],
-       'lam must be a finite number, got -inf$'),
-      ('lr_inf', ['--method=finetune', '--lr=inf'],
-       'lr must be a finite number, got inf$'),
-      ('gamma_zero', ['--gamma=0'], 'gamma must be > 0, got 0.0$'),
-      # --config files that fail.
-      ('config_raises', ['--config=CFGRAISE'],
-       r'--config \S+ failed to load: get_config\(\) raised '
-       'ZeroDivisionError: division by zero$'),
-      ('config_type', ['--config=CFGTYPE'],
-       r'--config \S+: get_config\(\) must return a dict like '),
-      ('config_field', ['--config=CFGFIELD'],
-       r"the config sets 'betta', which --method=emcl does not take "),
-      ('config_missing', ['--config=/no/such/config.py'],
-       '/no/such/config.py is not a file'),
-      ('dataset', ['--dataset=cifar10'], "unknown dataset 'cifar10'"),
-      ('method', ['--method=sgd'], "unknown method 'sgd'"),
-      ('no_dir', ['--data_dir=/no/such/dir'], 'not a directory'),
-      ('missing', ['--data_dir=EMPTY'], 'train-images-idx3-ubyte.*not found'),
-      ('magic', ['--data_dir=MAGIC'], 'magic number 2049'),
-      ('truncated', ['--data_dir=TRUNC'], 'truncated'),
-      ('multiple', ['--samples_per_task=15'], 'multiple of batch_size'),
-      ('beta', ['--beta=-0.1'], 'beta must be > 0'),
-      ('alpha', ['--alpha0=0'], 'alpha0 must be > 0'),
-      ('lr', ['--method=finetune', '--lr=0'], 'lr must be > 0'),
-      ('incompatible', ['--method=emcl', '--lr=0.1'],
-       '--lr does not apply to --method=emcl'),
-      ('meta_lr', ['--meta_lr=cosine'], 'meta_lr must be one of'),
-      ('seeds', ['--seeds=0'], '--seeds must be >= 1'),
-      ('seeds_overlap', ['--seeds=2', '--overlap_eval'],
-       '--overlap_eval applies to one seed'),
-      ('max_tasks', ['--method=gem', '--num_tasks=3', '--max_tasks=2'],
-       'max_tasks=2 is less than the 3 tasks.*set --max_tasks=3'),
-      # Offline, the cause is the network check (not whatever else TFDS
-      # might raise), and the fix names the offline reader.
-      ('tfds_offline', ['--data_source=tfds', '--data_dir=TFDS'],
-       r'TFDS could not provide mnist \(cannot reach '
-       r'storage\.googleapis\.com: [^)]*\); it needs network access on '
-       r'first use, or use --data_dir with the IDX files$'),
-      ('class_order', ['--dataset=split_mnist', '--class_order=sorted'],
-       "unknown class order 'sorted'"),
-      ('norm_mlp', ['--norm=batch'],
-       '--norm applies to --model=resnet18_reduced, not mlp'),
-      ('norm_unknown', ['--dataset=split_mnist', '--model=resnet18_reduced',
-                        '--norm=bn'], "unknown norm 'bn'"),
-  )
-  def test_bad_input_one_line_exit_2(self, args, message):
-    out = _tmp(self)
-    for tag, corrupt in (('EMPTY', None), ('MAGIC', 'magic'),
-                         ('TRUNC', 'truncated'), ('TFDS', None)):
-      if any(a.endswith('=' + tag) for a in args):
-        folder = _tmp(self)
-        if corrupt:
-          write_mnist_dir(folder, corrupt)
-        args = [a[:-len(tag)] + folder if a.endswith('=' + tag) else a
-                for a in args]
-    for tag, text in (('CFGRAISE', 'def get_config():\n  return 1 / 0\n'),
-                      ('CFGTYPE', 'def get_config():\n  return [1]\n'),
-                      ('CFGFIELD', 'def get_config():\n  return '
-                       "{'methods': {'emcl': {'betta': 1.0}}}\n")):
-      if any(a.endswith('=' + tag) for a in args):
-        path = os.path.join(_tmp(self), 'config.py')
-        with open(path, 'w') as f:
-          f.write(text)
-        args = [a[:-len(tag)] + path if a.endswith('=' + tag) else a
-                for a in args]
-    proc = run([*SMALL, *args], out)  # the later flag wins
-    self.assertEqual(proc.returncode, 2, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    self.assertLen(lines, 1, proc.stderr)
-    self.assertRegex(lines[0], '^error: .*' + message)
-    self.assertEqual(os.listdir(out) if os.path.exists(out) else [], [])
-
   def test_every_config_field_has_a_typed_flag(self):
     module = importlib.import_module('emcl_jax.launch.run')
     for name, (_, config_cls) in METHODS.items():
@@ -313,6 +292,85 @@ class RunScriptTest(parameterized.TestCase):
     self.assertLen(lines, 1, proc.stderr)
     self.assertRegex(lines[0], '^error: loss became (nan|inf)')
     self.assertEqual(os.listdir(out) if os.path.exists(out) else [], [])
+
+
+
+def _materialize(root, name, args):
+  """`args` with its tags replaced by files written under `root`."""
+  texts = {'CFGRAISE': 'def get_config():\n  return 1 / 0\n',
+           'CFGTYPE': 'def get_config():\n  return [1]\n',
+           'CFGFIELD': "def get_config():\n  return {'methods': {'emcl': "
+                       "{'betta': 1.0}}}\n"}
+  out = []
+  for a in args:
+    tag = a.rsplit('=', 1)[-1]
+    if tag in ('EMPTY', 'MAGIC', 'TRUNC', 'TFDS'):
+      folder = os.path.join(root, name, 'data')
+      os.makedirs(folder)
+      if tag in ('MAGIC', 'TRUNC'):
+        write_mnist_dir(folder, {'MAGIC': 'magic', 'TRUNC': 'truncated'}[tag])
+      a = a[:-len(tag)] + folder
+    elif tag in texts:
+      path = os.path.join(root, name, 'config.py')
+      os.makedirs(os.path.dirname(path))
+      with open(path, 'w') as f:
+        f.write(texts[tag])
+      a = a[:-len(tag)] + path
+    out.append(a)
+  return [f'--output_dir={os.path.join(root, name, "out")}', *SMALL, *out]
+
+
+class BadInputTest(parameterized.TestCase):
+  """Every bad input: exactly one line, `error: ...`, exit code 2, and no
+  output written. The table goes through run.py's parsing and main in one
+  process (tests/cli_driver.py); a few inputs also as a process of their
+  own, to see the real exit code."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.root = tempfile.mkdtemp()
+    cases = {name: _materialize(cls.root, name, args)
+             for name, args, _ in BAD_INPUTS}
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'tests', 'cli_driver.py')],
+        input=json.dumps(cases), capture_output=True, text=True,
+        env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu'),
+        timeout=600, check=False)
+    if proc.returncode:
+      raise RuntimeError(proc.stderr[-3000:])
+    cls.results = json.loads(proc.stdout)
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.root, True)
+    super().tearDownClass()
+
+  def _check(self, code, stderr, message, out):
+    self.assertEqual(code, 2, stderr)
+    lines = stderr.strip().splitlines()
+    self.assertLen(lines, 1, stderr)
+    self.assertRegex(lines[0], '^error: .*' + message)
+    self.assertEqual(os.listdir(out) if os.path.exists(out) else [], [])
+
+  @parameterized.named_parameters(
+      *((name, name, message) for name, _, message in BAD_INPUTS))
+  def test_one_line_exit_2(self, name, message):
+    r = self.results[name]
+    self._check(r['code'], r['stderr'], message,
+                os.path.join(self.root, name, 'out'))
+
+  @parameterized.parameters('type_int', 'beta_inf', 'config_raises',
+                            'tfds_offline')
+  def test_in_a_process_of_its_own(self, name):
+    args, message = {n: (a, m) for n, a, m in BAD_INPUTS}[name]
+    root = _tmp(self)
+    argv = _materialize(root, name, args)
+    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu')
+    proc = subprocess.run([sys.executable, RUN, *argv], capture_output=True,
+                          text=True, env=env, timeout=300)
+    self._check(proc.returncode, proc.stderr, message,
+                os.path.join(root, name, 'out'))
 
 
 if __name__ == '__main__':
