@@ -9,5 +9,29 @@ runs) are left out of the fast tier: `pytest -m "not slow" -n 2 tests`.
 """
 
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+
+# One persistent compilation cache for the whole test run, shared by the
+# xdist workers and the subprocesses they start (which inherit the
+# environment): the many runs of the same small programs compile once.
+# Cached executables are the compiled code itself, so results (bitwise
+# equalities included) are unchanged.
+_RUN = os.environ.get('PYTEST_XDIST_TESTRUNUID') or str(os.getpid())
+CACHE_DIR = os.path.join(tempfile.gettempdir(), f'emcl_jax_tests_{_RUN}')
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', CACHE_DIR)
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
+# JAX writes cache entries in place: a process may read one another is still
+# writing, warn on stderr and compile instead (same result). The warning
+# would be an extra stderr line in the children whose exact output the tests
+# check, so children leave out that one module's warnings.
+os.environ.setdefault('PYTHONWARNINGS', 'ignore::UserWarning:jax._src.compiler')
+
+
+def pytest_sessionfinish(session):
+  """The controller (not an xdist worker) removes the run's cache."""
+  if not hasattr(session.config, 'workerinput'):
+    shutil.rmtree(CACHE_DIR, ignore_errors=True)
