@@ -157,5 +157,39 @@ class ReproduceTest(absltest.TestCase):
     self.assertFalse(os.path.exists(f'{self.out}/x'))
 
 
+
+class ReproduceFlagsTest(absltest.TestCase):
+
+  def test_data_dir_model_norm_and_parallel_seeds_reach_every_run(self):
+    # Split MNIST from an IDX folder, the reduced ResNet with instance norm,
+    # two seeds as one vmapped program: each results file records them.
+    sys.path.insert(0, os.path.join(ROOT, 'tests'))
+    from test_data import write_mnist  # pylint: disable=g-import-not-at-top
+    root = tempfile.mkdtemp()
+    self.addCleanup(shutil.rmtree, root, True)
+    data = os.path.join(root, 'mnist')
+    os.makedirs(data)
+    write_mnist(data, n_train=400, n_test=60)
+    out = os.path.join(root, 'out')
+    proc = reproduce('--datasets=split_mnist', '--methods=finetune',
+                     '--seeds=2', '--parallel_seeds', f'--data_dir={data}',
+                     '--model=resnet18_reduced', '--norm=instance',
+                     '--num_tasks=2', '--samples_per_task=20',
+                     '--progress=false', f'--output_dir={out}')
+    self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+    paths = sorted(glob.glob(os.path.join(out, 'runs', 'split_mnist',
+                                          'finetune', '*', 'seed*',
+                                          'results.json')))
+    self.assertLen(paths, 2)
+    for seed, path in enumerate(paths):
+      with open(path) as f:
+        res = json.load(f)
+      self.assertEqual(res['seed'], seed)
+      self.assertEqual(res['parallel_seeds'], 2)
+      self.assertEqual(res['data_source'], f'dir:{data}')
+      self.assertEqual(res['config']['model'],
+                       'resnet18_reduced(norm=instance)')
+      self.assertEqual(np.array(res['accuracy_matrix']).shape, (2, 2))
+
 if __name__ == '__main__':
   absltest.main()
