@@ -13,8 +13,7 @@ counter-clockwise as `np.rot90`, zeros outside).
 import numpy as np
 
 from emcl_jax.data import mnist
-from emcl_jax.data.tasks import TaskSet
-from emcl_jax.errors import DataError
+from emcl_jax.data import tasks as tasks_lib
 
 
 def rotate(images: np.ndarray, degrees: float) -> np.ndarray:
@@ -54,7 +53,7 @@ def angles(num_tasks: int, seed: int) -> np.ndarray:
 
 
 def rotated_tasks(split: mnist.Split, num_tasks: int, samples_per_task: int,
-                  seed: int) -> TaskSet:
+                  seed: int) -> tasks_lib.TaskSet:
   """Builds the rotated tasks from an MNIST split.
 
   Args:
@@ -69,19 +68,11 @@ def rotated_tasks(split: mnist.Split, num_tasks: int, samples_per_task: int,
   Raises:
     DataError: more samples per task than the split holds.
   """
-  n_train = split.train_x.shape[0]
-  if samples_per_task > n_train:
-    raise DataError(f'samples_per_task={samples_per_task} exceeds the '
-                    f'{n_train} training images of {split.source}; lower '
-                    '--samples_per_task or use the full data via --data_dir')
-  rng = np.random.default_rng(seed)
-  tx, ty, sx = [], [], []
-  for angle in angles(num_tasks, seed):
-    pick = rng.choice(n_train, samples_per_task, replace=False)
-    tx.append(rotate(split.train_x[pick], angle).reshape(samples_per_task,
-                                                         -1))
-    ty.append(split.train_y[pick])
-    sx.append(rotate(split.test_x, angle).reshape(len(split.test_x), -1))
-  test_y = np.broadcast_to(split.test_y, (num_tasks,) + split.test_y.shape)
-  return TaskSet(np.stack(tx), np.stack(ty).astype(np.int32), np.stack(sx),
-                 np.array(test_y, np.int32), split.source, 10)
+  angle = angles(num_tasks, seed)
+
+  def rotate_task(t, rng):
+    del rng
+    return lambda images: rotate(images, angle[t]).reshape(len(images), -1)
+
+  return tasks_lib.transformed_tasks(split, num_tasks, samples_per_task,
+                                     seed, rotate_task)

@@ -1,8 +1,10 @@
 """A benchmark as a set of tasks: arrays with a leading task axis."""
 
-from typing import NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
+
+from emcl_jax.errors import DataError
 
 
 class TaskSet(NamedTuple):
@@ -108,3 +110,37 @@ def repeat_epochs(tasks: TaskSet, epochs: int, seed: int) -> TaskSet:
   return tasks._replace(
       train_x=take(tasks.train_x), train_y=take(tasks.train_y),
       train_t=None if tasks.train_t is None else take(tasks.train_t))
+
+
+def transformed_tasks(
+    split: Any, num_tasks: int, samples_per_task: int, seed: int,
+    transform_of: Callable[[int, np.random.Generator],
+                           Callable[[np.ndarray], np.ndarray]],
+    num_classes: int = 10) -> TaskSet:
+  """Tasks made by transforming one image split (Permutations, Rotations).
+
+  Task t's training stream is `samples_per_task` images drawn without
+  replacement from the training split (a fresh draw per task, as in GEM's
+  and La-MAML's loaders) and its test set the whole test split, both passed
+  through `transform_of(t, rng)` ([N, ...] images -> [N, D]), which is
+  asked for before the task's draw from the same seeded generator.
+
+  Raises:
+    DataError: more samples per task than the split holds.
+  """
+  n_train = split.train_x.shape[0]
+  if samples_per_task > n_train:
+    raise DataError(f'samples_per_task={samples_per_task} exceeds the '
+                    f'{n_train} training images of {split.source}; lower '
+                    '--samples_per_task or use the full data via --data_dir')
+  rng = np.random.default_rng(seed)
+  tx, ty, sx = [], [], []
+  for t in range(num_tasks):
+    transform = transform_of(t, rng)
+    pick = rng.choice(n_train, samples_per_task, replace=False)
+    tx.append(transform(split.train_x[pick]))
+    ty.append(split.train_y[pick])
+    sx.append(transform(split.test_x))
+  test_y = np.broadcast_to(split.test_y, (num_tasks,) + split.test_y.shape)
+  return TaskSet(np.stack(tx), np.stack(ty).astype(np.int32), np.stack(sx),
+                 np.array(test_y, np.int32), split.source, num_classes)
