@@ -17,11 +17,15 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def parse_flags(argv: list[str]) -> list[str]:
   """absl's flag parsing, with a value it cannot parse (`--num_tasks=abc`,
-  an unknown flag, an enum outside its choices) reported by `fail`."""
+  an unknown flag, an enum outside its choices) or an argument that is not
+  a flag reported by `fail`; returns [program name]."""
   try:
-    return flags.FLAGS(argv)
+    rest = flags.FLAGS(argv)
   except flags.Error as e:
     fail(f'{e}; pass --helpshort to list the flags')
+  if len(rest) > 1:
+    fail(f'unexpected arguments {rest[1:]}; flags take the form --name=value')
+  return rest
 
 
 def start(main: Callable[[list[str]], None], doc: str) -> None:

@@ -97,9 +97,7 @@ def run_spec(name: str) -> tuple[str, dict]:
 
 def main(argv):
   logging.set_verbosity(logging.ERROR)
-  if len(argv) > 1:
-    cli.fail(f'unexpected arguments {argv[1:]}; flags take the form '
-             '--name=value')
+  del argv  # cli.parse_flags refused any argument left over
   try:
     if FLAGS.seeds < 1:
       raise ValueError(f'--seeds must be >= 1, got {FLAGS.seeds}')

@@ -25,6 +25,7 @@ import numpy as np
 from emcl_jax.launch import cli
 from emcl_jax import experiment
 from emcl_jax.errors import DataError, NonFiniteLossError
+from emcl_jax.reporting import tables
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('dataset', 'mnist_permutations',
@@ -93,9 +94,7 @@ for _name, _hp in HYPERPARAMETERS.items():
 
 def main(argv):
   logging.set_verbosity(logging.ERROR)  # keep library chatter off stderr
-  if len(argv) > 1:
-    cli.fail(f'unexpected arguments {argv[1:]}; flags take the form '
-             '--name=value')
+  del argv  # cli.parse_flags refused any argument left over
   overrides = {name: FLAGS[name].value for name in HYPERPARAMETERS
                if FLAGS[name].value is not None}
   spec = dict(overrides=overrides, num_tasks=FLAGS.num_tasks,
@@ -130,17 +129,14 @@ def main(argv):
     mean_std = lambda k: (  # noqa: E731
         f'{np.mean([r[k] for r in runs]):.2f}+-'
         f'{np.std([r[k] for r in runs]):.2f}')
-    line = ' '.join(f'{k.upper()}={mean_std(k)}' for k in _KEYS
+    line = ' '.join(f'{k.upper()}={mean_std(k)}' for k in tables.METRICS
                     if k in runs[0])
     print(f"{len(runs)} seeds: {line} "
           f"train_s={runs[0]['train_seconds']:.2f} (all seeds together)")
 
 
-_KEYS = ('acc', 'bwt', 'la', 'fwt', 'forgetting', 'acc_class', 'bwt_class')
-
-
 def _print_run(results, path):
-  values = ' '.join(f'{k.upper()}={results[k]:.2f}' for k in _KEYS
+  values = ' '.join(f'{k.upper()}={results[k]:.2f}' for k in tables.METRICS
                     if k in results)
   print(f"{results['dataset']} {results['name']} seed={results['seed']} "
         f"{values} train_s={results['train_seconds']:.2f} -> {path}")

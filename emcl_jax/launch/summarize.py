@@ -23,9 +23,7 @@ flags.DEFINE_list('columns', None, 'Metrics to show, from acc, bwt, la, fwt, '
 
 
 def main(argv):
-  if len(argv) > 1:
-    cli.fail(f'unexpected arguments {argv[1:]}; flags take the form '
-             '--name=value')
+  del argv  # cli.parse_flags refused any argument left over
   try:
     rows = tables.aggregate(tables.load(FLAGS.workdir))
     if not rows:

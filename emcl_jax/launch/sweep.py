@@ -128,9 +128,7 @@ def summarize(setting: dict[str, Any], root: str, seeds: Sequence[int],
 
 def main(argv):
   logging.set_verbosity(logging.ERROR)
-  if len(argv) > 1:
-    cli.fail(f'unexpected arguments {argv[1:]}; flags take the form '
-             '--name=value')
+  del argv  # cli.parse_flags refused any argument left over
   try:
     if (FLAGS.grid is None) == (FLAGS.grid_file is None):
       raise ValueError('give exactly one of --grid and --grid_file')
