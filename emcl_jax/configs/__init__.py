@@ -20,8 +20,7 @@ import os
 from typing import Any, Optional
 
 BENCHMARKS = ('mnist_permutations', 'many_permutations', 'mnist_rotations',
-              'split_mnist',
-              'cifar100', 'miniimagenet')
+              'split_mnist', 'cifar100', 'miniimagenet')
 
 
 def get_config(dataset: str, path: Optional[str] = None) -> dict[str, Any]:

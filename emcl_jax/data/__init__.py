@@ -1,9 +1,10 @@
 """Benchmarks by name. `load(name, ...)` returns a `TaskSet`.
 
 Permutation and rotation benchmarks (single head, inputs [784]):
-'mnist_permutations', 'many_permutations', 'mnist_rotations'. Class-split benchmarks (multi-head: `TaskSet.class_mask`
-names each task's classes, labels are global class ids): 'split_mnist'
-(inputs [28, 28]), 'cifar100' ([32, 32, 3]), 'miniimagenet' ([84, 84, 3]);
+'mnist_permutations', 'many_permutations', 'mnist_rotations'. Class-split
+benchmarks (multi-head: `TaskSet.class_mask` names each task's classes,
+labels are global class ids): 'split_mnist' (inputs [28, 28]), 'cifar100'
+([32, 32, 3]), 'miniimagenet' ([84, 84, 3]);
 all inputs uint8, their shape is `tasks.train_x.shape[2:]`.
 `from_arrays` builds a benchmark from your own arrays.
 """

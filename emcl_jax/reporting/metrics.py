@@ -62,13 +62,10 @@ def summary(r: np.ndarray, b: np.ndarray | None = None) -> dict[str, float]:
   are 0 and its LA equals its ACC.
   """
   r = np.asarray(r)
-  if r.shape[0] != r.shape[1]:
-    out = {'acc': acc(r), 'bwt': 0.0, 'la': acc(r), 'forgetting': 0.0}
-    if b is not None:
-      out['fwt'] = 0.0
-    return out
-  out = {'acc': acc(r), 'bwt': bwt(r), 'la': learning_accuracy(r),
-         'forgetting': forgetting(r)}
+  sequence = r.shape[0] == r.shape[1]
+  out = {'acc': acc(r), 'bwt': bwt(r) if sequence else 0.0,
+         'la': learning_accuracy(r) if sequence else acc(r),
+         'forgetting': forgetting(r) if sequence else 0.0}
   if b is not None:
-    out['fwt'] = fwt(r, b)
+    out['fwt'] = fwt(r, b) if sequence else 0.0
   return out

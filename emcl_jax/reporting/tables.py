@@ -143,23 +143,14 @@ def aggregate(results: Sequence[dict[str, Any]]) -> list[Row]:
   first appearance."""
   rows = []
   for (dataset, name), runs in _groups(results).items():
-    col = lambda k: np.array([r.get(k, np.nan) for r in runs],  # noqa: E731
-                             np.float64)
+    stats = {}
+    for key in (*METRICS, 'train_seconds'):
+      values = np.array([r.get(key, np.nan) for r in runs], np.float64)
+      stats[key], stats[f'{key}_std'] = float(values.mean()), float(
+          values.std())
     rows.append(Row(dataset, name, tuple(r['seed'] for r in runs),
-                    float(col('acc').mean()), float(col('acc').std()),
-                    float(col('bwt').mean()), float(col('bwt').std()),
-                    float(col('la').mean()),
-                    float(col('train_seconds').mean()),
-                    float(col('train_seconds').std()),
-                    max(r.get('parallel_seeds', 1) for r in runs),
-                    float(col('fwt').mean()), float(col('fwt').std()),
-                    float(col('forgetting').mean()),
-                    float(col('forgetting').std()),
-                    float(col('la').std()),
-                    float(col('acc_class').mean()),
-                    float(col('acc_class').std()),
-                    float(col('bwt_class').mean()),
-                    float(col('bwt_class').std())))
+                    parallel_seeds=max(r.get('parallel_seeds', 1)
+                                       for r in runs), **stats))
   return rows
 
 

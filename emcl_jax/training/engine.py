@@ -352,14 +352,13 @@ def _protocol(method, apply_fn, params, stream, test, key, *, seeds,
   t0 = time.perf_counter()
   current_task = [0]
   on_batch, every = None, 1
+  num_batches = int(ys.shape[-2])
   if batch_fn is not None:
-    num_batches = int(ys.shape[-2])
     every = max(1, num_batches // 50)
 
     def on_batch(done, loss):
       batch_fn(current_task[0], num_tasks, int(done), num_batches,
                float(np.mean(loss)))
-  num_batches = int(ys.shape[-2])
   if epochs < 1 or num_batches % epochs:
     raise ValueError(f'a stream of {num_batches} batches cannot hold '
                      f'{epochs} epochs')
