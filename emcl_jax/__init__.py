@@ -13,9 +13,11 @@ optax transformation); in `emcl_jax.training`: `memory` (reservoir replay),
 23). Each stays importable as `emcl_jax.<name>`.
 
 The packages, each importing only those listed before it:
-`base`, `errors`, `losses`, `models`, `data`, `configs` (foundations) <
-`emcl` (the paper) < `training` < `methods` < `reporting` < `experiment` <
-`sweeps` < `launch` (the command-line scripts).
+`base`, `errors`, `losses`, `models`, `data` (foundations) < `emcl` (the
+paper) < `training` < `methods` < `configs` (a run as one typed config) <
+`reporting` < `experiment` (`train_and_evaluate(config, workdir)`) <
+`sweeps` < `launch` (the command-line scripts). `emcl_jax.configs` and
+`emcl_jax.experiment` load on first use.
 """
 
 from emcl_jax.base import Batch, Method
@@ -29,6 +31,17 @@ from emcl_jax.reporting import metrics
 from emcl_jax.training import engine
 from emcl_jax.training import memory
 from emcl_jax.version import __version__
+
+
+
+def __getattr__(name):
+  # The run-level packages load on first use: `import emcl_jax` stays the
+  # paper's pure functions.
+  if name in ('configs', 'experiment'):
+    import importlib  # pylint: disable=g-import-not-at-top
+    return importlib.import_module(f'emcl_jax.{name}')
+  raise AttributeError(f'module emcl_jax has no attribute {name!r}')
+
 
 __all__ = [
     'Batch', 'EMCLConfig', 'EMCLState', 'Method', '__version__', 'engine',

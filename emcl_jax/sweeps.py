@@ -1,60 +1,47 @@
-"""Grids of hyper-parameter settings for experiments/sweep.py (pure
-functions: parsing, naming, checking, the Markdown table).
+"""Grids of settings for experiments/sweep.py (pure functions: parsing,
+naming, checking, the Markdown table).
 
 A grid is alternatives separated by '|', each a product of axes separated
-by ';', each axis `name=v1,v2,...`, `name` being `method` or a
-hyper-parameter flag of experiments/run.py (docs/algorithm.md #9 uses it).
+by ';', each axis `path=v1,v2,...`, `path` being `method` (the method's
+name) or a setting of the run config (`method.beta`, `data.num_tasks`,
+`protocol.epochs`; `--print_config` lists them). A bare name is a method
+setting: `beta=0.1` is `method.beta=0.1` (docs/algorithm.md #9 uses it).
+Values are typed as the setting is, so `r=1` and `method.r=1.0` are one
+setting.
 """
 
 import itertools
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from emcl_jax import configs
-from emcl_jax import experiment
-
-TYPES = {name: hp.type
-         for name, hp in experiment.hyperparameters().items()}
+from emcl_jax.configs import schema
+from emcl_jax.methods import METHODS
 
 
-def parse_value(name: str, text: str) -> Any:
-  """`text` typed as run.py's flag `name` is (int, float, bool or str)."""
-  if name == 'method':
-    if text not in experiment.METHODS:
-      raise ValueError(f'unknown method {text!r} in the grid; use one of '
-                       f'{", ".join(experiment.METHODS)}')
-    return text
-  if name not in TYPES:
-    raise ValueError(f'unknown hyper-parameter {name!r} in the grid; use a '
-                     'flag of experiments/run.py')
-  kind = TYPES[name]
-  try:
-    if kind is bool:
-      if text.lower() not in ('true', 'false', '1', '0'):
-        raise ValueError
-      return text.lower() in ('true', '1')
-    return kind(text)
-  except ValueError:
-    raise ValueError(f'{name}={text!r} is not a {kind.__name__}; fix the '
-                     'grid') from None
+def full_path(name: str) -> str:
+  """`method.beta` for `beta`; config paths as they are."""
+  if name in ('method', 'seed', 'seeds') or '.' in name:
+    return name
+  return f'method.{name}'
 
 
-def parse_axes(text: str) -> list[tuple[str, list[Any]]]:
-  """'a=1,2;b=3' -> [('a', [1, 2]), ('b', [3])]."""
+def parse_axes(text: str) -> list[tuple[str, list[str]]]:
+  """'a=1,2;b=3' -> [('method.a', ['1', '2']), ('method.b', ['3'])]."""
   axes = []
   for part in filter(None, (p.strip() for p in text.split(';'))):
     name, sep, values = part.partition('=')
     name = name.strip()
-    if not sep or not values.strip():
-      raise ValueError(f'grid axis {part!r} is not name=v1,v2; fix the grid')
-    axes.append((name, [parse_value(name, v.strip())
-                        for v in values.split(',')]))
+    if not sep or not values.strip() or not name:
+      raise ValueError(f'grid axis {part!r} is not path=v1,v2; fix the grid')
+    axes.append((full_path(name), [v.strip() for v in values.split(',')]))
   return axes
 
 
 def parse_grid(text: str) -> list[dict[str, Any]]:
-  """The settings of a --grid string, in order (see the module docstring)."""
+  """The settings of a --grid string, in order (see the module docstring);
+  values are still text (`expand` types them)."""
   settings = []
   for alternative in text.split('|'):
     axes = parse_axes(alternative)
@@ -68,18 +55,21 @@ def parse_grid(text: str) -> list[dict[str, Any]]:
 
 
 def setting_name(setting: dict[str, Any]) -> str:
-  """A folder name for a setting: method first, then name=value, sorted."""
-  rest = ','.join(f'{k}={setting[k]}' for k in sorted(setting)
-                  if k != 'method')
+  """A folder name for a setting: the method first, then path=value sorted
+  (a method setting by its field name: `emcl,beta=0.1,data.num_tasks=3`)."""
+  def short(path):
+    return path[len('method.'):] if path.startswith('method.') else path
+  rest = ','.join(f'{short(k)}={setting[k]}' for k in sorted(
+      setting, key=short) if k != 'method')
   return setting['method'] + (f',{rest}' if rest else '')
 
 
 def load_grid_file(path: str) -> list[dict[str, Any]]:
-  """`get_grid()` of a Python file: a list of setting dicts, or a --grid
-  string."""
-  config = configs.load_module(path, 'get_grid', flag='--grid_file')
+  """`get_grid()` of a Python file: a list of setting dicts (keys as grid
+  paths), or a --grid string."""
+  module = configs.load_module(path, 'get_grid', flag='--grid_file')
   try:
-    grid = config.get_grid()
+    grid = module.get_grid()
   except Exception as e:  # pylint: disable=broad-except
     raise ValueError(f'--grid_file {path}: get_grid() raised '
                      f'{type(e).__name__}: {e}') from None
@@ -89,23 +79,36 @@ def load_grid_file(path: str) -> list[dict[str, Any]]:
     raise ValueError(f'--grid_file {path}: get_grid() must return a list of '
                      "dicts like [{'beta': 0.1, 'glances': 5}] or a --grid "
                      'string')
-  return grid
+  return [{full_path(k): v for k, v in s.items()} for s in grid]
 
 
 def expand(settings: Sequence[dict[str, Any]], fixed: dict[str, Any],
-           method: str, dataset: str) -> list[dict[str, Any]]:
-  """Adds the fixed values and the default method; checks every value
-  and that each setting's method takes it (before anything runs)."""
-  out = []
+           method: str,
+           build: Callable[[str, dict[str, Any]], configs.RunConfig]
+           ) -> list[tuple[dict[str, Any], configs.RunConfig]]:
+  """Each distinct setting (the fixed values and the default method added,
+  values typed as their settings are) with its resolved run config,
+  `build(method, {path: value})`; every value is checked before anything
+  runs.
+
+  Raises:
+    ValueError (ConfigError): an unknown method or setting, a bad value.
+  """
+  out, names = [], set()
   for s in settings:
-    s = {'method': method, **fixed, **s}
-    # Typed as the flags are (so r=1 and r=1.0 are one setting); an unknown
-    # name or a value of the wrong type is an error here.
-    s = {name: parse_value(name, str(value)) for name, value in s.items()}
-    overrides = {k: v for k, v in s.items() if k != 'method'}
-    experiment.method_config(dataset, s['method'], overrides)
-    if setting_name(s) not in (setting_name(o) for o in out):
-      out.append(s)
+    s = {'method': method, **{full_path(k): v for k, v in fixed.items()},
+         **s}
+    if s['method'] not in METHODS:
+      raise schema.ConfigError(
+          f"unknown method {s['method']!r} in the grid; use one of "
+          f'{", ".join(METHODS)}')
+    values = {k: v for k, v in s.items() if k != 'method'}
+    config = build(s['method'], values)
+    typed = {'method': s['method'],
+             **{k: schema.get(config, k) for k in values}}
+    if setting_name(typed) not in names:
+      names.add(setting_name(typed))
+      out.append((typed, config))
   return out
 
 

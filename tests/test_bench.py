@@ -13,7 +13,7 @@ import types
 from absl.testing import absltest
 import pytest
 
-from emcl_jax import experiment
+import runs
 from emcl_jax import models
 from emcl_jax.launch import timing
 
@@ -36,7 +36,7 @@ class ScriptedClock:
 
 def _timer(durations):
   # 3 tasks x 20 samples (2 batches of 10) of a tiny fine-tuning MLP.
-  s = experiment.setup('mnist_permutations', 'finetune', num_tasks=3,
+  s = runs.setup('mnist_permutations', 'finetune', num_tasks=3,
                        samples_per_task=20,
                        model_fn=lambda n: models.MLP(hidden=(8,),
                                                      num_classes=n))
@@ -102,7 +102,7 @@ class BenchScriptTest(absltest.TestCase):
     proc = subprocess.run(
         [sys.executable, os.path.join(ROOT, 'experiments', 'bench.py'),
          '--methods=emcl', '--timed_tasks=2', '--num_tasks=3',
-         '--samples_per_task=20', '--widths=16', '--seeds=2',
+         '--samples_per_task=20', '--widths=16', '--seed_counts=2',
          '--scaling_methods=floor,emcl', '--protocol_repeats=1', '--rounds=3',
          f'--output={out}'],
         env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu'),

@@ -10,8 +10,8 @@ from absl.testing import absltest
 import pytest
 import numpy as np
 
+import runs
 from emcl_jax import data
-from emcl_jax import experiment
 from emcl_jax.training.checkpoint import CheckpointError
 
 pytestmark = pytest.mark.slow  # subprocess and whole-protocol runs
@@ -53,20 +53,20 @@ class CheckpointTest(absltest.TestCase):
   def test_resume_equals_uninterrupted_run(self):
     # Killed while logging task 3: tasks 1-2 are saved, 3-4 are retrained.
     for method in ('emcl', 'gem'):
-      run = lambda method=method, **kw: [experiment.run(  # noqa: E731
+      run = lambda method=method, **kw: [runs.run(  # noqa: E731
           'mnist_permutations', method, 1, **SMALL, **kw)]
       self._resume_equals_uninterrupted(run, kill_after=3)
 
   def test_resume_of_vmapped_seeds(self):
-    run = lambda **kw: experiment.run_seeds(  # noqa: E731
-        'mnist_permutations', 'emcl', (0, 2), **SMALL, **kw)
+    run = lambda **kw: runs.run_seeds(  # noqa: E731
+        'mnist_permutations', 'emcl', (1, 2), **SMALL, **kw)
     self._resume_equals_uninterrupted(run, kill_after=2)
 
   def test_resume_with_overlapped_evaluation(self):
     # Evaluation on its second thread: the pending evaluations are logged
     # before each save, so a run killed while logging task 2 and resumed
     # (both overlapped) equals a serial, uninterrupted run.
-    serial = lambda **kw: [experiment.run(  # noqa: E731
+    serial = lambda **kw: [runs.run(  # noqa: E731
         'mnist_permutations', 'emcl', 0, **SMALL, **kw)]
     overlapped = lambda **kw: serial(overlap_eval=True, **kw)  # noqa: E731
     folder = self._dir()
@@ -82,21 +82,21 @@ class CheckpointTest(absltest.TestCase):
     # the data checksum in the fingerprint refuses the resume.
     tasks = data.load('mnist_permutations', **SMALL)
     folder = self._dir()
-    experiment.run('mnist_permutations', 'emcl', 0, tasks=tasks,
+    runs.run('mnist_permutations', 'emcl', 0, tasks=tasks,
                    checkpoint_dir=folder)
     train_x = tasks.train_x.copy()
     train_x[2, 5, 100] += 1  # uint8 or float: another value either way
     with self.assertRaisesRegex(CheckpointError,
                                 r'another run \(data: \S+ -> \S+\)'):
-      experiment.run('mnist_permutations', 'emcl', 0,
+      runs.run('mnist_permutations', 'emcl', 0,
                      tasks=tasks._replace(train_x=train_x),
                      checkpoint_dir=folder, resume=True)
 
   def test_finished_run_resumes_to_the_same_results(self):
     folder = self._dir()
-    first = experiment.run('mnist_permutations', 'emcl', 0, **SMALL,
+    first = runs.run('mnist_permutations', 'emcl', 0, **SMALL,
                            checkpoint_dir=folder)
-    again = experiment.run('mnist_permutations', 'emcl', 0, **SMALL,
+    again = runs.run('mnist_permutations', 'emcl', 0, **SMALL,
                            checkpoint_dir=folder, resume=True)
     self.assertEqual(first['accuracy_matrix'], again['accuracy_matrix'])
     # Nothing retrained: the saved per-task seconds come back as they were.
@@ -105,26 +105,26 @@ class CheckpointTest(absltest.TestCase):
 
   def test_refusals(self):
     folder = self._dir()
-    experiment.run('mnist_permutations', 'emcl', 0, **SMALL,
+    runs.run('mnist_permutations', 'emcl', 0, **SMALL,
                    checkpoint_dir=folder)
     with self.assertRaisesRegex(CheckpointError, r'resume it \(resume=True\)'):
-      experiment.run('mnist_permutations', 'emcl', 0, **SMALL,
+      runs.run('mnist_permutations', 'emcl', 0, **SMALL,
                      checkpoint_dir=folder)
     with self.assertRaisesRegex(CheckpointError,
                                 r'another run \(config.beta: 0.1 -> 0.05\)'):
       # 0.1: MNIST Permutations' EMCL beta (emcl_jax/configs/).
-      experiment.run('mnist_permutations', 'emcl', 0, **SMALL,
+      runs.run('mnist_permutations', 'emcl', 0, **SMALL,
                      checkpoint_dir=folder, resume=True,
                      overrides={'beta': 0.05})
     with self.assertRaisesRegex(CheckpointError, r'another run \(seeds'):
-      experiment.run('mnist_permutations', 'emcl', 1, **SMALL,
+      runs.run('mnist_permutations', 'emcl', 1, **SMALL,
                      checkpoint_dir=folder, resume=True)
     with self.assertRaisesRegex(ValueError, 'resume=True needs checkpoint_dir'):
-      experiment.run('mnist_permutations', 'emcl', 0, **SMALL, resume=True)
+      runs.run('mnist_permutations', 'emcl', 0, **SMALL, resume=True)
 
   def test_corrupt_checkpoint_is_refused(self):
     folder = self._dir()
-    experiment.run('mnist_permutations', 'emcl', 0, **SMALL,
+    runs.run('mnist_permutations', 'emcl', 0, **SMALL,
                    checkpoint_dir=folder)
     for path in glob.glob(os.path.join(folder, '3', 'arrays', '**', 'd', '*'),
                           recursive=True):
@@ -132,7 +132,7 @@ class CheckpointTest(absltest.TestCase):
         f.truncate(16)
     with self.assertRaisesRegex(CheckpointError,
                                 'cannot read the checkpoint of task 4'):
-      experiment.run('mnist_permutations', 'emcl', 0, **SMALL,
+      runs.run('mnist_permutations', 'emcl', 0, **SMALL,
                      checkpoint_dir=folder, resume=True)
 
   def test_half_written_save_is_ignored(self):
@@ -140,16 +140,16 @@ class CheckpointTest(absltest.TestCase):
     # folder: the run resumes from the last complete step.
     folder = self._dir()
     with self.assertRaises(Kill):
-      experiment.run('mnist_permutations', 'emcl', 0, **SMALL,
+      runs.run('mnist_permutations', 'emcl', 0, **SMALL,
                      checkpoint_dir=folder, record_fn=_killed_after(3))
     self.assertEqual(sorted(os.listdir(folder)), ['0', '1'])
     os.makedirs(os.path.join(folder, '2.orbax-checkpoint-tmp-123', 'arrays'))
     with open(os.path.join(folder, '2.orbax-checkpoint-tmp-123', 'arrays',
                            'junk'), 'w') as f:
       f.write('half')
-    resumed = experiment.run('mnist_permutations', 'emcl', 0, **SMALL,
+    resumed = runs.run('mnist_permutations', 'emcl', 0, **SMALL,
                              checkpoint_dir=folder, resume=True)
-    full = experiment.run('mnist_permutations', 'emcl', 0, **SMALL)
+    full = runs.run('mnist_permutations', 'emcl', 0, **SMALL)
     np.testing.assert_array_equal(resumed['accuracy_matrix'],
                                   full['accuracy_matrix'])
 

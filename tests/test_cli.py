@@ -1,7 +1,6 @@
 """experiments/run.py: the results file, and one clear line for bad input."""
 
 import glob
-import importlib
 import json
 import os
 import shutil
@@ -16,7 +15,6 @@ from absl.testing import parameterized
 import numpy as np
 
 from emcl_jax.data import idx
-from emcl_jax.methods import METHODS
 
 pytestmark = pytest.mark.slow  # subprocess and whole-protocol runs
 
@@ -71,34 +69,53 @@ def write_mnist_dir(folder, corrupt=None):
 BAD_INPUTS = (
     # Flags absl cannot parse: one line too, exit 2.
     ('type_int', ['--num_tasks=abc'], r"flag --num_tasks=abc: invalid "
-     r"literal for int\(\) with base 10: 'abc'; pass --helpshort to list "
+     r"literal for int\(\) with base 10: 'abc'; pass --help to list "
      'the flags$'),
-    ('type_float', ['--beta=fast'], r'flag --beta=fast: could not convert '
-     "string to float: 'fast'; pass --helpshort"),
-    ('enum', ['--eval=all'], r'flag --eval=all: value should be one of '
-     r'<task\|class\|both>; pass --helpshort'),
+    ('type_float', ['--config.method.beta=fast'],
+     r"method.beta='fast' is not a float; give a float$"),
+    ('type_int_path', ['--config.data.num_tasks=three'],
+     r"data.num_tasks='three' is not a int"),
+    ('enum', ['--eval=all'], r"protocol.eval='all' is not one of task, "
+     'class, both$'),
     ('unknown_flag', ['--betta=0.1'], "Unknown command line flag 'betta'"),
+    ('old_method_flag', ['--beta=0.1'], "Unknown command line flag 'beta'; "
+     r'method settings are --config.method.beta=VALUE \(--print_config '
+     r'lists them\)$'),
+    ('unknown_path', ['--config.method.betta=0.1'],
+     r"unknown setting 'method.betta' for method emcl; did you mean "
+     r'method.beta\? --print_config lists every setting$'),
+    ('unknown_section', ['--config.dat.num_tasks=3'],
+     r'did you mean data.num_tasks\?'),
+    ('other_methods_field', ['--method=mer', '--config.method.lam=1'],
+     r"unknown setting 'method.lam' for method mer"),
+    ('no_value', ['--config.method.beta'], r'--config.method.beta has no '
+     'value; write --config.method.beta=VALUE$'),
     ('positional', ['emcl'], r"unexpected arguments \['emcl'\]; flags take "
      'the form --name=value$'),
     # Ranges: negative, zero, NaN, infinities.
     ('seed', ['--seed=-1'], '--seed must be >= 0, got -1$'),
     ('num_tasks', ['--num_tasks=0'],
-     '--num_tasks must be a positive integer, got 0$'),
+     'data.num_tasks must be a positive integer, got 0$'),
     ('samples', ['--samples_per_task=-5'],
-     '--samples_per_task must be a positive integer, got -5$'),
+     'data.samples_per_task must be a positive integer, got -5$'),
     ('batch_size', ['--batch_size=0'],
-     '--batch_size must be a positive integer, got 0$'),
-    ('epochs', ['--epochs=0'], '--epochs must be a positive integer, got 0$'),
-    ('memory', ['--memory_size=-1'],
-     'memory_size and replay_size must be >= 0$'),
-    ('glances', ['--glances=0'], 'glances must be >= 1, got 0$'),
-    ('beta_nan', ['--beta=nan'], 'beta must be a finite number, got nan$'),
-    ('beta_inf', ['--beta=inf'], 'beta must be a finite number, got inf$'),
-    ('lam_neg_inf', ['--lam=-inf'],
-     'lam must be a finite number, got -inf$'),
-    ('lr_inf', ['--method=finetune', '--lr=inf'],
-     'lr must be a finite number, got inf$'),
-    ('gamma_zero', ['--gamma=0'], 'gamma must be > 0, got 0.0$'),
+     'protocol.batch_size must be a positive integer, got 0$'),
+    ('epochs', ['--epochs=0'],
+     'protocol.epochs must be a positive integer, got 0$'),
+    ('memory', ['--config.method.memory_size=-1'],
+     'method.memory_size and replay_size must be >= 0$'),
+    ('glances', ['--config.method.glances=0'],
+     'method.glances must be >= 1, got 0$'),
+    ('beta_nan', ['--config.method.beta=nan'],
+     'method.beta must be a finite number, got nan$'),
+    ('beta_inf', ['--config.method.beta=inf'],
+     'method.beta must be a finite number, got inf$'),
+    ('lam_neg_inf', ['--config.method.lam=-inf'],
+     'method.lam must be a finite number, got -inf$'),
+    ('lr_inf', ['--method=finetune', '--config.method.lr=inf'],
+     'method.lr must be a finite number, got inf$'),
+    ('gamma_zero', ['--config.method.gamma=0'],
+     'method.gamma must be > 0, got 0.0$'),
     # --config files that fail.
     ('config_raises', ['--config=CFGRAISE'],
      r'--config \S+ failed to load: get_config\(\) raised '
@@ -106,7 +123,8 @@ BAD_INPUTS = (
     ('config_type', ['--config=CFGTYPE'],
      r'--config \S+: get_config\(\) must return a dict like '),
     ('config_field', ['--config=CFGFIELD'],
-     r"the config sets 'betta', which --method=emcl does not take "),
+     r"unknown setting 'method.betta' for method emcl; did you mean "
+     r'method.beta\?'),
     ('config_missing', ['--config=/no/such/config.py'],
      '/no/such/config.py is not a file'),
     ('dataset', ['--dataset=cifar10'], "unknown dataset 'cifar10'"),
@@ -116,17 +134,20 @@ BAD_INPUTS = (
     ('magic', ['--data_dir=MAGIC'], 'magic number 2049'),
     ('truncated', ['--data_dir=TRUNC'], 'truncated'),
     ('multiple', ['--samples_per_task=15'], 'multiple of batch_size'),
-    ('beta', ['--beta=-0.1'], 'beta must be > 0'),
-    ('alpha', ['--alpha0=0'], 'alpha0 must be > 0'),
-    ('lr', ['--method=finetune', '--lr=0'], 'lr must be > 0'),
-    ('incompatible', ['--method=emcl', '--lr=0.1'],
-     '--lr does not apply to --method=emcl'),
-    ('meta_lr', ['--meta_lr=cosine'], 'meta_lr must be one of'),
+    ('beta', ['--config.method.beta=-0.1'], 'method.beta must be > 0'),
+    ('alpha', ['--config.method.alpha0=0'], 'method.alpha0 must be > 0'),
+    ('lr', ['--method=finetune', '--config.method.lr=0'],
+     'method.lr must be > 0'),
+    ('incompatible', ['--method=emcl', '--config.method.lr=0.1'],
+     "unknown setting 'method.lr' for method emcl"),
+    ('meta_lr', ['--config.method.meta_lr=cosine'],
+     'method.meta_lr must be one of'),
     ('seeds', ['--seeds=0'], '--seeds must be >= 1'),
     ('seeds_overlap', ['--seeds=2', '--overlap_eval'],
      '--overlap_eval applies to one seed'),
-    ('max_tasks', ['--method=gem', '--num_tasks=3', '--max_tasks=2'],
-     'max_tasks=2 is less than the 3 tasks.*set --max_tasks=3'),
+    ('max_tasks', ['--method=gem', '--num_tasks=3',
+                   '--config.method.max_tasks=2'],
+     'method.max_tasks=2 is less than the 3 tasks.*set method.max_tasks=3'),
     # Offline, the cause is the network check (not whatever else TFDS
     # might raise), and the fix names the offline reader.
     ('tfds_offline', ['--data_source=tfds', '--data_dir=TFDS'],
@@ -134,9 +155,13 @@ BAD_INPUTS = (
      r'storage\.googleapis\.com: [^)]*\); it needs network access on '
      r'first use, or use --data_dir with the IDX files$'),
     ('class_order', ['--dataset=split_mnist', '--class_order=sorted'],
-     "unknown class order 'sorted'"),
+     "data.class_order='sorted' is not one of natural, random"),
+    ('class_order_single_head', ['--class_order=random'],
+     'data.class_order applies to the class-split benchmarks'),
+    ('eval_single_head', ['--eval=class'],
+     'protocol.eval=class applies to the class-split benchmarks'),
     ('norm_mlp', ['--norm=batch'],
-     '--norm applies to --model=resnet18_reduced, not mlp'),
+     'model.norm applies to resnet18_reduced, not mlp'),
     ('norm_unknown', ['--dataset=split_mnist', '--model=resnet18_reduced',
                       '--norm=bn'], "unknown norm 'bn'"),
 )
@@ -216,16 +241,23 @@ class RunScriptTest(parameterized.TestCase):
     self.assertIn(f'2 seeds: ACC={np.mean(accs):.2f}+-{np.std(accs):.2f}',
                   proc.stdout)
 
-  def test_named_ablation_gets_its_own_file(self):
+  def test_ablations_are_methods_and_names_label_folders(self):
     out = _tmp(self)
-    proc = run(['--method=emcl', '--inner=gd', '--name=emcl_gd', *SMALL], out)
+    proc = run(['--method=emcl_gd', *SMALL], out)
     self.assertEqual(proc.returncode, 0, proc.stderr)
-    self.assertEqual(os.listdir(os.path.join(out, 'mnist_permutations')),
-                     ['emcl_gd'])
+    proc = run(['--method=emcl', '--config.method.inner=lr_modulation',
+                '--name=mine', *SMALL], out)
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    self.assertCountEqual(os.listdir(os.path.join(out, 'mnist_permutations')),
+                          ['emcl_gd', 'mine'])
     with open(results_path(out, 'emcl_gd', 0)) as f:
       res = json.load(f)
-    self.assertEqual((res['method'], res['name']), ('emcl', 'emcl_gd'))
+    self.assertEqual((res['method'], res['name']), ('emcl_gd', 'emcl_gd'))
     self.assertEqual(res['config']['inner'], 'gd')
+    with open(results_path(out, 'mine', 0)) as f:
+      res = json.load(f)
+    self.assertEqual((res['method'], res['name']), ('emcl', 'mine'))
+    self.assertEqual(res['config']['inner'], 'lr_modulation')
 
   def test_class_order_reaches_the_split(self):
     # Split MNIST under the natural order (tasks {0,1}, {2,3}) and a
@@ -258,35 +290,54 @@ class RunScriptTest(parameterized.TestCase):
     with open(results_path(out, 'finetune', 0)) as f:
       self.assertEqual(json.load(f)['data_source'], f'dir:{data}')
 
-  def test_every_config_field_has_a_typed_flag(self):
-    module = importlib.import_module('emcl_jax.launch.run')
-    for name, (_, config_cls) in METHODS.items():
-      for field in config_cls._fields:
-        self.assertIn(field, module.FLAGS)
-        self.assertIn(name, module.FLAGS[field].help)
-    module.FLAGS(['run.py', '--second_order', '--glances=3', '--lr=0.5'])
-    self.assertIs(module.FLAGS.second_order, True)
-    self.assertEqual(module.FLAGS.glances, 3)
-    self.assertEqual(module.FLAGS.lr, 0.5)
+  def test_print_config(self):
+    out = _tmp(self)
+    proc = run(['--dataset=mnist_permutations', '--method=emcl',
+                '--print_config'], out)
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    lines = {l.split()[0]: l.split(None, 2)[1:] for l in
+             proc.stdout.splitlines()}
+    # MNIST Permutations' EMCL (emcl_jax/configs/mnist_permutations.py).
+    self.assertEqual(lines['method.glances'][0], '5')
+    self.assertEqual(lines['method.beta'][0], '0.1')
+    self.assertEqual(lines['method.meta_lr'][0], "'task'")
+    self.assertIn('inner learning rate', lines['method.beta'][1])
+    self.assertRegex(lines['config_hash'][0], '^[0-9a-f]{10}$')
+    self.assertFalse(os.path.exists(out) and os.listdir(out))  # no training
+    # MER's own fields and meanings, no EMCL text.
+    proc = run(['--dataset=many_permutations', '--method=mer',
+                '--print_config', '--config.method.beta=0.3'], out)
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    self.assertIn('Reptile', proc.stdout)
+    self.assertNotIn('EMCL', proc.stdout)
+    self.assertNotIn('Eq ', proc.stdout)
+    self.assertRegex(proc.stdout, r'method.beta +0.3 ')
 
-  def test_conflicting_field_types_are_refused(self):
-    from typing import NamedTuple  # pylint: disable=g-import-not-at-top
-    from emcl_jax import experiment  # pylint: disable=g-import-not-at-top
-
-    class Odd(NamedTuple):
-      """Attributes:
-        lr: an integer learning rate, which clashes with finetune's float.
-      """
-      lr: int = 1
-
-    with absltest.mock.patch.dict(METHODS, {'odd': (None, Odd)}):
-      with self.assertRaisesRegex(TypeError, 'lr is a float .* but a int'):
-        experiment.hyperparameters()
-    self.assertIs(experiment.hyperparameters()['lr'].type, float)
+  def test_help_lists_the_flags_and_settings(self):
+    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu')
+    for script in ('run', 'sweep', 'reproduce', 'bench', 'summarize'):
+      proc = subprocess.run(
+          [sys.executable, os.path.join(ROOT, 'experiments', f'{script}.py'),
+           '--help'], capture_output=True, text=True, env=env, timeout=120)
+      self.assertEqual(proc.returncode, 0, (script, proc.stderr))
+      if script != 'bench':  # it writes --output only
+        self.assertIn('--workdir', proc.stdout, script)
+      if script != 'summarize':
+        for flag in ('--seed:', '--seeds:', '--num_tasks:', '--config:',
+                     'method.glances = ', '--config.PATH=VALUE'):
+          self.assertIn(flag, proc.stdout, (script, flag))
+      if script in ('run', 'sweep'):
+        self.assertIn('--dataset:', proc.stdout)
+        self.assertIn('--method:', proc.stdout)
+    proc = subprocess.run([sys.executable, RUN, '--method=mer', '--help'],
+                          capture_output=True, text=True, env=env,
+                          timeout=120)
+    self.assertIn('method.batches_per_example = 10', proc.stdout)
 
   def test_nan_loss_exit_1_no_results(self):
     out = _tmp(self)
-    proc = run(['--method=finetune', '--lr=1e30', *SMALL], out)
+    proc = run(['--method=finetune', '--config.method.lr=1e30', *SMALL],
+               out)
     self.assertEqual(proc.returncode, 1, proc.stderr)
     lines = proc.stderr.strip().splitlines()
     self.assertLen(lines, 1, proc.stderr)

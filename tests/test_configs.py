@@ -9,19 +9,27 @@ from absl.testing import absltest
 from absl.testing import parameterized
 
 from emcl_jax import configs
-from emcl_jax import experiment
+from emcl_jax.configs import schema
 from emcl_jax.methods import METHODS
+from emcl_jax.training import workdir
+
+
+def _params(dataset, method):
+  return configs.get_config(dataset, method).method.params
 
 
 class ConfigsTest(parameterized.TestCase):
 
   @parameterized.parameters(*configs.BENCHMARKS)
   def test_every_entry_is_a_valid_config(self, dataset):
-    config = configs.get_config(dataset)
-    self.assertIn(config['model'], ('mlp', 'resnet18_reduced'))
-    self.assertEmpty(set(config['methods']) - set(METHODS))
+    module = __import__(f'emcl_jax.configs.{dataset}', fromlist=['x'])
+    self.assertIn(module.MODEL, ('mlp', 'resnet18_reduced'))
+    self.assertEmpty(set(module.METHODS) - set(METHODS))
     for method in METHODS:
-      experiment.method_config(dataset, method, {})  # builds, or raises
+      config = configs.get_config(dataset, method)  # builds, or raises
+      self.assertEqual((config.dataset, config.method.name,
+                        config.model.name), (dataset, method, module.MODEL))
+      configs.resolve(config).method.params.validate()
 
   @parameterized.parameters(
       # The paper's replay memory per benchmark (Sec. V-A: 200, 500, 200,
@@ -35,22 +43,22 @@ class ConfigsTest(parameterized.TestCase):
     for method in ('emcl', 'emcl_si', 'lamaml', 'cmaml', 'sync', 'agem',
                    'mer', 'er'):
       self.assertEqual(
-          experiment.method_config(dataset, method, {}).memory_size, memory,
+          _params(dataset, method).memory_size, memory,
           (dataset, method))
     self.assertEqual(
-        experiment.method_config(dataset, 'gem', {}).memory_per_task,
+        _params(dataset, 'gem').memory_per_task,
         gem_per_task)
 
   def test_table_ii_mnist_permutations(self):
     # Table II's MNIST Perm. column, typed from the paper. EMCL: alpha0 0.3,
     # lambda 10, gamma 0.3 as printed; beta 0.1 where the table prints 0.15
     # (docs/algorithm.md #9: 0.15 measured 76.02 against 77.05 for 0.1).
-    c = experiment.method_config('mnist_permutations', 'emcl', {})
+    c = _params('mnist_permutations', 'emcl')
     self.assertEqual((c.alpha0, c.beta, c.lam, c.gamma),
                      (0.3, 0.1, 10.0, 0.3))
     # La-MAML: the table's alpha_0 0.3 and eta 0.15 are the official
     # script's opt_lr 0.3 and alpha_init 0.15, which we follow; 5 glances.
-    lamaml = experiment.method_config('mnist_permutations', 'lamaml', {})
+    lamaml = _params('mnist_permutations', 'lamaml')
     self.assertEqual((lamaml.alpha_init, lamaml.opt_lr, lamaml.glances),
                      (0.15, 0.3, 5))
 
@@ -62,36 +70,36 @@ class ConfigsTest(parameterized.TestCase):
       ('cifar100', 0.1, 0.075, 50.0, 0.1, 200),
       ('miniimagenet', 0.1, 0.075, 50.0, 0.1, 200))
   def test_table_ii_emcl(self, dataset, alpha0, beta, lam, gamma, memory):
-    c = experiment.method_config(dataset, 'emcl', {})
+    c = _params(dataset, 'emcl')
     self.assertEqual((c.alpha0, c.beta, c.lam, c.gamma, c.memory_size),
                      (alpha0, beta, lam, gamma, memory))
     # EMCL-SI shares EMCL's row.
-    self.assertEqual(experiment.method_config(dataset, 'emcl_si', {}).beta,
+    self.assertEqual(_params(dataset, 'emcl_si').beta,
                      beta)
 
   def test_variants_are_their_methods_with_one_switch(self):
     # Online EWC is EWC with the running Fisher (decay ewc_gamma); EMCL-SI
     # is EMCL with SI's path-integral importance; each keeps its class.
-    c = experiment.method_config('mnist_permutations', 'ewc_online', {})
+    c = _params('mnist_permutations', 'ewc_online')
     self.assertEqual(type(c).__name__, 'EWCConfig')
     self.assertEqual((c.online, c.ewc_gamma, c.lam, c.lr),
                      (True, 0.9, 10.0, 0.1))
     self.assertFalse(
-        experiment.method_config('mnist_permutations', 'ewc', {}).online)
-    c = experiment.method_config('mnist_permutations', 'emcl_si', {})
+        _params('mnist_permutations', 'ewc').online)
+    c = _params('mnist_permutations', 'emcl_si')
     self.assertEqual((type(c).__name__, c.importance), ('EMCLConfig', 'si'))
     self.assertNotEqual(
-        experiment.method_config('mnist_permutations', 'emcl', {}).importance,
+        _params('mnist_permutations', 'emcl').importance,
         'si')
 
   def test_table_ii_vision_baselines(self):
     for dataset in ('cifar100', 'miniimagenet'):
-      self.assertEqual(experiment.method_config(dataset, 'ewc', {}).lam,
+      self.assertEqual(_params(dataset, 'ewc').lam,
                        100.0)
       for method in ('ewc', 'gem', 'agem'):
-        self.assertEqual(experiment.method_config(dataset, method, {}).lr,
+        self.assertEqual(_params(dataset, method).lr,
                          0.03)
-      lamaml = experiment.method_config(dataset, 'lamaml', {})
+      lamaml = _params(dataset, 'lamaml')
       self.assertEqual((lamaml.alpha_init, lamaml.opt_lr), (0.1, 0.3))
 
   def _write(self, text):
@@ -105,26 +113,146 @@ class ConfigsTest(parameterized.TestCase):
   def test_user_file_merges_and_flags_win(self):
     path = self._write("def get_config():\n"
                        "  return {'methods': {'emcl': {'beta': 0.05}}}\n")
-    c = experiment.method_config('mnist_permutations', 'emcl', {},
-                                 config_file=path)
+    c = configs.get_config('mnist_permutations', 'emcl',
+                           config_file=path).method
     self.assertEqual((c.beta, c.alpha0, c.lam), (0.05, 0.3, 10.0))
-    c = experiment.method_config('mnist_permutations', 'emcl',
-                                 {'beta': 0.07}, config_file=path)
+    c = configs.get_config('mnist_permutations', 'emcl',
+                           {'method.beta': 0.07}, config_file=path).method
     self.assertEqual(c.beta, 0.07)
+    # The dotted form, any section.
+    path = self._write("def get_config():\n"
+                       "  return {'method.r': 0.5, 'data.num_tasks': 4}\n")
+    c = configs.get_config('mnist_permutations', 'emcl', config_file=path)
+    self.assertEqual((c.method.r, c.data.num_tasks, c.method.beta),
+                     (0.5, 4, 0.1))
 
   @parameterized.parameters(
       ('x = 1\n', 'defines no get_config'),
       ('def get_config():\n  return 3\n', 'must return a dict'),
+      ("def get_config():\n  return {'method.betta': 1.0}\n",
+       'did you mean method.beta'),
       ('def get_config(:\n', 'failed to load: SyntaxError'))
   def test_bad_user_files(self, text, message):
     with self.assertRaisesRegex(ValueError, message):
-      configs.get_config('mnist_permutations', self._write(text))
+      configs.get_config('mnist_permutations', 'emcl',
+                         config_file=self._write(text))
     with self.assertRaisesRegex(ValueError, 'is not a file'):
-      configs.get_config('mnist_permutations', '/no/such/config.py')
+      configs.get_config('mnist_permutations', 'emcl',
+                         config_file='/no/such/config.py')
 
   def test_unknown_dataset(self):
     with self.assertRaisesRegex(ValueError, "unknown dataset 'cifar10'"):
       configs.get_config('cifar10')
+
+
+
+class SchemaTest(parameterized.TestCase):
+
+  def test_every_setting_has_a_path_type_and_meaning(self):
+    for method in METHODS:
+      config = configs.get_config('cifar100', method)
+      for s in schema.settings(config):
+        self.assertTrue(s.help, s.path)
+        self.assertEqual(schema.get(config, s.path), s.value)
+        self.assertIn(s.type, (bool, int, float, str), s.path)
+
+  def test_method_settings_are_the_methods_own(self):
+    # MER's beta is its Reptile rate, with MER's meaning; EMCL's beta is
+    # the inner rate.
+    mer = {s.path: s for s in schema.settings(
+        configs.get_config('many_permutations', 'mer'))}
+    emcl = {s.path: s for s in schema.settings(
+        configs.get_config('many_permutations', 'emcl'))}
+    self.assertIn('Reptile', mer['method.beta'].help)
+    self.assertIn('inner learning rate', emcl['method.beta'].help)
+    self.assertNotIn('method.lam', mer)
+    self.assertNotIn('method.replay_size', {
+        s.path for s in schema.settings(configs.get_config(
+            'mnist_permutations', 'ewc'))})
+
+  def test_multi_line_attribute_docs_are_whole(self):
+    # The docstring entry of EMCL's importance spans three lines.
+    docs = schema.field_docs(type(_params('mnist_permutations', 'emcl')))
+    self.assertTrue(docs['importance'].endswith(
+        'mean over all parameters).'), docs['importance'])
+
+  @parameterized.parameters(
+      ('method.beta', '0.05', 0.05),
+      ('method.glances', '3', 3),
+      ('method.meta_lr', 'inverse', 'inverse'),
+      ('data.num_tasks', '4', 4),
+      ('data.num_tasks', 'none', None),
+      ('model.norm', 'none', 'none'),  # a string setting keeps its text
+      ('output.progress', 'false', False),
+      ('method.alpha0', 1, 1.0))
+  def test_replace_types_values(self, path, text, value):
+    config = schema.replace(configs.get_config(), path, text)
+    got = schema.get(config, path)
+    self.assertEqual(got, value)
+    self.assertIs(type(got), type(value))
+
+  @parameterized.parameters(
+      ('method.betta', '0.1', 'did you mean method.beta'),
+      ('beta', '0.1', 'did you mean method.beta'),
+      ('data.num_task', '3', 'did you mean data.num_tasks'),
+      ('method.beta', 'abc', "method.beta='abc' is not a float"),
+      ('method.beta', 'nan', 'must be a finite number'),
+      ('method.glances', '2.5', "is not a int"),
+      ('output.progress', 'maybe', 'is not a bool'),
+      ('method.name', 'lamaml', 'chosen with --method'))
+  def test_bad_overrides(self, path, text, message):
+    with self.assertRaisesRegex(schema.ConfigError, message):
+      schema.replace(configs.get_config(), path, text)
+
+
+class ResolveTest(parameterized.TestCase):
+
+  def _hash(self, config):
+    config = configs.resolve(config)
+    return workdir.config_hash(config.dataset, config.method.name,
+                               configs.flat(config))
+
+  def test_auto_and_bundled_are_one_run(self):
+    auto = configs.get_config('mnist_permutations', 'emcl')
+    bundled = configs.get_config('mnist_permutations', 'emcl',
+                                 {'data.source': 'bundled'})
+    self.assertEqual(configs.resolve(auto).data.source, 'bundled')
+    self.assertEqual(self._hash(auto), self._hash(bundled))
+    # A real difference is another hash; output settings are none.
+    self.assertNotEqual(self._hash(auto), self._hash(schema.replace(
+        auto, 'method.beta', 0.05)))
+    self.assertEqual(self._hash(auto), self._hash(schema.override(
+        auto, {'output.workdir': '/elsewhere', 'output.progress': False,
+               'seed': 3})))
+
+  def test_data_dir_means_dir(self):
+    config = configs.resolve(configs.get_config(
+        'mnist_permutations', 'emcl', {'data.dir': 'rel/mnist'}))
+    self.assertEqual(config.data.source, 'dir')
+    self.assertEqual(config.data.dir, os.path.abspath('rel/mnist'))
+
+  @parameterized.parameters(
+      ('mnist_permutations', {'data.class_order': 'random'},
+       'data.class_order applies to the class-split'),
+      ('mnist_rotations', {'protocol.eval': 'class'},
+       'protocol.eval=class applies to the class-split'),
+      ('mnist_permutations', {'model.norm': 'batch'},
+       'model.norm applies to resnet18_reduced'),
+      ('split_mnist', {'model.name': 'resnet18_reduced',
+                       'model.norm': 'nope'}, 'model.norm'),
+      ('split_mnist', {'data.class_order': 'shuffled'}, 'is not one of'),
+      ('mnist_permutations', {'data.num_tasks': 0}, 'positive integer'),
+      ('mnist_permutations', {'seeds': 0}, 'positive integer'),
+      ('mnist_permutations', {'method.beta': -0.1}, 'method.beta must be'))
+  def test_settings_that_cannot_apply_are_refused(self, dataset, values,
+                                                 message):
+    with self.assertRaisesRegex(schema.ConfigError, message):
+      configs.resolve(configs.get_config(dataset, 'emcl', values))
+
+  def test_class_order_changes_a_class_split_run(self):
+    natural = configs.get_config('split_mnist', 'emcl')
+    self.assertNotEqual(self._hash(natural), self._hash(schema.replace(
+        natural, 'data.class_order', 'random')))
 
 
 if __name__ == '__main__':

@@ -42,8 +42,9 @@ class CostScriptTest(parameterized.TestCase):
       res = json.load(f)
     # The floor runs EMCL's inner stream: MNIST Permutations' EMCL memory
     # (200), replay samples per batch (10) and glances (5).
-    self.assertEqual(res['stream'], {'memory_size': 200, 'replay_size': 10,
-                                     'glances': 5})
+    self.assertEqual(res['stream'], {'method.memory_size': 200,
+                                     'method.replay_size': 10,
+                                     'method.glances': 5})
     self.assertEqual(res['sizes'], {'num_tasks': 2, 'samples_per_task': 20})
     for method in ('emcl', 'finetune'):
       self.assertLen(res['seconds'][method], 2)

@@ -12,7 +12,7 @@ import numpy as np
 import optax
 
 import emcl_jax
-from emcl_jax import experiment
+from emcl_jax import configs
 from emcl_jax.training import memory as memory_lib
 from emcl_jax.training import stream as stream_lib
 from emcl_jax.base import Batch
@@ -192,7 +192,7 @@ class EMCLUpdateTest(chex.TestCase):
     # EMCL's shipped MNIST Permutations config (its glances, h_norm, Eq 8
     # reading, clip), with a memory small enough that the second batch's
     # replay draw has padding rows (4 stored samples, 6 drawn of 8 slots).
-    shipped = experiment.method_config('mnist_permutations', 'emcl', {})
+    shipped = configs.get_config('mnist_permutations', 'emcl').method.params
     config = shipped._replace(memory_size=8, replay_size=6)
     batches = [make_batch(jax.random.PRNGKey(20 + i), task=i // 2)
                for i in range(3)]

@@ -11,9 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import runs
 from emcl_jax import data
 from emcl_jax.training import engine
-from emcl_jax import experiment
 from emcl_jax import losses
 from emcl_jax import models
 from emcl_jax.base import Batch, Method
@@ -22,7 +22,7 @@ from emcl_jax.methods import METHODS, finetune
 
 
 def _small(method, **overrides):
-  return experiment.run('mnist_permutations', method, 0, num_tasks=5,
+  return runs.run('mnist_permutations', method, 0, num_tasks=5,
                         overrides=overrides)
 
 
@@ -36,9 +36,9 @@ class LearningTest(absltest.TestCase):
     # paired comparison: EMCL ahead on every seed, by a mean difference
     # larger than three standard errors of the differences, and forgetting
     # less on average.
-    emcl = experiment.run_seeds('mnist_permutations', 'emcl', (0, 1, 2),
+    emcl = runs.run_seeds('mnist_permutations', 'emcl', (0, 1, 2),
                                 num_tasks=5)
-    ft = experiment.run_seeds('mnist_permutations', 'finetune', (0, 1, 2),
+    ft = runs.run_seeds('mnist_permutations', 'finetune', (0, 1, 2),
                               num_tasks=5)
     diff = np.array([e['acc'] - f['acc'] for e, f in zip(emcl, ft)])
     self.assertTrue((diff > 0).all(), diff)
@@ -241,7 +241,7 @@ class NoRetracingTest(parameterized.TestCase):
   def test_one_trace_for_all_tasks(self, name):
     # Every method's update is traced once for the whole stream: one
     # compilation per shape, reused for every task.
-    s = experiment.setup('mnist_permutations', name, num_tasks=3,
+    s = runs.setup('mnist_permutations', name, num_tasks=3,
                          samples_per_task=20)
     traces = []
 

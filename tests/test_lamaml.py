@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emcl_jax import experiment
+import runs
 from emcl_jax.base import Batch
 from emcl_jax.methods import lamaml
 
@@ -211,7 +211,7 @@ class LearningTest(absltest.TestCase):
     # 2 permuted tasks x 100 real images: every variant learns well above
     # the 10% of chance.
     for name in ('lamaml', 'cmaml', 'sync'):
-      r = experiment.run('mnist_permutations', name, 0, num_tasks=2,
+      r = runs.run('mnist_permutations', name, 0, num_tasks=2,
                          samples_per_task=100)
       self.assertGreater(r['acc'], 50.0, name)
       self.assertEqual(r['config']['learn_lr'], name != 'cmaml')

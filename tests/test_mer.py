@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import runs
 from emcl_jax.training import engine
-from emcl_jax import experiment
 from emcl_jax.training import memory as memory_lib
 from emcl_jax.base import Batch
 from emcl_jax.methods import METHODS
@@ -339,7 +339,7 @@ class LearningTest(absltest.TestCase):
     # above the 10% of chance. (ER's step is checked exactly above.)
     # Registered here for the test only (the registry is restored after).
     with mock.patch.dict(METHODS, {'mer': (mer.method, mer.MERConfig)}):
-      r = experiment.run('mnist_permutations', 'mer', 0, num_tasks=2,
+      r = runs.run('mnist_permutations', 'mer', 0, num_tasks=2,
                          samples_per_task=100)
     self.assertGreater(r['acc'], 50.0)
 

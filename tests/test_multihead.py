@@ -89,8 +89,10 @@ class MultiHeadTest(absltest.TestCase):
     proc = subprocess.run(
         [sys.executable, os.path.join(ROOT, 'experiments', 'run.py'),
          '--dataset=cifar100', f'--data_dir={folder}', '--num_tasks=1',
-         '--samples_per_task=10', '--method=finetune', '--memory_size=0',
-         '--replay_size=0', '--eval=both', f'--output_dir={out}'],
+         '--samples_per_task=10', '--method=finetune',
+         '--config.method.memory_size=0',
+         '--config.method.replay_size=0', '--eval=both',
+         f'--output_dir={out}'],
         env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu'),
         capture_output=True, text=True, timeout=600, check=False)
     self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])

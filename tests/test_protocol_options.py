@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import runs
 from emcl_jax import data
-from emcl_jax import experiment
 from emcl_jax.data import tasks as tasks_lib
 from emcl_jax.reporting import tables
 from emcl_jax.reporting import writers
@@ -36,10 +36,10 @@ class ClassIncrementalTest(absltest.TestCase):
 
   @pytest.mark.slow
   def test_both_matrices_and_an_independent_last_row(self):
-    both = experiment.run('split_mnist', 'finetune', 0, eval_mode='both',
+    both = runs.run('split_mnist', 'finetune', 0, eval_mode='both',
                           **SPLIT)
-    task = experiment.run('split_mnist', 'finetune', 0, **SPLIT)
-    klass = experiment.run('split_mnist', 'finetune', 0, eval_mode='class',
+    task = runs.run('split_mnist', 'finetune', 0, **SPLIT)
+    klass = runs.run('split_mnist', 'finetune', 0, eval_mode='class',
                            **SPLIT)
     self.assertEqual(both['accuracy_matrix'], task['accuracy_matrix'])
     self.assertEqual(both['accuracy_matrix_class'], klass['accuracy_matrix'])
@@ -47,7 +47,7 @@ class ClassIncrementalTest(absltest.TestCase):
     self.assertEqual(both['config']['eval'], 'both')
     # The last row again, from the trained parameters: logits over every
     # class of the three tasks, argmax, against the labels.
-    s = experiment.setup('split_mnist', 'finetune', 0, **SPLIT)
+    s = runs.setup('split_mnist', 'finetune', 0, **SPLIT)
     result = engine.train_and_evaluate(s.method, s.apply_fn, s.params,
                                        s.tasks, batch_size=10, key=s.key)
     params = s.method.params_of(result.state)
@@ -63,9 +63,9 @@ class ClassIncrementalTest(absltest.TestCase):
     self.assertLess(both['acc_class'], both['acc'])
 
   def test_single_head_refuses_class_eval(self):
-    with self.assertRaisesRegex(ValueError, '--eval=class applies to the '
+    with self.assertRaisesRegex(ValueError, 'protocol.eval=class applies to the '
                                 'class-split benchmarks'):
-      experiment.run('mnist_permutations', 'finetune', 0, eval_mode='class',
+      runs.run('mnist_permutations', 'finetune', 0, eval_mode='class',
                      num_tasks=2, samples_per_task=20)
 
   def test_task_scalars_of_a_class_row(self):
@@ -98,7 +98,7 @@ class EpochsTest(absltest.TestCase):
   @pytest.mark.slow
   def test_memory_takes_the_first_epoch_only(self):
     kwargs = dict(num_tasks=2, samples_per_task=40)
-    s = experiment.setup('mnist_permutations', 'emcl', 0, epochs=3,
+    s = runs.setup('mnist_permutations', 'emcl', 0, epochs=3,
                          overrides={'glances': 1}, **kwargs)
     result = engine.train_and_evaluate(s.method, s.apply_fn, s.params,
                                        s.tasks, batch_size=10, key=s.key,
@@ -107,7 +107,7 @@ class EpochsTest(absltest.TestCase):
     # each of the 80 samples once.
     self.assertEqual(int(result.state.step), 24)
     self.assertEqual(int(result.state.memory.seen), 80)
-    one = experiment.setup('mnist_permutations', 'emcl', 0,
+    one = runs.setup('mnist_permutations', 'emcl', 0,
                            overrides={'glances': 1}, **kwargs)
     single = engine.train_and_evaluate(one.method, one.apply_fn, one.params,
                                        one.tasks, batch_size=10, key=one.key)
@@ -197,8 +197,8 @@ class ColumnsTest(absltest.TestCase):
   @pytest.mark.slow
   def test_run_py_flags(self):
     env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu')
-    for args, message in ((['--epochs=0'], '--epochs must be a positive'),
-                          (['--eval=class'], '--eval=class applies to the '
+    for args, message in ((['--epochs=0'], 'protocol.epochs must be a positive'),
+                          (['--eval=class'], 'protocol.eval=class applies to the '
                            'class-split benchmarks')):
       proc = subprocess.run(
           [sys.executable, os.path.join(ROOT, 'experiments', 'run.py'),

@@ -12,6 +12,8 @@ import pytest
 from absl.testing import parameterized
 import numpy as np
 
+import runs
+from emcl_jax import configs
 from emcl_jax import experiment
 
 pytestmark = pytest.mark.slow  # subprocess and whole-protocol runs
@@ -21,6 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SHARDED_SCRIPT = r'''
 import json, jax
+from emcl_jax import configs
 from emcl_jax import experiment
 from emcl_jax.training import engine
 assert len(jax.devices()) == 4, jax.devices()
@@ -31,12 +34,13 @@ for shard in (True, False):
   # The single-pass setting: under the 5-glance default the first task's
   # large meta steps (alpha0 lam hn up to 3) amplify float reassociation
   # (sums in another order) to a few test images, beyond atol.
-  runs = experiment.run_seeds('mnist_permutations', 'emcl', (0, 1, 2, 3),
-                              num_tasks=3, samples_per_task=60, shard=shard,
-                              overrides=dict(glances=1, meta_lr='inverse',
-                                             meta_h_norm='same', beta=0.03,
-                                             r=0.2))
-  out[str(shard)] = [r['accuracy_matrix'] for r in runs]
+  config = configs.get_config('mnist_permutations', 'emcl', {
+      'seed': 0, 'seeds': 4, 'data.num_tasks': 3,
+      'data.samples_per_task': 60, 'method.glances': 1,
+      'method.meta_lr': 'inverse', 'method.meta_h_norm': 'same',
+      'method.beta': 0.03, 'method.r': 0.2})
+  results = experiment.run(config, shard=shard)
+  out[str(shard)] = [r['accuracy_matrix'] for r in results]
 print(json.dumps(out))
 '''
 
@@ -45,11 +49,11 @@ class SeedsTest(parameterized.TestCase):
 
   @parameterized.parameters('emcl', 'finetune', 'lamaml')
   def test_vmapped_seeds_equal_single_seed_runs(self, method):
-    seeds = (0, 3)
-    together = experiment.run_seeds('mnist_permutations', method, seeds,
+    seeds = (2, 3)
+    together = runs.run_seeds('mnist_permutations', method, seeds,
                                     **SMALL)
     for seed, res in zip(seeds, together):
-      alone = experiment.run('mnist_permutations', method, seed, **SMALL)
+      alone = runs.run('mnist_permutations', method, seed, **SMALL)
       self.assertEqual(res['seed'], seed)
       self.assertEqual(res['parallel_seeds'], 2)
       np.testing.assert_allclose(res['accuracy_matrix'],
@@ -73,8 +77,10 @@ class SeedsTest(parameterized.TestCase):
     self.assertEqual(np.array(out['True']).shape, (4, 3, 3))
 
   def test_no_seed_is_an_error(self):
-    with self.assertRaisesRegex(ValueError, 'at least one seed'):
-      experiment.run_seeds('mnist_permutations', 'emcl', ())
+    with self.assertRaisesRegex(ValueError,
+                                'seeds must be a positive integer, got 0'):
+      experiment.run(configs.get_config('mnist_permutations', 'emcl',
+                                        {'seeds': 0}))
 
 
 if __name__ == '__main__':

@@ -4,6 +4,7 @@ the table sorted by mean ACC, one clear line for bad input."""
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from absl.testing import absltest
 import pytest
 import numpy as np
 
+from emcl_jax import configs
 from emcl_jax import sweeps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,26 +28,47 @@ def sweep(args):
                         text=True, env=env, timeout=600)
 
 
+def _build(method, values):
+  return configs.resolve(configs.get_config('mnist_permutations', method,
+                                            values))
+
+
 class GridTest(absltest.TestCase):
 
   sweep = sweeps
 
   def test_parse_grid_products_and_alternatives(self):
     grid = self.sweep.parse_grid(
-        'beta=0.03,0.1; glances=1,5 | method=lamaml;learn_lr=false')
+        'beta=0.03,0.1; glances=1,5 | method=lamaml;method.learn_lr=false')
     self.assertEqual(grid, [
-        {'beta': 0.03, 'glances': 1}, {'beta': 0.03, 'glances': 5},
-        {'beta': 0.1, 'glances': 1}, {'beta': 0.1, 'glances': 5},
-        {'method': 'lamaml', 'learn_lr': False}])
-    self.assertIsInstance(grid[0]['glances'], int)
-    self.assertIsInstance(grid[0]['beta'], float)
+        {'method.beta': '0.03', 'method.glances': '1'},
+        {'method.beta': '0.03', 'method.glances': '5'},
+        {'method.beta': '0.1', 'method.glances': '1'},
+        {'method.beta': '0.1', 'method.glances': '5'},
+        {'method': 'lamaml', 'method.learn_lr': 'false'}])
+    # Typed as their settings are, checked against each setting's method.
+    typed = [s for s, _ in self.sweep.expand(grid, {}, 'emcl', _build)]
+    self.assertEqual(typed[0], {'method': 'emcl', 'method.beta': 0.03,
+                                'method.glances': 1})
+    self.assertIsInstance(typed[0]['method.glances'], int)
+    self.assertIsInstance(typed[0]['method.beta'], float)
+    self.assertEqual(typed[-1], {'method': 'lamaml',
+                                 'method.learn_lr': False})
 
   def test_setting_names_are_distinct_and_method_first(self):
-    names = [self.sweep.setting_name(s) for s in self.sweep.expand(
-        self.sweep.parse_grid('r=0.1,0.2;meta_lr=task'), {'glances': 5},
-        'emcl', 'mnist_permutations')]
+    settings = self.sweep.expand(
+        self.sweep.parse_grid('r=0.1,0.2;meta_lr=task | method.r=0.1;'
+                              'meta_lr=task;data.num_tasks=3'),
+        {'glances': '5'}, 'emcl', _build)
+    names = [self.sweep.setting_name(s) for s, _ in settings]
     self.assertEqual(names, ['emcl,glances=5,meta_lr=task,r=0.1',
-                             'emcl,glances=5,meta_lr=task,r=0.2'])
+                             'emcl,glances=5,meta_lr=task,r=0.2',
+                             'emcl,data.num_tasks=3,glances=5,meta_lr=task,'
+                             'r=0.1'])
+    self.assertEqual(settings[2][1].data.num_tasks, 3)
+    # r=1 and method.r=1.0 are one setting.
+    self.assertLen(self.sweep.expand(
+        self.sweep.parse_grid('r=1 | method.r=1.0'), {}, 'emcl', _build), 1)
 
   def test_grid_file(self):
     folder = tempfile.mkdtemp()
@@ -55,24 +78,28 @@ class GridTest(absltest.TestCase):
       f.write('def get_grid():\n'
               '  return [{"beta": b} for b in (0.1, 0.2)]\n')
     self.assertEqual(self.sweep.load_grid_file(path),
-                     [{'beta': 0.1}, {'beta': 0.2}])
+                     [{'method.beta': 0.1}, {'method.beta': 0.2}])
     with open(path, 'w') as f:
       f.write('def get_grid():\n  return "beta=0.1 | method=er"\n')
     self.assertEqual(self.sweep.load_grid_file(path),
-                     [{'beta': 0.1}, {'method': 'er'}])
+                     [{'method.beta': '0.1'}, {'method': 'er'}])
     with open(path, 'w') as f:
       f.write('def get_grid():\n  return {"beta": 0.1}\n')
     with self.assertRaisesRegex(ValueError, 'must return a list of dicts'):
       self.sweep.load_grid_file(path)
 
   def test_bad_grids_raise_one_clear_error(self):
-    for text, message in (('beta', 'is not name=v1,v2'),
-                          ('betta=0.1', "unknown hyper-parameter 'betta'"),
-                          ('glances=two', "glances='two' is not a int"),
-                          ('method=nope', "unknown method 'nope'"),
-                          ('r=0.1 |', 'empty alternative')):
+    for text, message in (
+        ('beta', 'is not path=v1,v2'),
+        ('betta=0.1', "unknown setting 'method.betta' for method emcl; did "
+         'you mean method.beta'),
+        ('glances=two', "method.glances='two' is not a int"),
+        ('method=nope', "unknown method 'nope'"),
+        ('method=lamaml;beta=0.1', "unknown setting 'method.beta' for "
+         'method lamaml'),
+        ('r=0.1 |', 'empty alternative')):
       with self.assertRaisesRegex(ValueError, message):
-        self.sweep.parse_grid(text)
+        self.sweep.expand(self.sweep.parse_grid(text), {}, 'emcl', _build)
 
 
 class SweepScriptTest(absltest.TestCase):
@@ -122,6 +149,19 @@ class SweepScriptTest(absltest.TestCase):
     self.assertEqual(stamps,
                      {f: os.path.getmtime(f) for f in glob.glob(pattern)})
 
+    # A corrupt results file is named in one line, and nothing is rerun.
+    victim = glob.glob(f'{root}/emcl,glances=1,r=0.1/*/seed1/results.json')[0]
+    kept = open(victim).read()
+    with open(victim, 'w') as f:
+      f.write('{"acc": ')
+    bad = sweep(args)
+    self.assertEqual(bad.returncode, 2)
+    self.assertRegex(bad.stderr.strip().splitlines()[-1],
+                     f'^error: {re.escape(victim)} is not a readable results '
+                     'file')
+    with open(victim, 'w') as f:
+      f.write(kept)
+
     # A run folder whose config is not its setting's is refused, not mixed
     # into a table.
     path = glob.glob(f'{root}/finetune/*/seed0/config.json')[0]
@@ -138,14 +178,17 @@ class SweepScriptTest(absltest.TestCase):
   @pytest.mark.slow
   def test_bad_input_is_one_line_and_exit_2(self):
     for args, message in (
-        (['--grid=betta=0.1'], "unknown hyper-parameter 'betta'"),
+        (['--grid=betta=0.1'], "unknown setting 'method.betta'"),
         ([], 'give exactly one of --grid and --grid_file'),
         (['--grid=r=0.1', '--seeds=0'], '--seeds must be >= 1'),
         (['--grid=r=0.1', '--shard=3/2'], 'is not i/n'),
-        (['--grid=lr=0.1'], '--lr does not apply to --method=emcl'),
+        (['--grid=lr=0.1'], "unknown setting 'method.lr' for method emcl"),
         (['--grid=method=lamaml', '--set=r=0.1'],
-         '--r does not apply to --method=lamaml'),
-        (['--grid=r=0.1', '--set=beta=0.1,0.2'], '--set beta takes one value'),
+         "unknown setting 'method.r' for method lamaml"),
+        (['--grid=r=0.1', '--set=beta=0.1,0.2'],
+         '--set method.beta takes one value'),
+        (['--grid=r=0.1', '--config.method.betta=1'],
+         'did you mean method.beta'),
         (['--grid_file=/nonexistent.py'], 'is not a file')):
       proc = sweep([f'--output_dir={self.out}', *args])
       self.assertEqual(proc.returncode, 2, (args, proc.stderr))
@@ -153,6 +196,43 @@ class SweepScriptTest(absltest.TestCase):
       self.assertLen(lines, 1, proc.stderr)
       self.assertIn(message, lines[0])
     self.assertFalse(os.listdir(self.out))  # nothing half-written
+
+
+  @pytest.mark.slow
+  def test_same_setting_same_run_in_every_script(self):
+    # One override, given the way each script takes it: the same config
+    # hash (the run's folder) and the same accuracy matrix.
+    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu')
+    common = ['--num_tasks=2', '--samples_per_task=30', '--seeds=1',
+              '--progress=false']
+
+    def script(name, *args):
+      proc = subprocess.run(
+          [sys.executable, os.path.join(ROOT, 'experiments', f'{name}.py'),
+           *args, *common], capture_output=True, text=True, env=env,
+          timeout=600)
+      self.assertEqual(proc.returncode, 0, proc.stderr)
+      return proc.stdout
+
+    shown = script('run', '--config.method.beta=0.05', '--print_config')
+    chash = shown.strip().splitlines()[-1].split()[-1]
+    script('run', f'--workdir={self.out}/run', '--config.method.beta=0.05')
+    script('sweep', f'--workdir={self.out}/sweep', '--grid=method.beta=0.05')
+    script('reproduce', f'--workdir={self.out}/rep', '--methods=emcl',
+           '--config.method.beta=0.05')
+    found = {}
+    for where, pattern in (('run', 'run/mnist_permutations/emcl'),
+                           ('sweep', 'sweep/mnist_permutations/emcl,beta=0.05'),
+                           ('reproduce', 'rep/runs/mnist_permutations/emcl')):
+      [path] = glob.glob(os.path.join(self.out, pattern, '*', 'seed0',
+                                      'results.json'))
+      found[where] = json.load(open(path))
+      self.assertEqual(path.split(os.sep)[-3], chash, where)
+      self.assertEqual(found[where]['config']['beta'], 0.05)
+    self.assertEqual(found['run']['accuracy_matrix'],
+                     found['sweep']['accuracy_matrix'])
+    self.assertEqual(found['run']['accuracy_matrix'],
+                     found['reproduce']['accuracy_matrix'])
 
 
 if __name__ == '__main__':

@@ -7,7 +7,7 @@ from absl.testing import parameterized
 import numpy as np
 import pytest
 
-from emcl_jax import experiment
+import runs
 
 pytestmark = pytest.mark.slow  # whole-protocol runs
 
@@ -15,7 +15,7 @@ SMALL = dict(num_tasks=3, samples_per_task=200)
 
 
 def _run(method):
-  return experiment.run('mnist_permutations', method, 0, **SMALL)
+  return runs.run('mnist_permutations', method, 0, **SMALL)
 
 
 class VariantsTest(parameterized.TestCase):

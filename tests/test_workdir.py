@@ -18,7 +18,10 @@ import pytest
 import jax
 import numpy as np
 
+from emcl_jax import configs
 from emcl_jax import experiment
+from emcl_jax.configs import schema
+from emcl_jax.experiment import workdir_run
 from emcl_jax.reporting import tables
 from emcl_jax.training import workdir
 
@@ -49,13 +52,20 @@ def results_files(out):
                                        'results.json')))
 
 
+def _config(out, **values):
+  """A small EMCL run on MNIST Permutations in the work directory `out`."""
+  return configs.get_config('mnist_permutations', 'emcl', {
+      'data.num_tasks': 2, 'data.samples_per_task': 50,
+      'output.progress': False, 'output.workdir': out, **values})
+
+
 class WorkdirTest(absltest.TestCase):
 
   @pytest.mark.slow
   def test_settings_get_their_own_folders_and_finished_runs_are_kept(self):
     out = _tmp(self)
     for beta in ('0.1', '0.05'):
-      proc = run(out, f'--beta={beta}', *SMALL)
+      proc = run(out, f'--config.method.beta={beta}', *SMALL)
       self.assertEqual(proc.returncode, 0, proc.stderr)
     paths = results_files(out)
     self.assertLen(paths, 2)  # two results, neither overwritten
@@ -71,7 +81,7 @@ class WorkdirTest(absltest.TestCase):
     self.assertCountEqual(betas, [0.1, 0.05])
     # The same command again: refused in one line, the results untouched.
     before = {p: os.path.getmtime(p) for p in paths}
-    proc = run(out, '--beta=0.05', *SMALL)
+    proc = run(out, '--config.method.beta=0.05', *SMALL)
     self.assertEqual(proc.returncode, 2, proc.stderr)
     lines = proc.stderr.strip().splitlines()
     self.assertLen(lines, 1)
@@ -80,7 +90,7 @@ class WorkdirTest(absltest.TestCase):
                      r'--overwrite')
     self.assertEqual(before, {p: os.path.getmtime(p) for p in paths})
     # --overwrite runs it again, in the same folder.
-    proc = run(out, '--beta=0.05', '--overwrite', *SMALL)
+    proc = run(out, '--config.method.beta=0.05', '--overwrite', *SMALL)
     self.assertEqual(proc.returncode, 0, proc.stderr)
     self.assertEqual(results_files(out), paths)
     changed = [p for p in paths if os.path.getmtime(p) != before[p]]
@@ -228,23 +238,21 @@ class WorkdirTest(absltest.TestCase):
   @pytest.mark.slow
   def test_only_process_0_writes(self):
     out = _tmp(self)
-    kwargs = dict(num_tasks=2, samples_per_task=50, progress=False)
+    config = _config(out, **{'output.checkpoint': False})
     with mock.patch.object(jax, 'process_index', return_value=1):
-      res = experiment.run_in_workdir(out, seeds=(0,), checkpoint=False,
-                                      tensorboard=True, **kwargs)
+      res = experiment.train_and_evaluate(schema.replace(
+          config, 'output.tensorboard', True))
     self.assertLen(res, 1)
     self.assertEqual([f for _, _, fs in os.walk(out) for f in fs], [])
-    res0 = experiment.run_in_workdir(out, seeds=(0,), checkpoint=False,
-                                     **kwargs)
+    res0 = experiment.train_and_evaluate(config)
     self.assertEqual(res0[0]['accuracy_matrix'], res[0]['accuracy_matrix'])
     self.assertLen(results_files(out), 1)
 
   @pytest.mark.slow
   def test_overwrite_starts_a_vmapped_group_over(self):
     out = _tmp(self)
-    kwargs = dict(num_tasks=2, samples_per_task=50, progress=False)
-    first = experiment.run_in_workdir(out, seeds=(0, 1), together=True,
-                                      **kwargs)
+    config = _config(out, seeds=2)
+    first = experiment.train_and_evaluate(config)
     # A save of the group left behind (as by a kill), unreadable: with
     # --overwrite the group starts over instead of resuming from it.
     chash = first[0]['config_hash']
@@ -252,9 +260,9 @@ class WorkdirTest(absltest.TestCase):
         out, 'mnist_permutations', 'emcl', chash, (0, 1)), '0')
     os.makedirs(stale)
     with self.assertRaises(experiment.RunExistsError):
-      experiment.run_in_workdir(out, seeds=(0, 1), together=True, **kwargs)
-    again = experiment.run_in_workdir(out, seeds=(0, 1), together=True,
-                                      overwrite=True, **kwargs)
+      experiment.train_and_evaluate(config)
+    again = experiment.train_and_evaluate(schema.replace(
+        config, 'output.overwrite', True))
     self.assertEqual([r['accuracy_matrix'] for r in again],
                      [r['accuracy_matrix'] for r in first])
     self.assertFalse(os.path.exists(os.path.dirname(stale)))
@@ -262,12 +270,10 @@ class WorkdirTest(absltest.TestCase):
   @pytest.mark.slow
   def test_tree_and_flat_files_read_back_without_mixing_settings(self):
     out = _tmp(self)
-    kwargs = dict(num_tasks=2, samples_per_task=50, progress=False,
-                  checkpoint=False)
-    a = experiment.run_in_workdir(out, seeds=(0, 1), together=True,
-                                  **kwargs)
-    b = experiment.run_in_workdir(out, seeds=(0,), overrides={'beta': 0.05},
-                                  **kwargs)
+    config = _config(out, **{'output.checkpoint': False})
+    a = experiment.train_and_evaluate(schema.replace(config, 'seeds', 2))
+    b = experiment.train_and_evaluate(schema.replace(config, 'method.beta',
+                                                     0.05))
     # An old flat results file (schema 1: no config_hash) beside the tree.
     old = dict(b[0], name='old', schema_version=1)
     del old['config_hash']
@@ -300,6 +306,57 @@ class WorkdirTest(absltest.TestCase):
     self.assertEqual(proc.returncode, 2)
     self.assertRegex(proc.stderr, r'^error: .*bad_seed0.json is not a '
                      r'readable results file .*\n$')
+
+
+  def test_consecutive_groups(self):
+    self.assertEqual(workdir_run.consecutive([0, 2, 3, 5]),
+                     [[0], [2, 3], [5]])
+    self.assertEqual(workdir_run.consecutive([]), [])
+
+  @pytest.mark.slow
+  def test_a_gap_in_the_seeds_reruns_the_missing_seed_only(self):
+    out = _tmp(self)
+    config = _config(out, seeds=3, **{'output.checkpoint': False})
+    first = experiment.train_and_evaluate(config)
+    os.remove(results_files(out)[1])  # seed 1's
+    again = experiment.train_and_evaluate(config, skip_finished=True)
+    self.assertEqual([r['seed'] for r in again], [1])
+    np.testing.assert_allclose(again[0]['accuracy_matrix'],
+                               first[1]['accuracy_matrix'], atol=2e-3)
+    self.assertLen(results_files(out), 3)
+
+  def test_runs_made_before_the_config_change_still_summarise(self):
+    # tests/data/old_runs: two seeds written by emcl_jax 0.2.0 before run
+    # configs were typed (`run.py --num_tasks=2 --samples_per_task=100
+    # --seeds=2`), their folders and hash as that version made them.
+    old = os.path.join(os.path.dirname(__file__), 'data', 'old_runs')
+    runs = tables.load(old)
+    self.assertEqual([(r['seed'], r['config_hash']) for r in runs],
+                     [(0, 'ff68df5036'), (1, 'ff68df5036')])
+    [row] = tables.aggregate(runs)
+    self.assertEqual((row.dataset, row.name, row.seeds),
+                     ('mnist_permutations', 'emcl', (0, 1)))
+    # The files' own numbers (ACC 49.60 and 52.25, as that run printed).
+    self.assertAlmostEqual(row.acc, (49.60000067949295 + 52.25) / 2, 4)
+    proc = subprocess.run([sys.executable, SUMMARIZE, f'--workdir={old}'],
+                          capture_output=True, text=True, env=ENV,
+                          timeout=120)
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    self.assertIn('| mnist_permutations | emcl | 50.93 ± 1.33 |',
+                  proc.stdout)
+
+  def test_foreign_results_file_is_named_in_one_line(self):
+    out = _tmp(self)
+    folder = os.path.join(out, 'mnist_permutations', 'emcl', 'abc', 'seed0')
+    os.makedirs(folder)
+    with open(os.path.join(folder, 'results.json'), 'w') as f:
+      json.dump({'dataset': 'mnist_permutations', 'loss': 1.0}, f)
+    proc = subprocess.run([sys.executable, SUMMARIZE, f'--workdir={out}'],
+                          capture_output=True, text=True, env=ENV,
+                          timeout=120)
+    self.assertEqual(proc.returncode, 2)
+    self.assertRegex(proc.stderr, r'^error: \S+seed0/results.json is not a '
+                     r'results file \(no method\); .*\n$')
 
 
 if __name__ == '__main__':

@@ -1,41 +1,176 @@
-"""Configs as code: one `get_config()` module per benchmark.
+"""Configs as code: a run is one typed `RunConfig` (`schema`).
 
-Each module (`mnist_permutations.py`, `many_permutations.py`,
-`split_mnist.py`, `cifar100.py`, `miniimagenet.py`) returns a dict
+`get_config(dataset, method)` is the whole run of `method` on `dataset`,
+from the benchmark's module (`mnist_permutations.py`, `many_permutations.py`,
+`mnist_rotations.py`, `split_mnist.py`, `cifar100.py`, `miniimagenet.py`):
+its size (Table I), model, and every hyper-parameter of the method. Each
+value has one home:
 
-  {'model': the benchmark's model name (see emcl_jax.models),
-   'methods': {method name: {hyper-parameter: value}}}
+  a method's library default        its config class (emcl_jax/methods/)
+  what makes a variant (emcl_si,    `methods.VARIANTS` (a variant takes its
+    cmaml, emcl_gd, ...)              base method's benchmark values unless
+                                      the benchmark lists it)
+  a benchmark's values (Table II)   the benchmark's module, `METHODS`
+  your change                       `overrides`: {'method.beta': 0.05}, or
+                                      --config.method.beta=0.05
 
-holding Table II's values (and, where the table is silent, those of each
-method's paper or official code, as noted in the module). Every value can be
-overridden from the command line (`--lr=0.05`), or by a config file of your
-own: `--config=my_config.py` loads its `get_config()` and merges its
-'methods' entries over the benchmark's (fields given override, others keep
-the benchmark's values).
+`resolve` fills in what a run derives (the data source `auto` stands for,
+absolute folders) and refuses settings that cannot change the benchmark;
+`flat` is the `config` entry of a run's results, and `config_hash` names its
+folder, so equal resolved configs share a folder.
 """
 
+import dataclasses
 import importlib
 import importlib.util
 import os
 from typing import Any, Optional
 
-BENCHMARKS = ('mnist_permutations', 'many_permutations', 'mnist_rotations',
-              'split_mnist', 'cifar100', 'miniimagenet')
+from emcl_jax import data as data_lib
+from emcl_jax import models
+from emcl_jax.configs import schema
+from emcl_jax.configs.schema import ConfigError, RunConfig
+from emcl_jax.methods import METHODS, VARIANTS
+
+BENCHMARKS = tuple(data_lib.BENCHMARKS)
 
 
-def get_config(dataset: str, path: Optional[str] = None) -> dict[str, Any]:
-  """The benchmark's config, with `path`'s `get_config()` merged over it.
+def method_config(method: str, table: dict[str, dict[str, Any]]
+                  ) -> schema.MethodConfig:
+  """`method` with the values of a benchmark's `table` over its library
+  defaults and its variant's switches (the module docstring).
 
   Raises:
-    ValueError: unknown benchmark, or a config file that cannot be used.
+    ConfigError: unknown method, or a table value the method does not take.
+  """
+  if method not in METHODS:
+    raise ConfigError(f'unknown method {method!r}; use one of '
+                      f'{", ".join(METHODS)}')
+  _, config_cls = METHODS[method]
+  base, switches = VARIANTS.get(method, (method, {}))
+  values = {**switches, **table.get(method, table.get(base, {}))}
+  unknown = sorted(set(values) - set(config_cls._fields))
+  if unknown:
+    raise ConfigError(f'the config sets {unknown[0]!r}, which method '
+                      f'{method} does not take (it takes '
+                      f'{", ".join(config_cls._fields)}); fix the config')
+  return schema.MethodConfig(method, config_cls(**values))
+
+
+def benchmark_config(dataset: str, method: str, model: str,
+                     table: dict[str, dict[str, Any]],
+                     **data: Any) -> RunConfig:
+  """The run of `method` on `dataset` with Table I's size, `model`, the
+  method's values from `table` and other `data` settings (`DataConfig`'s):
+  what each benchmark's `get_config` gives."""
+  num_tasks, samples_per_task = data_lib.BENCHMARKS[dataset]
+  return RunConfig(
+      method=method_config(method, table),
+      data=schema.DataConfig(name=dataset, num_tasks=num_tasks,
+                             samples_per_task=samples_per_task, **data),
+      model=schema.ModelConfig(name=model))
+
+
+def get_config(dataset: str = 'mnist_permutations', method: str = 'emcl',
+               overrides: Optional[dict[str, Any]] = None,
+               config_file: Optional[str] = None) -> RunConfig:
+  """The whole run of `method` on `dataset`, with `config_file`'s values and
+  then `overrides` ({dotted path: value}) over it.
+
+  Raises:
+    ConfigError: unknown benchmark, method or setting, or a bad value.
   """
   if dataset not in BENCHMARKS:
-    raise ValueError(f'unknown dataset {dataset!r}; use one of '
-                     f'{", ".join(BENCHMARKS)}')
-  config = importlib.import_module(f'emcl_jax.configs.{dataset}').get_config()
-  if path is not None:
-    config = merge(config, load_file(path))
-  return config
+    raise ConfigError(f'unknown dataset {dataset!r}; use one of '
+                      f'{", ".join(BENCHMARKS)}')
+  module = importlib.import_module(f'emcl_jax.configs.{dataset}')
+  config = module.get_config(method)
+  if config_file is not None:
+    config = schema.override(config, load_file(config_file, method))
+  return schema.override(config, overrides or {})
+
+
+def resolve(config: RunConfig) -> RunConfig:
+  """`config` as a run uses it: the data source 'auto' made explicit (the
+  folder when `data.dir` is given, else the bundled MNIST subset), the
+  folder absolute; checked whole.
+
+  Raises:
+    ConfigError: a setting that cannot apply to this benchmark or model,
+      or an invalid value.
+  """
+  data, model, protocol = config.data, config.model, config.protocol
+  dataset = data.name
+  if dataset not in BENCHMARKS:
+    raise ConfigError(f'unknown dataset {dataset!r}; use one of '
+                      f'{", ".join(BENCHMARKS)}')
+  for path in ('seeds', 'data.num_tasks', 'data.samples_per_task',
+               'protocol.batch_size', 'protocol.epochs'):
+    value = schema.get(config, path)
+    if value is not None and value <= 0:
+      raise ConfigError(f'{path} must be a positive integer, got {value}')
+  if config.seed < 0:
+    raise ConfigError(f'seed must be >= 0, got {config.seed}')
+  split = dataset in data_lib.CLASS_SPLITS
+  if data.class_order not in data_lib.CLASS_ORDERS:
+    raise ConfigError(f'data.class_order={data.class_order!r} is not one of '
+                      f'{", ".join(data_lib.CLASS_ORDERS)}')
+  if not split and data.class_order != 'natural':
+    raise ConfigError(f'data.class_order applies to the class-split '
+                      f'benchmarks ({", ".join(data_lib.CLASS_SPLITS)}), '
+                      f'not {dataset}; drop it')
+  if protocol.eval not in ('task', 'class', 'both'):
+    raise ConfigError(f'protocol.eval={protocol.eval!r} is not one of task, '
+                      'class, both')
+  if not split and protocol.eval != 'task':
+    raise ConfigError(f'protocol.eval={protocol.eval} applies to the '
+                      'class-split benchmarks (a single-head benchmark has '
+                      'no task identity to drop); use task')
+  if model.name not in models.MODELS:
+    raise ConfigError(f'unknown model {model.name!r}; use one of '
+                      f'{", ".join(models.MODELS)}')
+  if model.norm is not None:
+    if model.name != 'resnet18_reduced':
+      raise ConfigError(f'model.norm applies to resnet18_reduced, not '
+                        f'{model.name}; drop it')
+    try:
+      models.norm_layer(model.norm)
+    except ValueError as e:
+      raise ConfigError(f'model.norm: {e}') from None
+  try:
+    config.method.params.validate()
+  except ValueError as e:
+    raise ConfigError(f'method.{e}') from None
+  source = data.source
+  if source == 'auto' and data.dir is not None:
+    source = 'dir'
+  elif source == 'auto' and dataset not in ('cifar100', 'miniimagenet'):
+    source = 'bundled'
+  return dataclasses.replace(config, data=dataclasses.replace(
+      data, source=source,
+      dir=None if data.dir is None else os.path.abspath(data.dir)))
+
+
+def model_label(model: schema.ModelConfig) -> str:
+  """The model's name, with its normalisation when not the default:
+  'resnet18_reduced(norm=batch)'."""
+  if model.norm in (None, 'group'):
+    return model.name
+  return f'{model.name}(norm={model.norm})'
+
+
+def flat(config: RunConfig) -> dict[str, Any]:
+  """The `config` entry of a run's results (and of its hash): every
+  hyper-parameter of the method, then the benchmark's size, batch size,
+  model, class order, data source and folder, evaluation mode and epochs."""
+  return {**config.method.params._asdict(),
+          'num_tasks': config.data.num_tasks,
+          'samples_per_task': config.data.samples_per_task,
+          'batch_size': config.protocol.batch_size,
+          'model': model_label(config.model),
+          'class_order': config.data.class_order,
+          'data_source': config.data.source, 'data_dir': config.data.dir,
+          'eval': config.protocol.eval, 'epochs': config.protocol.epochs}
 
 
 def load_module(path: str, function: str = 'get_config',
@@ -43,57 +178,51 @@ def load_module(path: str, function: str = 'get_config',
   """The Python file at `path` as a module that defines `function`.
 
   Raises:
-    ValueError: missing file, a file that fails to load, or no `function`.
+    ConfigError: missing file, a file that fails to load, or no `function`.
   """
   if not os.path.isfile(path):
-    raise ValueError(f'{flag} {path} is not a file; give a Python file '
-                     f'defining {function}()')
+    raise ConfigError(f'{flag} {path} is not a file; give a Python file '
+                      f'defining {function}()')
   spec = importlib.util.spec_from_file_location('user_config', path)
   module = importlib.util.module_from_spec(spec)
   try:
     spec.loader.exec_module(module)
   except Exception as e:  # pylint: disable=broad-except
-    raise ValueError(f'{flag} {path} failed to load: '
-                     f'{type(e).__name__}: {e}') from None
+    raise ConfigError(f'{flag} {path} failed to load: '
+                      f'{type(e).__name__}: {e}') from None
   if not callable(getattr(module, function, None)):
-    raise ValueError(f'{flag} {path} defines no {function}()')
+    raise ConfigError(f'{flag} {path} defines no {function}()')
   return module
 
 
-def load_file(path: str) -> dict[str, Any]:
-  """`get_config()` of the Python file at `path`.
+def load_file(path: str, method: str) -> dict[str, Any]:
+  """The overrides of a config file: its `get_config()` returns
+  {dotted path: value} ({'method.beta': 0.05, 'data.num_tasks': 5}); the
+  older form {'methods': {method: {field: value}}} gives `method`'s entry.
 
   Raises:
-    ValueError: missing file, no get_config, or not the expected shape.
+    ConfigError: missing file, no get_config, or not one of those shapes.
   """
   try:
-    config = load_module(path).get_config()
-  except ValueError:
+    values = load_module(path).get_config()
+  except ConfigError:
     raise
   except Exception as e:  # pylint: disable=broad-except
-    raise ValueError(f'--config {path} failed to load: get_config() raised '
-                     f'{type(e).__name__}: {e}') from None
-  if not isinstance(config, dict) or not isinstance(
-      config.get('methods', {}), dict) or not all(
-          isinstance(v, dict) for v in config.get('methods', {}).values()):
-    raise ValueError(f'--config {path}: get_config() must return a dict '
-                     "like {'methods': {'emcl': {'beta': 0.05}}}")
-  return config
+    raise ConfigError(f'--config {path} failed to load: get_config() raised '
+                      f'{type(e).__name__}: {e}') from None
+  if isinstance(values, dict) and isinstance(values.get('methods'), dict):
+    entries = values['methods']
+    if all(isinstance(v, dict) for v in entries.values()):
+      base = VARIANTS.get(method, (method, {}))[0]
+      entry = entries.get(method, entries.get(base, {}))
+      return {f'method.{k}': v for k, v in entry.items()}
+  if not isinstance(values, dict) or not all(
+      isinstance(k, str) for k in values):
+    raise ConfigError(f'--config {path}: get_config() must return a dict '
+                      "like {'method.beta': 0.05, 'data.num_tasks': 5}")
+  return values
 
 
-def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-  """`extra` over `base`: method entries merged field by field."""
-  methods = {m: dict(v) for m, v in base.get('methods', {}).items()}
-  for m, values in extra.get('methods', {}).items():
-    methods[m] = {**methods.get(m, {}), **values}
-  return {**base, **{k: v for k, v in extra.items() if k != 'methods'},
-          'methods': methods}
-
-
-def defaults(config: dict[str, Any], method: str) -> dict[str, Any]:
-  """The method's entry of `config`; EMCL's variants (emcl_si) share EMCL's
-  entry when they have none of their own; {} where the config is silent."""
-  methods = config.get('methods', {})
-  if method not in methods and method.startswith('emcl'):
-    method = 'emcl'
-  return dict(methods.get(method, {}))
+__all__ = ['BENCHMARKS', 'ConfigError', 'RunConfig', 'benchmark_config',
+           'flat', 'get_config', 'load_file', 'load_module', 'method_config',
+           'model_label', 'resolve', 'schema']

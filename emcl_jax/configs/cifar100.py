@@ -5,27 +5,33 @@ gamma 0.1; replay memory 200). C-MAML and Sync: the official La-MAML
 script's CIFAR values. Not yet tuned here (no CIFAR-100 offline)."""
 
 
-def get_config():
-  return {
-      'model': 'resnet18_reduced',
-      'methods': {
-          'emcl': dict(alpha0=0.1, beta=0.075, lam=50.0, gamma=0.1,
-                       memory_size=200),
-          'finetune': dict(lr=0.03),
-          'joint': dict(lr=0.03),
-          # Table II: alpha_0 0.1, eta 0.3; the script's glances 10, clip 1.
-          'lamaml': dict(alpha_init=0.1, opt_lr=0.3, opt_wt=0.1, glances=10,
-                         grad_clip_norm=1.0, memory_size=200),
-          'cmaml': dict(alpha_init=0.075, opt_wt=0.075, glances=2,
-                        memory_size=200),
-          'sync': dict(alpha_init=0.1, opt_lr=0.35, opt_wt=0.1, glances=5,
-                       memory_size=200),
-          'gem': dict(lr=0.03, memory_per_task=10, max_tasks=20),
-          'agem': dict(lr=0.03, memory_size=200, replay_size=200),
-          'ewc': dict(lr=0.03, lam=100.0),
-          'ewc_online': dict(lr=0.03, lam=100.0, ewc_gamma=0.9),
-          'si': dict(lr=0.03),
-          'mer': dict(memory_size=200),
-          'er': dict(lr=0.03, memory_size=200),
-      },
-  }
+from emcl_jax import configs
+
+MODEL = 'resnet18_reduced'
+
+METHODS = {
+    'emcl': dict(alpha0=0.1, beta=0.075, lam=50.0, gamma=0.1,
+                 memory_size=200),
+    'finetune': dict(lr=0.03),
+    'joint': dict(lr=0.03),
+    # Table II: alpha_0 0.1, eta 0.3; the script's glances 10, clip 1.
+    'lamaml': dict(alpha_init=0.1, opt_lr=0.3, opt_wt=0.1, glances=10,
+                   grad_clip_norm=1.0, memory_size=200),
+    'cmaml': dict(alpha_init=0.075, opt_wt=0.075, glances=2,
+                  memory_size=200),
+    'sync': dict(alpha_init=0.1, opt_lr=0.35, opt_wt=0.1, glances=5,
+                 memory_size=200),
+    'gem': dict(lr=0.03, memory_per_task=10, max_tasks=20),
+    'agem': dict(lr=0.03, memory_size=200, replay_size=200),
+    'ewc': dict(lr=0.03, lam=100.0),
+    'ewc_online': dict(lr=0.03, lam=100.0, ewc_gamma=0.9),
+    'si': dict(lr=0.03),
+    'mer': dict(memory_size=200),
+    'er': dict(lr=0.03, memory_size=200),
+}
+
+
+def get_config(method: str = 'emcl') -> configs.RunConfig:
+  """The run of `method` on cifar100:
+  `python experiments/run.py --dataset=cifar100 --method=METHOD`."""
+  return configs.benchmark_config('cifar100', method, MODEL, METHODS)

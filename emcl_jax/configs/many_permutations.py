@@ -21,31 +21,37 @@ measured: alpha0 0.2 (0.15: 47.23 +- 0.55) and beta 0.1 (0.03: 45.38 +-
 """
 
 
-def get_config():
-  return {
-      'model': 'mlp',
-      'methods': {
-          # docs/algorithm.md #9; the fast single pass: glances=1,
-          # meta_lr='inverse', meta_h_norm='same', alpha0=0.15, beta=0.03,
-          # r=0.2.
-          'emcl': dict(alpha0=0.2, beta=0.1, lam=10.0, gamma=0.1,
-                       memory_size=500, glances=10, meta_lr='task',
-                       meta_h_norm='mean', r=1.0, alpha_min=0.0,
-                       alpha_max=1.0),
-          'finetune': dict(lr=0.01),
-          'joint': dict(lr=0.01),
-          'lamaml': dict(alpha_init=0.1, opt_lr=0.1, glances=10,
-                         memory_size=500),
-          'cmaml': dict(alpha_init=0.03, opt_wt=0.15, glances=5,
-                        memory_size=500),
-          'sync': dict(alpha_init=0.03, opt_lr=0.1, opt_wt=0.03, glances=10,
-                       memory_size=500),
-          'gem': dict(lr=0.1, memory_per_task=5, max_tasks=100),
-          'agem': dict(lr=0.03, memory_size=500, replay_size=500),
-          'ewc': dict(lr=0.1, lam=0.3),
-          'ewc_online': dict(lr=0.1, lam=3.0, ewc_gamma=0.9),
-          'si': dict(lr=0.03, c=1.0, xi=0.1),
-          'mer': dict(memory_size=500, replay_size=5),
-          'er': dict(memory_size=500, replay_size=25),
-      },
-  }
+from emcl_jax import configs
+
+MODEL = 'mlp'
+
+METHODS = {
+    # docs/algorithm.md #9; the fast single pass: glances=1,
+    # meta_lr='inverse', meta_h_norm='same', alpha0=0.15, beta=0.03,
+    # r=0.2.
+    'emcl': dict(alpha0=0.2, beta=0.1, lam=10.0, gamma=0.1,
+                 memory_size=500, glances=10, meta_lr='task',
+                 meta_h_norm='mean', r=1.0, alpha_min=0.0,
+                 alpha_max=1.0),
+    'finetune': dict(lr=0.01),
+    'joint': dict(lr=0.01),
+    'lamaml': dict(alpha_init=0.1, opt_lr=0.1, glances=10,
+                   memory_size=500),
+    'cmaml': dict(alpha_init=0.03, opt_wt=0.15, glances=5,
+                  memory_size=500),
+    'sync': dict(alpha_init=0.03, opt_lr=0.1, opt_wt=0.03, glances=10,
+                 memory_size=500),
+    'gem': dict(lr=0.1, memory_per_task=5, max_tasks=100),
+    'agem': dict(lr=0.03, memory_size=500, replay_size=500),
+    'ewc': dict(lr=0.1, lam=0.3),
+    'ewc_online': dict(lr=0.1, lam=3.0, ewc_gamma=0.9),
+    'si': dict(lr=0.03, c=1.0, xi=0.1),
+    'mer': dict(memory_size=500, replay_size=5),
+    'er': dict(memory_size=500, replay_size=25),
+}
+
+
+def get_config(method: str = 'emcl') -> configs.RunConfig:
+  """The run of `method` on many_permutations:
+  `python experiments/run.py --dataset=many_permutations --method=METHOD`."""
+  return configs.benchmark_config('many_permutations', method, MODEL, METHODS)

@@ -29,30 +29,36 @@ code's scale and diverges).
 """
 
 
-def get_config():
-  return {
-      'model': 'mlp',
-      'methods': {
-          # docs/algorithm.md #9; the fast single pass: glances=1,
-          # meta_lr='inverse', meta_h_norm='same', beta=0.03, r=0.2.
-          'emcl': dict(alpha0=0.3, beta=0.1, lam=10.0, gamma=0.3,
-                       memory_size=200, glances=5, meta_lr='task',
-                       meta_h_norm='mean', r=1.0, alpha_min=0.0,
-                       alpha_max=1.0),
-          'finetune': dict(lr=0.01),
-          'joint': dict(lr=0.01),
-          'lamaml': dict(alpha_init=0.15, opt_lr=0.3, glances=5,
-                         memory_size=200),
-          'cmaml': dict(alpha_init=0.03, opt_wt=0.1, glances=5,
-                        memory_size=200),
-          'sync': dict(alpha_init=0.15, opt_lr=0.1, opt_wt=0.1, glances=5,
-                       memory_size=200),
-          'gem': dict(lr=0.1, memory_per_task=10, max_tasks=20),
-          'agem': dict(lr=0.03, memory_size=200, replay_size=200),
-          'ewc': dict(lr=0.1, lam=1.0),
-          'ewc_online': dict(lr=0.1, lam=10.0, ewc_gamma=0.9),
-          'si': dict(lr=0.1, c=0.1, xi=0.1),
-          'mer': dict(memory_size=200),
-          'er': dict(memory_size=200),
-      },
-  }
+from emcl_jax import configs
+
+MODEL = 'mlp'
+
+METHODS = {
+    # docs/algorithm.md #9; the fast single pass: glances=1,
+    # meta_lr='inverse', meta_h_norm='same', beta=0.03, r=0.2.
+    'emcl': dict(alpha0=0.3, beta=0.1, lam=10.0, gamma=0.3,
+                 memory_size=200, glances=5, meta_lr='task',
+                 meta_h_norm='mean', r=1.0, alpha_min=0.0,
+                 alpha_max=1.0),
+    'finetune': dict(lr=0.01),
+    'joint': dict(lr=0.01),
+    'lamaml': dict(alpha_init=0.15, opt_lr=0.3, glances=5,
+                   memory_size=200),
+    'cmaml': dict(alpha_init=0.03, opt_wt=0.1, glances=5,
+                  memory_size=200),
+    'sync': dict(alpha_init=0.15, opt_lr=0.1, opt_wt=0.1, glances=5,
+                 memory_size=200),
+    'gem': dict(lr=0.1, memory_per_task=10, max_tasks=20),
+    'agem': dict(lr=0.03, memory_size=200, replay_size=200),
+    'ewc': dict(lr=0.1, lam=1.0),
+    'ewc_online': dict(lr=0.1, lam=10.0, ewc_gamma=0.9),
+    'si': dict(lr=0.1, c=0.1, xi=0.1),
+    'mer': dict(memory_size=200),
+    'er': dict(memory_size=200),
+}
+
+
+def get_config(method: str = 'emcl') -> configs.RunConfig:
+  """The run of `method` on mnist_permutations:
+  `python experiments/run.py --dataset=mnist_permutations --method=METHOD`."""
+  return configs.benchmark_config('mnist_permutations', method, MODEL, METHODS)

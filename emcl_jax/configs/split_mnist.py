@@ -2,10 +2,15 @@
 real images offline. Not in the paper: MNIST Permutations' values, with
 `--model=resnet18_reduced` as the alternative to the MLP."""
 
+from emcl_jax import configs
 from emcl_jax.configs import mnist_permutations
 
+MODEL = 'mlp'
+METHODS = {**mnist_permutations.METHODS,
+           'gem': {**mnist_permutations.METHODS['gem'], 'max_tasks': 5}}
 
-def get_config():
-  config = mnist_permutations.get_config()
-  config['methods']['gem'] = dict(config['methods']['gem'], max_tasks=5)
-  return config
+
+def get_config(method: str = 'emcl') -> configs.RunConfig:
+  """The run of `method` on split_mnist:
+  `python experiments/run.py --dataset=split_mnist --method=METHOD`."""
+  return configs.benchmark_config('split_mnist', method, MODEL, METHODS)

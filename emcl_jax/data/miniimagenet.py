@@ -32,8 +32,11 @@ PICKLES = tuple(f'mini-imagenet-cache-{s}.pkl' for s in SPLITS)
 EXTENSIONS = ('.jpg', '.jpeg', '.png')
 SIZE = 84
 PUT = ('put mini-imagenet-cache-train.pkl, mini-imagenet-cache-val.pkl and '
-       'mini-imagenet-cache-test.pkl, or one folder of images per class '
-       '(DIR/<class_name>/*.jpg), in --data_dir=DIR')
+       'mini-imagenet-cache-test.pkl (not a public download: learn2learn\'s '
+       "MiniImagenet(root, mode, download=True) fetches these pickles, from "
+       'the Google Drive files of Ren et al. 2018, '
+       'github.com/renmengye/few-shot-ssl-public), or one folder of images '
+       'per class (DIR/<class_name>/*.jpg), in --data_dir=DIR')
 
 
 def read_pickles(data_dir: str, *, train_per_class: int = 500,

@@ -40,9 +40,10 @@ from absl import logging
 import jax
 import numpy as np
 
-from emcl_jax.launch import cli
 from emcl_jax import experiment
 from emcl_jax import models
+from emcl_jax.errors import DataError
+from emcl_jax.launch import cli
 from emcl_jax.launch import timing
 from emcl_jax.methods import JOINT, METHODS
 
@@ -56,30 +57,18 @@ flags.DEFINE_integer('timed_tasks', 3, 'Tasks timed per method after the '
                      'warm-up task (the median is reported).')
 flags.DEFINE_list('widths', ['100', '200', '400'], 'MLP widths for the '
                   'width scaling.')
-flags.DEFINE_list('seeds', ['1', '2', '4'], 'Seeds in parallel (vmapped) for '
-                  'the seed scaling.')
+flags.DEFINE_list('seed_counts', ['1', '2', '4'], 'Seeds in parallel '
+                  '(vmapped) for the seed scaling.')
 flags.DEFINE_list('scaling_methods', ['floor', 'emcl', 'gem', 'agem'],
                   'Methods timed on every task for the task scaling.')
 flags.DEFINE_integer('protocol_repeats', 3, 'Full-protocol EMCL runs.')
 flags.DEFINE_integer('rounds', 7, 'Alternating floor/EMCL rounds of '
                      '--timed_tasks tasks for emcl_over_floor (0: take it '
                      'from the table).')
-flags.DEFINE_integer('samples_per_task', None, 'Shrink the timed streams '
-                     '(e.g. for the ResNet on the CPU); default: full.')
-flags.DEFINE_integer('num_tasks', None, 'Shrink the benchmark: tasks.')
-flags.DEFINE_string('data_dir', None, 'As run.py --data_dir (cifar100, '
-                    'miniimagenet; MNIST: the bundled subset by default).')
 flags.DEFINE_bool('scaling', True, 'Run the scaling and protocol sections.')
 flags.DEFINE_string('output', None, 'JSON file for the results.')
 
 FLOOR = 'floor'
-
-
-def floor_overrides(dataset: str) -> dict[str, Any]:
-  """Fine-tuning's settings that make its stream EMCL's inner stream."""
-  emcl = experiment.method_config(dataset, 'emcl', {})
-  return dict(memory_size=emcl.memory_size, replay_size=emcl.replay_size,
-              glances=emcl.glances)
 
 
 def model_fn(name: str, width: Optional[int] = None):
@@ -95,14 +84,13 @@ def model_fn(name: str, width: Optional[int] = None):
 
 def build(dataset: str, method: str, model: str, *,
           width: Optional[int] = None) -> experiment.Setup:
-  """The run's setup; `method` may be 'floor'."""
-  sizes = dict(samples_per_task=FLAGS.samples_per_task,
-               num_tasks=FLAGS.num_tasks, model_fn=model_fn(model, width),
-               data_dir=FLAGS.data_dir)
-  if method == FLOOR:
-    return experiment.setup(dataset, 'finetune',
-                            overrides=floor_overrides(dataset), **sizes)
-  return experiment.setup(dataset, method, **sizes)
+  """The run's setup (seed --seed; the command line's settings, the timed
+  `model`); `method` may be 'floor'."""
+  extra = timing.floor_overrides(dataset) if method == FLOOR else {}
+  config = cli.run_config(dataset, 'finetune' if method == FLOOR else method,
+                          extra)
+  return experiment.setup(config, config.seed,
+                          model_fn=model_fn(model, width))
 
 
 def peak_rss_mib() -> float:
@@ -135,34 +123,31 @@ def methods_to_time() -> list[str]:
   return FLAGS.methods
 
 
-def main(argv):
-  del argv  # cli.parse_flags refused any argument left over
-  logging.set_verbosity(logging.ERROR)
-  methods = methods_to_time()
-  out: dict[str, Any] = {'device': jax.default_backend(),
-                         'cpu_count': os.cpu_count(),
-                         'versions': experiment.versions(), 'table': []}
+def log(row: dict[str, Any]) -> None:
+  """One JSON line per measurement, as it is made."""
+  print(json.dumps(row), flush=True)
 
-  def log(row):
-    print(json.dumps(row), flush=True)
 
+def time_table(methods: list[str]) -> list[dict[str, Any]]:
+  """The floor and every method, per (dataset, model), with their cost
+  over the floor's."""
+  table = []
   for dataset in FLAGS.datasets:
     for model in FLAGS.models:
       floor = time_method(dataset, FLOOR, model,
                           timed_tasks=FLAGS.timed_tasks)
-      rows = [{'dataset': dataset, 'model': model, 'method': FLOOR,
-               **floor, 'over_floor': over_floor(floor['us_per_sample'],
-                                                 floor['us_per_sample'])}]
-      log(rows[0])
-      for method in methods:
-        res = time_method(dataset, method, model,
-                          timed_tasks=FLAGS.timed_tasks)
-        rows.append({'dataset': dataset, 'model': model, 'method': method,
-                     **res, 'over_floor': over_floor(
-                         res['us_per_sample'], floor['us_per_sample'])})
-        log(rows[-1])
-      out['table'].extend(rows)
+      for method in [FLOOR] + methods:
+        res = floor if method == FLOOR else time_method(
+            dataset, method, model, timed_tasks=FLAGS.timed_tasks)
+        table.append({'dataset': dataset, 'model': model, 'method': method,
+                      **res, 'over_floor': over_floor(
+                          res['us_per_sample'], floor['us_per_sample'])})
+        log(table[-1])
+  return table
 
+
+def headline(out: dict[str, Any]) -> None:
+  """`emcl_over_floor`: the head-to-head median ratio, or the table's."""
   first = out['table'][0]
   if FLAGS.rounds:
     dataset, model = first['dataset'], first['model']
@@ -179,44 +164,65 @@ def main(argv):
             and r['model'] == first['model']]
     out['emcl_over_floor'] = emcl[0]['over_floor'] if emcl else None
 
-  if FLAGS.scaling:
-    dataset, model = first['dataset'], first['model']
-    out['scaling_tasks'] = {}
-    for method in FLAGS.scaling_methods:
-      res = time_method(dataset, method, model, timed_tasks=0, all_tasks=True)
-      per_task = [1e6 * s / res['samples_per_task']
-                  for s in res['task_seconds']]
-      slope = float(np.polyfit(np.arange(len(per_task)), per_task, 1)[0])
-      out['scaling_tasks'][method] = {'us_per_sample': per_task,
-                                      'slope_us_per_task': slope}
-      log({'scaling_tasks': method, 'first': per_task[0],
-           'last': per_task[-1], 'slope': slope})
-    out['scaling_width'] = {}
-    for width in map(int, FLAGS.widths):
-      row = {m: time_method(dataset, m, model, width=width,
-                            timed_tasks=FLAGS.timed_tasks)['us_per_sample']
-             for m in (FLOOR, 'emcl')}
-      row['emcl_over_floor'] = over_floor(row['emcl'], row[FLOOR])
-      out['scaling_width'][width] = row
-      log({'width': width, **row})
-    out['scaling_seeds'] = {}
-    for seeds in map(int, FLAGS.seeds):
-      row = {m: time_method(dataset, m, model, seeds=seeds,
-                            timed_tasks=FLAGS.timed_tasks)['us_per_sample']
-             for m in (FLOOR, 'emcl')}
-      out['scaling_seeds'][seeds] = row
-      log({'seeds': seeds, **row})
-    out['protocol'] = timing.protocol(
-        lambda: build(dataset, 'emcl', model), FLAGS.protocol_repeats)
-    out['protocol_seconds'] = out['protocol']['seconds']
-    log({'protocol_seconds': out['protocol_seconds'],
-         'serial': out['protocol']['serial']['seconds'],
-         'overlapped': out['protocol']['overlapped']['seconds'],
-         'eval_share_serial': out['protocol']['serial']['eval_share']})
+
+def scaling(out: dict[str, Any], dataset: str, model: str) -> None:
+  """The task, width and seed scaling and the full protocol."""
+  out['scaling_tasks'] = {}
+  for method in FLAGS.scaling_methods:
+    res = time_method(dataset, method, model, timed_tasks=0, all_tasks=True)
+    per_task = [1e6 * s / res['samples_per_task']
+                for s in res['task_seconds']]
+    slope = float(np.polyfit(np.arange(len(per_task)), per_task, 1)[0])
+    out['scaling_tasks'][method] = {'us_per_sample': per_task,
+                                    'slope_us_per_task': slope}
+    log({'scaling_tasks': method, 'first': per_task[0],
+         'last': per_task[-1], 'slope': slope})
+  out['scaling_width'] = {}
+  for width in map(int, FLAGS.widths):
+    row = {m: time_method(dataset, m, model, width=width,
+                          timed_tasks=FLAGS.timed_tasks)['us_per_sample']
+           for m in (FLOOR, 'emcl')}
+    row['emcl_over_floor'] = over_floor(row['emcl'], row[FLOOR])
+    out['scaling_width'][width] = row
+    log({'width': width, **row})
+  out['scaling_seeds'] = {}
+  for seeds in map(int, FLAGS.seed_counts):
+    row = {m: time_method(dataset, m, model, seeds=seeds,
+                          timed_tasks=FLAGS.timed_tasks)['us_per_sample']
+           for m in (FLOOR, 'emcl')}
+    out['scaling_seeds'][seeds] = row
+    log({'seeds': seeds, **row})
+  out['protocol'] = timing.protocol(
+      lambda: build(dataset, 'emcl', model), FLAGS.protocol_repeats)
+  out['protocol_seconds'] = out['protocol']['seconds']
+  log({'protocol_seconds': out['protocol_seconds'],
+       'serial': out['protocol']['serial']['seconds'],
+       'overlapped': out['protocol']['overlapped']['seconds'],
+       'eval_share_serial': out['protocol']['serial']['eval_share']})
+
+
+def main(argv):
+  del argv  # cli.parse_flags refused any argument left over
+  logging.set_verbosity(logging.ERROR)
+  methods = methods_to_time()
+  out: dict[str, Any] = {'device': jax.default_backend(),
+                         'cpu_count': os.cpu_count(),
+                         'versions': experiment.versions(), 'table': []}
+  try:
+    out['table'] = time_table(methods)
+    headline(out)
+    if FLAGS.scaling:
+      scaling(out, out['table'][0]['dataset'], out['table'][0]['model'])
+  except (ValueError, DataError) as e:
+    cli.fail(str(e))
   out['peak_rss_mib'] = peak_rss_mib()
   if FLAGS.output:
-    with open(FLAGS.output, 'w') as f:
-      json.dump(out, f, indent=1)
+    try:
+      with open(FLAGS.output, 'w') as f:
+        json.dump(out, f, indent=1)
+    except OSError as e:
+      cli.fail(f'cannot write {FLAGS.output}: {e.strerror or e}; choose a '
+               'writable --output')
   print(markdown(out), end='')
 
 
@@ -256,7 +262,7 @@ def markdown(out: dict[str, Any]) -> str:
 
 def entry():
   """The console script `emcl-bench` (and `python experiments/bench.py`)."""
-  cli.start(main, __doc__)
+  cli.start(main, __doc__, __name__)
 
 
 if __name__ == '__main__':

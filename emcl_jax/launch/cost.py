@@ -22,15 +22,13 @@ from absl import logging
 from emcl_jax import experiment
 from emcl_jax.errors import DataError, NonFiniteLossError
 from emcl_jax.launch import cli
+from emcl_jax.launch import timing
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('dataset', 'mnist_permutations', 'Benchmark.')
 flags.DEFINE_integer('repeats', 3, 'Runs of each method (alternating).')
-flags.DEFINE_integer('seed', 0, 'Seed.')
 flags.DEFINE_string('baseline', 'finetune', 'finetune (on EMCL\'s stream) '
                     'or any method name (its Table II defaults).')
-flags.DEFINE_integer('num_tasks', None, 'Shrink the benchmark: tasks.')
-flags.DEFINE_integer('samples_per_task', None, 'Shrink: samples per task.')
 flags.DEFINE_string('output', None, 'Optional JSON file for the numbers.')
 
 
@@ -44,17 +42,13 @@ def main(argv):
                samples_per_task=FLAGS.samples_per_task)
   seconds, accs = {'emcl': [], base: []}, {'emcl': [], base: []}
   try:
-    emcl_config = experiment.method_config(FLAGS.dataset, 'emcl', {})
-    stream = {}
-    if base == 'finetune':
-      stream = dict(memory_size=emcl_config.memory_size,
-                    replay_size=emcl_config.replay_size,
-                    glances=emcl_config.glances)
-    experiment.method_config(FLAGS.dataset, base, stream)
+    stream = (timing.floor_overrides(FLAGS.dataset) if base == 'finetune'
+              else {})
+    runs = {'emcl': cli.run_config(FLAGS.dataset, 'emcl', {'seeds': 1}),
+            base: cli.run_config(FLAGS.dataset, base, {'seeds': 1, **stream})}
     for _ in range(FLAGS.repeats):
-      for method, overrides in (('emcl', {}), (base, stream)):
-        res = experiment.run(FLAGS.dataset, method, FLAGS.seed,
-                             overrides=overrides, **sizes)
+      for method, config in runs.items():
+        res = experiment.run(config)[0]
         seconds[method].append(res['train_seconds'])
         accs[method].append(res['acc'])
         print(f'{method:9s} train_s={res["train_seconds"]:.3f} '
@@ -83,4 +77,4 @@ def main(argv):
 
 def entry():
   """`python experiments/cost.py`."""
-  cli.start(main, __doc__)
+  cli.start(main, __doc__, __name__)

@@ -6,7 +6,8 @@ Reads every run folder's results.json under --workdir (and flat results
 files of older versions). One row per (dataset, run name, config hash): ACC
 +- std and BWT +- std over the seeds found, mean LA and mean training
 seconds; a name run with several settings gets one row per setting, labelled
-with the hash.
+with the hash. A file that is not a readable results file is named in one
+line (exit 2).
 """
 
 from absl import flags
@@ -18,6 +19,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', 'runs', 'Work directory (or folder of '
                     'results JSONs).')
 flags.DEFINE_alias('results_dir', 'workdir')
+flags.DEFINE_alias('output_dir', 'workdir')
 flags.DEFINE_list('columns', None, 'Metrics to show, from acc, bwt, la, fwt, '
                   'forgetting, acc_class, bwt_class (default: ACC, BWT, LA).')
 
@@ -37,7 +39,7 @@ def main(argv):
 
 def entry():
   """The console script `emcl-summarize` (and `python experiments/summarize.py`)."""
-  cli.start(main, __doc__)
+  cli.start(main, __doc__, __name__, shared=False)
 
 
 if __name__ == '__main__':

@@ -15,10 +15,20 @@ from typing import Any, Callable, Optional
 import jax
 import jax.numpy as jnp
 
+from emcl_jax import configs
 from emcl_jax import experiment
 from emcl_jax.training import engine
 
 Clock = Callable[[], float]
+
+
+def floor_overrides(dataset: str) -> dict[str, Any]:
+  """Fine-tuning's settings that make its stream EMCL's inner stream (the
+  cost floor): EMCL's memory size, replay samples and glances."""
+  emcl = configs.get_config(dataset, 'emcl').method
+  return {'method.memory_size': emcl.memory_size,
+          'method.replay_size': emcl.replay_size,
+          'method.glances': emcl.glances}
 
 
 def us_per_sample(seconds: list[float], samples_per_task: int) -> float:

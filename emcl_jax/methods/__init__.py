@@ -1,10 +1,12 @@
 """Methods by name: each module has `method(loss_fn, example, config)`.
 
 `METHODS[name] = (factory, config class)`. Some names are variants of one
-module with other defaults (`VARIANTS`, applied before Table II's values):
-C-MAML and Sync-La-MAML are La-MAML with other update rules, EMCL-SI is EMCL
-with SI-style importance, `ewc_online` is online EWC, and `joint` is fine-tuning on all tasks' data
-shuffled into one stream (see `JOINT`).
+module (`VARIANTS`: the base method and the switches that make the variant,
+applied before a benchmark's values): C-MAML and Sync-La-MAML are La-MAML
+with other update rules, EMCL-SI is EMCL with SI-style importance, Table IV's
+ablations `emcl_gd` and `emcl_lr_modulation` are EMCL with another inner
+loop, `ewc_online` is online EWC, and `joint` is fine-tuning on all tasks'
+data shuffled into one stream (see `JOINT`). Every script takes every name.
 """
 
 from emcl_jax.methods import agem
@@ -20,6 +22,8 @@ from emcl_jax.methods import si
 METHODS = {
     'emcl': (emcl.method, emcl.EMCLConfig),
     'emcl_si': (emcl.method, emcl.EMCLConfig),
+    'emcl_gd': (emcl.method, emcl.EMCLConfig),
+    'emcl_lr_modulation': (emcl.method, emcl.EMCLConfig),
     'finetune': (finetune.method, finetune.FinetuneConfig),
     'joint': (finetune.method, finetune.FinetuneConfig),
     'lamaml': (lamaml.method, lamaml.LaMAMLConfig),
@@ -34,12 +38,16 @@ METHODS = {
     'si': (si.method, si.SIConfig),
 }
 
-# name -> defaults that make the variant (before Table II and overrides).
+# name -> (base method, the switches that make the variant). A variant takes
+# a benchmark's values for its base method unless the benchmark lists it.
 VARIANTS = {
-    'emcl_si': dict(importance='si'),
-    'cmaml': dict(learn_lr=False, sync_update=True),
-    'sync': dict(sync_update=True),
-    'ewc_online': dict(online=True, ewc_gamma=0.9),
+    'emcl_si': ('emcl', dict(importance='si')),
+    'emcl_gd': ('emcl', dict(inner='gd')),
+    'emcl_lr_modulation': ('emcl', dict(inner='lr_modulation')),
+    'cmaml': ('lamaml', dict(learn_lr=False, sync_update=True)),
+    'sync': ('lamaml', dict(sync_update=True)),
+    'ewc_online': ('ewc', dict(online=True, ewc_gamma=0.9)),
+    'joint': ('finetune', {}),
 }
 
 # Methods trained on one stream of every task's samples, shuffled together.

@@ -21,7 +21,7 @@ from emcl_jax.training import workdir
 
 # Table IV's components of each ablation run name, as README's commands
 # make them: (inner LR modulation, inner regulariser, PGD, importance).
-ABLATIONS = {
+TABLE_IV_COMPONENTS = {
     'emcl': ('×', '✓', '✓', 'Taylor'),
     'emcl_gd': ('×', '✓', '×', 'Taylor'),
     'emcl_lr_modulation': ('✓', '×', '×', 'Taylor'),
@@ -110,14 +110,26 @@ def load(folder: str) -> list[dict[str, Any]]:
   Raises:
     ValueError: a file that is not a readable results file (one line).
   """
-  out = []
-  for path in workdir.find_results(folder):
-    res = workdir.read_json(path)
-    if 'dataset' not in res or 'acc' not in res:
-      raise ValueError(f'{path} is not a results file (no dataset or acc); '
-                       'move it out of the folder')
-    out.append(res)
-  return out
+  return [read_results(path) for path in workdir.find_results(folder)]
+
+
+# The keys every results file (any schema version) holds.
+REQUIRED = ('dataset', 'method', 'acc', 'bwt')
+
+
+def read_results(path: str) -> dict[str, Any]:
+  """The results file at `path`.
+
+  Raises:
+    ValueError: one line naming the file when it is not a readable results
+      file (corrupt JSON, or a key of `REQUIRED` missing).
+  """
+  res = workdir.read_json(path)
+  missing = [k for k in REQUIRED if k not in res]
+  if missing:
+    raise ValueError(f'{path} is not a results file (no {missing[0]}); '
+                     'move it out of the folder or delete it to run it again')
+  return res
 
 
 def _groups(results: Sequence[dict[str, Any]]
@@ -269,7 +281,8 @@ def table_iv(rows: Sequence[Row], dataset: str,
   """Table IV: the ablations of EMCL on one dataset.
 
   One row per run name of `names` that has results on `dataset`, with the
-  components it keeps (`ABLATIONS`; `?` for a name not listed there), ACC
+  components it keeps (`TABLE_IV_COMPONENTS`; `?` for a name not listed
+  there), ACC
   and BWT (mean ± population std over seeds, percent), ΔACC against the
   first name present, and mean training seconds. A footnote line names the
   missing ones.
@@ -297,7 +310,7 @@ def table_iv(rows: Sequence[Row], dataset: str,
   body = []
   for n in present:
     r = cell[n]
-    body.append([n, *ABLATIONS.get(n, ('?',) * 4),
+    body.append([n, *TABLE_IV_COMPONENTS.get(n, ('?',) * 4),
                  f'{r.acc:.2f} ± {r.acc_std:.2f}', f'{r.acc - ref.acc:+.2f}',
                  f'{r.bwt:.2f} ± {r.bwt_std:.2f}', f'{r.train_seconds:.2f}',
                  str(len(r.seeds))])

@@ -1,0 +1,131 @@
+"""Trains the seeds of one run config through the engine and returns their
+results dictionaries (`run`)."""
+
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+
+from emcl_jax import configs
+from emcl_jax import version
+from emcl_jax.data import tasks as tasks_lib
+from emcl_jax.experiment import build
+from emcl_jax.experiment import results as results_lib
+from emcl_jax.training import checkpoint as checkpoint_lib
+from emcl_jax.training import engine
+
+
+def run(config: configs.RunConfig, *,
+        tasks: Optional[tasks_lib.TaskSet] = None,
+        model_fn: Optional[Callable[[int], Any]] = None,
+        record_fn: Optional[Callable[[engine.TaskRecord], None]] = None,
+        batch_fn: Optional[Callable[..., None]] = None,
+        checkpoint_dir: Optional[str] = None, resume: bool = False,
+        together: Optional[bool] = None,
+        shard: bool = True) -> list[dict[str, Any]]:
+  """Runs the seeds of `config` (`config.seed_list`) and returns one
+  results dictionary per seed (`experiment.results`).
+
+  Several seeds run as one vmapped program sharded over the devices
+  (`engine.train_and_evaluate_seeds`; every seed keeps its own
+  initialisation, data and PRNG stream, and the timings are the whole
+  program's), one seed through `engine.train_and_evaluate`. With
+  `together=False` the seeds run one after another, each timed alone.
+
+  Args:
+    config: the run (`configs.get_config`); resolved here.
+    tasks: your own benchmark (`emcl_jax.data.from_arrays`) instead of the
+      config's data.
+    model_fn: model_fn(num_classes) -> flax module instead of the config's.
+    record_fn, batch_fn: the engine's per-task and in-task callbacks.
+    checkpoint_dir: save after every task there; with `resume`, continue
+      from its latest save (`training.checkpoint`).
+    together: run several seeds as one program (default: when there are
+      several).
+    shard: split the seeds of one program over the devices
+      (`engine.seed_mesh`); False keeps them on the default device.
+
+  Raises:
+    ValueError (ConfigError): bad configuration. DataError: bad data.
+    NonFiniteLossError: the loss diverged.
+  """
+  config = configs.resolve(config)
+  seeds = config.seed_list
+  if together is None:
+    together = len(seeds) > 1
+  if not together and len(seeds) > 1:
+    if checkpoint_dir is not None:
+      raise ValueError('checkpoint_dir takes one seed, or seeds run '
+                       'together; give each seed its own run')
+    return [r for s in seeds for r in run(
+        configs.schema.override(config, {'seed': s, 'seeds': 1}),
+        tasks=tasks, model_fn=model_fn, record_fn=record_fn,
+        batch_fn=batch_fn)]
+  setups = [build.setup(config, s, tasks=tasks, model_fn=model_fn)
+            for s in seeds]
+  flat = configs.flat(config)
+  if tasks is not None:
+    flat.update(num_tasks=tasks.num_test_tasks,
+                samples_per_task=int(tasks.train_y.shape[1]),
+                data_source=tasks.source, data_dir=None)
+  ckpt = _checkpointer(checkpoint_dir, resume, config, setups)
+  protocol = config.protocol
+  common = dict(batch_size=protocol.batch_size, record_fn=record_fn,
+                checkpointer=ckpt, batch_fn=batch_fn, eval_mode=protocol.eval,
+                epochs=protocol.epochs)
+  first = setups[0]
+  try:
+    if together:
+      result = engine.train_and_evaluate_seeds(
+          first.method, first.apply_fn,
+          jax.tree.map(lambda *a: jnp.stack(a), *(s.params for s in setups)),
+          [s.tasks for s in setups], keys=jnp.stack([s.key for s in setups]),
+          mesh=engine.seed_mesh(len(seeds)) if shard else None, **common)
+    else:
+      result = engine.train_and_evaluate(
+          first.method, first.apply_fn, first.params, first.tasks,
+          key=first.key, overlap_eval=config.output.overlap_eval, **common)
+  finally:
+    if ckpt is not None:
+      ckpt.close()
+  return _results(config, flat, setups, result, together)
+
+
+def _results(config, flat, setups, result, together):
+  """One results dictionary per seed of `result` (`experiment.results`)."""
+  name = config.output.name or config.method.name
+  out = []
+  for i, (seed, s) in enumerate(zip(config.seed_list, setups)):
+    stream = int(s.tasks.train_y.size // s.tasks.num_test_tasks
+                 // config.protocol.epochs)
+    res = results_lib.results(config.dataset, config.method.name, seed, name,
+                              flat, stream, s.tasks.source, result,
+                              i if together else None)
+    if together:
+      res['parallel_seeds'] = len(setups)
+    out.append(res)
+  return out
+
+
+def _checkpointer(checkpoint_dir, resume, config, setups):
+  """The run's `Checkpointer`, or None without a checkpoint_dir. Its
+  fingerprint (what a resumed run must share) is the method, its
+  hyper-parameters, the seeds, the model and a checksum of the data."""
+  if checkpoint_dir is None:
+    if resume:
+      raise ValueError('resume=True needs checkpoint_dir (the folder of the '
+                       'run to continue)')
+    return None
+  tasks = [s.tasks for s in setups]
+  fingerprint = {
+      'dataset': config.dataset, 'method': config.method.name,
+      'name': config.output.name or config.method.name,
+      'seeds': list(config.seed_list),
+      'config': config.method.params._asdict(),
+      'batch_size': config.protocol.batch_size, 'model': setups[0].model,
+      'shapes': [list(t.train_x.shape) for t in tasks][:1],
+      'data': checkpoint_lib.data_checksum(
+          *(a for t in tasks for a in (t.train_x, t.train_y, t.test_y))),
+      'emcl_jax': version.__version__}
+  return checkpoint_lib.Checkpointer(checkpoint_dir, fingerprint,
+                                     resume=resume)
