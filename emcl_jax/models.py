@@ -1,5 +1,6 @@
 """Flax models, by name in MODELS: the MLP of MER and La-MAML (MNIST
-benchmarks) and GEM's reduced ResNet-18 (CIFAR-100, miniImageNet)."""
+benchmarks), GEM's reduced ResNet-18 (CIFAR-100, miniImageNet) and
+La-MAML's convolutional network pc_cnn (CIFAR-100, TinyImageNet)."""
 
 import functools
 from typing import Any, Callable, Optional, Sequence
@@ -195,9 +196,89 @@ class ResNet18Reduced(nn.Module):
     return nn.Dense(self.num_classes, name='linear')(x)
 
 
+# pc_cnn's layers by image side, as La-MAML's model/meta/modelfactory.py
+# picks them by dataset: side -> (convolutions, hidden width).
+PC_CNN_LAYERS = {64: (4, 640), 32: (3, 320)}
+
+
+class PCCNN(nn.Module):
+  """La-MAML's `pc_cnn` (Gupta et al. 2020, montrealrobotics/La-MAML,
+  model/meta/modelfactory.py, run by model/meta/learner.py).
+
+  `num_convs` 3x3 convolutions with `channels` output channels, stride 2,
+  padding 1 and a bias, each followed by relu; flatten; linear to `hidden`,
+  relu, linear to `hidden`, relu, linear to `num_classes` (one shared head;
+  multi-head tasks mask its logits, as La-MAML's offsets do). La-MAML takes
+  4 convolutions and hidden 640 for TinyImageNet (64x64: 64 -> 32 -> 16 ->
+  8 -> 4) and 3 and 320 for CIFAR-100 (32x32: 32 -> 16 -> 8 -> 4), both with
+  160 channels, so both flatten 4 * 4 * 160 = 2,560 features; left None,
+  `num_convs` and `hidden` follow the image side by PC_CNN_LAYERS (MNIST,
+  padded to 32x32, gets CIFAR's); other sides need both given.
+
+  Parameters (weights plus biases), as torch counts La-MAML's: the first
+  convolution (3 * 9 + 1) * 160 = 4,480, each further one (160 * 9 + 1) *
+  160 = 230,560. TinyImageNet, 200 classes: 4,480 + 3 * 230,560 +
+  (2,560 + 1) * 640 + (640 + 1) * 640 + (640 + 1) * 200 = 4,480 + 691,680 +
+  1,639,040 + 410,240 + 128,200 = 2,873,640. CIFAR-100, 100 classes: 4,480 +
+  2 * 230,560 + (2,560 + 1) * 320 + (320 + 1) * 320 + (320 + 1) * 100 =
+  4,480 + 461,120 + 819,520 + 102,720 + 32,100 = 1,419,940.
+
+  Initialisation as La-MAML's default (without --xav_init): every kernel
+  normal with variance 2 / fan_in (torch's kaiming_normal_), biases zero.
+  Features are flattened channel-major, as torch's NCHW `view`, so the first
+  linear layer's kernel is torch's weight transposed, row for row.
+  Deviations: inputs are NHWC; the image preparation is `prepare_images`'s
+  (uint8 to [0, 1], then `mean`/`std` if given: La-MAML normalises
+  TinyImageNet by (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225) and
+  CIFAR-100 by (0.5071, 0.4867, 0.4408) / (0.2675, 0.2565, 0.2761) in its
+  data loaders, dataloaders/idataset.py, and augments with random crops and
+  flips, which are not done here).
+  """
+  num_classes: int = 200
+  channels: int = 160
+  num_convs: Optional[int] = None
+  hidden: Optional[int] = None
+  mean: Optional[Sequence[float]] = None
+  std: Optional[Sequence[float]] = None
+
+  def layers(self, height: int, width: int) -> tuple[int, int]:
+    """(num_convs, hidden) for images of this size.
+
+    Raises:
+      ValueError: only one of num_convs and hidden given, or neither and a
+        size without a default (square, a side in PC_CNN_LAYERS).
+    """
+    if (self.num_convs is None) != (self.hidden is None):
+      raise ValueError('give pc_cnn both num_convs and hidden, or neither '
+                       '(then they follow the image size)')
+    if self.num_convs is not None:
+      return self.num_convs, self.hidden
+    if height != width or height not in PC_CNN_LAYERS:
+      raise ValueError(f'pc_cnn has no layers for {height}x{width} images; '
+                       'give num_convs and hidden (defaults exist for '
+                       f'sides {sorted(PC_CNN_LAYERS)})')
+    return PC_CNN_LAYERS[height]
+
+  @nn.compact
+  def __call__(self, x):
+    x = prepare_images(x, self.mean, self.std)
+    num_convs, hidden = self.layers(x.shape[1], x.shape[2])
+    kaiming = nn.initializers.variance_scaling(2.0, 'fan_in', 'normal')
+    for i in range(num_convs):
+      x = nn.Conv(self.channels, (3, 3), strides=2, padding=((1, 1), (1, 1)),
+                  kernel_init=kaiming, name=f'conv{i + 1}')(x)
+      x = nn.relu(x)
+    x = x.transpose((0, 3, 1, 2)).reshape((x.shape[0], -1))
+    for i in range(2):
+      x = nn.relu(nn.Dense(hidden, kernel_init=kaiming,
+                           name=f'linear{i + 1}')(x))
+    return nn.Dense(self.num_classes, kernel_init=kaiming, name='linear3')(x)
+
+
 MODELS = {
     'mlp': MLP,
     'resnet18_reduced': ResNet18Reduced,
+    'pc_cnn': PCCNN,
 }
 
 
@@ -205,12 +286,13 @@ def make(name: str, num_classes: int, **kwargs) -> nn.Module:
   """The model `name` of MODELS with a `num_classes`-way output.
 
   Args:
-    name: 'mlp' or 'resnet18_reduced'.
+    name: 'mlp', 'resnet18_reduced' or 'pc_cnn'.
     num_classes: output size (TaskSet.num_classes).
     **kwargs: further attributes (e.g. hidden=(100, 100), norm='batch').
 
   Raises:
-    ValueError: an unknown name or norm.
+    ValueError: an unknown name or norm, or pc_cnn given only one of
+      num_convs and hidden.
   """
   if name not in MODELS:
     raise ValueError(f'unknown model {name!r}; use one of '
@@ -218,4 +300,7 @@ def make(name: str, num_classes: int, **kwargs) -> nn.Module:
   model = MODELS[name](num_classes=num_classes, **kwargs)
   if isinstance(model, ResNet18Reduced):
     norm_layer(model.norm, model.num_groups, model.widths)
+  if isinstance(model, PCCNN) and (model.num_convs, model.hidden) != (
+      None, None):
+    model.layers(0, 0)  # only one of the two given fails here
   return model

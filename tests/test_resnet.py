@@ -188,7 +188,7 @@ class ForwardTest(parameterized.TestCase):
 class RegistryTest(absltest.TestCase):
 
   def test_make(self):
-    self.assertEqual(set(models.MODELS), {'mlp', 'resnet18_reduced'})
+    self.assertEqual(set(models.MODELS), {'mlp', 'resnet18_reduced', 'pc_cnn'})
     mlp = models.make('mlp', 10)
     self.assertIsInstance(mlp, models.MLP)
     self.assertEqual(mlp.num_classes, 10)
