@@ -13,11 +13,12 @@ optax transformation); in `emcl_jax.training`: `memory` (reservoir replay),
 23). Each stays importable as `emcl_jax.<name>`.
 
 The packages, each importing only those listed before it:
-`base`, `errors`, `losses`, `models`, `data` (foundations) < `emcl` (the
-paper) < `training` < `methods` < `configs` (a run as one typed config) <
-`reporting` < `experiment` (`train_and_evaluate(config, workdir)`) <
-`sweeps` < `launch` (the command-line scripts). `emcl_jax.configs` and
-`emcl_jax.experiment` load on first use.
+`base`, `errors`, `trees`, `clipping`, `losses`, `models`, `data`
+(foundations) < `emcl` (the paper) < `training` < `methods` < `configs` (a
+run as one typed config) < `reporting` < `experiment`
+(`train_and_evaluate(config, workdir)`) < `sweeps` < `launch` (the
+command-line scripts). `emcl_jax.configs` and `emcl_jax.experiment` load on
+first use.
 """
 
 from emcl_jax.base import Batch, Method

@@ -153,7 +153,7 @@ BAD_INPUTS = (
     ('tfds_offline', ['--data_source=tfds', '--data_dir=TFDS'],
      r'TFDS could not provide mnist \(cannot reach '
      r'storage\.googleapis\.com: [^)]*\); it needs network access on '
-     r'first use, or use --data_dir with the IDX files$'),
+     r'first use, or use data_dir with the IDX files$'),
     ('class_order', ['--dataset=split_mnist', '--class_order=sorted'],
      "data.class_order='sorted' is not one of natural, random"),
     ('class_order_single_head', ['--class_order=random'],

@@ -129,7 +129,7 @@ def reference_update(ref, batch, key, config):
     if config.meta_clip:
       norm = np.sqrt(sum(float(jnp.sum(v ** 2))
                          for v in jax.tree.leaves(meta_g)))
-      scale = min(1.0, config.meta_clip / norm)
+      scale = min(1.0, config.meta_clip / (norm + 1e-6))  # torch's
       meta_g = jax.tree.map(lambda v: v * scale, meta_g)
     lo = config.alpha_min / config.alpha0
     hi = config.alpha_max / config.alpha0

@@ -14,6 +14,7 @@ import numpy as np
 import runs
 from emcl_jax import data
 from emcl_jax.training import engine
+from emcl_jax.training import programs
 from emcl_jax import losses
 from emcl_jax import models
 from emcl_jax.base import Batch, Method
@@ -173,9 +174,10 @@ class EngineTest(absltest.TestCase):
                         for e in effects[True]), effects[True])
     self.assertFalse(any(e.__class__.__name__ == 'OrderedDebugEffect'
                          for e in effects[False]), effects[False])
-    # The engine asks for the ordered effect with one seed, not with seeds.
-    with mock.patch.object(engine, 'make_train_task',
-                           wraps=engine.make_train_task) as spy:
+    # The engine asks for the ordered effect with one seed, not with seeds
+    # (its programs module builds the training call).
+    with mock.patch.object(programs, 'make_train_task',
+                           wraps=programs.make_train_task) as spy:
       engine.train_and_evaluate(method, model.apply, params, tasks,
                                 batch_size=10, key=jax.random.PRNGKey(0),
                                 batch_fn=lambda *a: None)

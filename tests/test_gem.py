@@ -12,7 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import optimize
 
+from emcl_jax import clipping
+from emcl_jax import trees
 from emcl_jax.training import engine
+from emcl_jax.methods import gem_qp
 from emcl_jax.methods import projection
 from emcl_jax.base import Batch
 from emcl_jax.losses import cross_entropy
@@ -41,7 +44,7 @@ def brute_force_dual(gram, dots, margin, eps):
 
 # Compiled once per shape and dtype; margin and eps are traced arguments.
 PROJECT = jax.jit(projection.gem_project)
-DUAL = jax.jit(projection.gem_dual)
+DUAL = jax.jit(gem_qp.gem_dual)
 
 
 def random_problem(rng, k, p):
@@ -128,10 +131,11 @@ class GEMProjectionTest(chex.TestCase):
           projection.gem_project, clip_norm=1.0, margin=0.5, eps=1e-3))(
               jax.tree.map(jnp.asarray, tree_g),
               jax.tree.map(jnp.asarray, tree_big), mask)
-      clipped = projection.clip_by_norm(jnp.asarray(big_g), 1.0)
+      clipped = jax.vmap(lambda row: clipping.clip_by_global_norm(row, 1.0))(
+          jnp.asarray(big_g))
       flat, _, _ = PROJECT(jnp.asarray(g), clipped, mask, margin=0.5,
                            eps=1e-3)
-      got = projection.ravel(got)[0]
+      got = trees.ravel(got)[0]
     self.assertTrue(bool(violated))
     self.assertLess(np.linalg.norm(clipped[0]), 1.0)
     np.testing.assert_allclose(got, flat, atol=1e-10)
@@ -235,23 +239,15 @@ class AGEMProjectionTest(chex.TestCase):
     np.testing.assert_allclose(g_tilde['w'], [1.5, 1.5], atol=1e-7)
     np.testing.assert_allclose(g_tilde['b'], [3.0], atol=1e-7)
     self.assertTrue(bool(violated))
-    self.assertEqual(float(projection.tree_vdot(g, g_ref)), -1.0)
-
-  def test_clip_by_norm(self):
-    g = jnp.array([[3.0, 4.0], [0.3, 0.4]])  # norms 5 and 0.5
-    clipped = projection.clip_by_norm(g, 2.0)
-    np.testing.assert_allclose(
-        clipped, [[3.0 * 2 / (5 + 1e-6), 4.0 * 2 / (5 + 1e-6)], [0.3, 0.4]],
-        rtol=1e-6)
-    np.testing.assert_array_equal(projection.clip_by_norm(g, 0.0), g)
+    self.assertEqual(float(trees.tree_vdot(g, g_ref)), -1.0)
 
   def test_ravel_round_trip(self):
     tree = {'a': jnp.arange(3.0), 'b': jnp.ones((2, 2))}
-    flat, unravel = projection.ravel(tree)
+    flat, unravel = trees.ravel(tree)
     np.testing.assert_array_equal(flat, [0, 1, 2, 1, 1, 1, 1])
     chex.assert_trees_all_equal(unravel(flat), tree)
-    rows = projection.ravel_rows(jax.tree.map(lambda x: jnp.stack([x, 2 * x]),
-                                              tree))
+    rows = trees.ravel_rows(jax.tree.map(lambda x: jnp.stack([x, 2 * x]),
+                                         tree))
     np.testing.assert_array_equal(rows, [[0, 1, 2, 1, 1, 1, 1],
                                          [0, 2, 4, 2, 2, 2, 2]])
 
@@ -308,8 +304,8 @@ def jitted_update(module, config):
 
 @jax.jit
 def flat_grad(params, batch):
-  return projection.ravel(jax.grad(LOSS)(params, batch,
-                                         jnp.ones(batch.y.shape)))[0]
+  return trees.ravel(jax.grad(LOSS)(params, batch,
+                                    jnp.ones(batch.y.shape)))[0]
 
 
 def clipped_grad(params, batch):
@@ -363,7 +359,7 @@ class GEMMethodTest(chex.TestCase):
     conflict = task_batches(1, 1, conflict=True)[0]
     params = make_params()
     state = gem.init(params, conflict, GEM_CONFIG)
-    flat, unravel = projection.ravel(params)
+    flat, unravel = trees.ravel(params)
     flat = np.asarray(flat, np.float64)
     projected = 0
     for i, batch in enumerate(task0 + [conflict]):
@@ -381,7 +377,7 @@ class GEMMethodTest(chex.TestCase):
             g = g + max(0.5, -(g @ big_g) / (big_g @ big_g + 1e-3)) * big_g
         flat = flat - 0.1 * g
       state, metrics = step(state, batch, jax.random.PRNGKey(i))
-      np.testing.assert_allclose(projection.ravel(state.params)[0], flat,
+      np.testing.assert_allclose(trees.ravel(state.params)[0], flat,
                                  atol=1e-5)
     self.assertEqual(projected, 2)
     self.assertEqual(float(metrics['projected']), 1.0)
@@ -418,9 +414,9 @@ class AGEMMethodTest(chex.TestCase):
     g_ref = clipped_grad(before, Batch(memory.x, memory.y, memory.t))
     dot = g @ g_ref
     self.assertLess(dot, 0.0)
-    expected = projection.ravel(before)[0] - 0.1 * (
+    expected = trees.ravel(before)[0] - 0.1 * (
         g - dot / (g_ref @ g_ref) * g_ref)
-    np.testing.assert_allclose(projection.ravel(state.params)[0], expected,
+    np.testing.assert_allclose(trees.ravel(state.params)[0], expected,
                                atol=1e-5)
     self.assertEqual(int(state.memory.seen), 20)
 

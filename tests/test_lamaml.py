@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import runs
+from emcl_jax import clipping
 from emcl_jax.base import Batch
 from emcl_jax.methods import lamaml
 
@@ -103,15 +104,6 @@ class LookAheadTest(absltest.TestCase):
           jax.tree.leaves(g_theta), jax.tree.leaves(first_order)))
       self.assertGreater(diff, 1e-3)
 
-  def test_clip_by_global_norm(self):
-    tree = {'a': jnp.array([3.0, 0.0]), 'b': jnp.array([4.0])}  # norm 5
-    clipped = lamaml.clip_by_global_norm(tree, 2.0)
-    scale = 2.0 / (5.0 + 1e-6)
-    chex.assert_trees_all_close(
-        clipped, {'a': jnp.array([3.0 * scale, 0.0]),
-                  'b': jnp.array([4.0 * scale])}, atol=1e-6)
-    chex.assert_trees_all_close(lamaml.clip_by_global_norm(tree, 10.0), tree)
-
 
 class UpdateTest(chex.TestCase):
 
@@ -131,8 +123,8 @@ class UpdateTest(chex.TestCase):
         functools.partial(lamaml.look_ahead_loss, loss_fn=_loss),
         argnums=(0, 1)))(params, state.alpha, shuffled, shuffled,
                          jnp.ones(10))
-    g_theta = lamaml.clip_by_global_norm(g_theta, config.grad_clip_norm)
-    g_alpha = lamaml.clip_by_global_norm(g_alpha, config.grad_clip_norm)
+    g_theta = clipping.clip_by_global_norm(g_theta, config.grad_clip_norm)
+    g_alpha = clipping.clip_by_global_norm(g_alpha, config.grad_clip_norm)
     return params, state, new, metrics, loss, g_theta, g_alpha
 
   def test_lamaml_steps_alpha_then_weights_with_new_alpha(self):

@@ -19,7 +19,6 @@ from emcl_jax.training import memory as memory_lib
 from emcl_jax.base import Batch
 from emcl_jax.methods import METHODS
 from emcl_jax.methods import er
-from emcl_jax.methods import lamaml
 from emcl_jax.methods import mer
 
 D, C = 4, 3  # input size, classes of the linear model
@@ -206,22 +205,6 @@ class MERTest(chex.TestCase):
     # 2 stored samples: 1 real example + 2 replay rows + 1 padding row each.
     np.testing.assert_array_equal(weights.sum(1), 3.0)
     np.testing.assert_array_equal(weights[:, 0], 1.0)
-
-  def test_fast_clip_matches_torch_formula(self):
-    rng = np.random.default_rng(12)
-    tree = {'a': jnp.asarray(rng.normal(size=(7, 5)), jnp.float32),
-            'b': jnp.asarray(rng.normal(size=(3, 2, 4)), jnp.float32),
-            'c': jnp.asarray(rng.normal(size=(6,)), jnp.float32),
-            'd': jnp.asarray(1.5, jnp.float32)}
-    norm = np.sqrt(sum(np.sum(np.asarray(v, np.float64) ** 2)
-                       for v in tree.values()))
-    for max_norm in (0.5 * norm, 2.0 * norm):
-      clipped = mer.clip_by_global_norm(tree, max_norm)
-      scale = min(1.0, max_norm / (norm + 1e-6))
-      chex.assert_trees_all_close(
-          clipped, jax.tree.map(lambda v: v * scale, tree), rtol=1e-6)
-      chex.assert_trees_all_close(
-          clipped, lamaml.clip_by_global_norm(tree, max_norm), rtol=1e-6)
 
   def test_config_validation(self):
     with self.assertRaisesRegex(ValueError, 'memory_size must be > 0'):

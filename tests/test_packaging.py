@@ -34,10 +34,9 @@ def _name(requirement):
 
 # The package's layers, lowest first: a module may import only from its own
 # layer or those before it (emcl_jax/__init__.py).
-LAYERS = ['base', 'errors', 'version', 'losses', 'models', 'data',
-          'emcl', 'training', 'methods', 'configs', 'reporting', 'experiment',
-          'sweeps',
-          'launch']
+LAYERS = ['base', 'errors', 'version', 'trees', 'clipping', 'losses',
+          'models', 'data', 'emcl', 'training', 'methods', 'configs',
+          'reporting', 'experiment', 'sweeps', 'launch']
 
 
 def _layer(module):

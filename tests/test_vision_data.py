@@ -220,7 +220,7 @@ class Cifar100Test(parameterized.TestCase):
 
   def test_no_source_without_data_dir(self):
     with self.assertRaisesRegex(DataError, 'not bundled: put the cifar-100-'
-                                'python folder .*--data_source=tfds'):
+                                "python folder .*data_source='tfds'"):
       cifar100.load('auto', None)
     with self.assertRaisesRegex(DataError, 'no bundled copy'):
       cifar100.load('bundled', None)
@@ -523,7 +523,7 @@ class RegistryTest(absltest.TestCase):
 
   def test_registry_errors(self):
     with self.assertRaisesRegex(DataError, "unknown class order 'bogus'; use "
-                                '--class_order=natural or'):
+                                "class_order='natural' or"):
       data.load('split_mnist', class_order='bogus')
     with self.assertRaisesRegex(DataError, 'CIFAR-100 is not bundled'):
       data.load('cifar100')

@@ -66,7 +66,7 @@ def load(name: str, *, num_tasks: int | None = None,
                     f'{", ".join(BENCHMARKS)}')
   if class_order not in CLASS_ORDERS:
     raise DataError(f'unknown class order {class_order!r}; use '
-                    '--class_order=natural or --class_order=random')
+                    "class_order='natural' or class_order='random'")
   default_tasks, default_samples = BENCHMARKS[name]
   num_tasks = default_tasks if num_tasks is None else num_tasks
   samples_per_task = (default_samples if samples_per_task is None
@@ -80,7 +80,7 @@ def load(name: str, *, num_tasks: int | None = None,
   if not 1 <= num_tasks <= num_classes // per_task:
     raise DataError(f'num_tasks={num_tasks} is outside 1..'
                     f'{num_classes // per_task} for {name}; change '
-                    '--num_tasks')
+                    'num_tasks')
   if name == 'split_mnist':
     split = mnist.load(data_source, data_dir)
   elif name == 'cifar100':

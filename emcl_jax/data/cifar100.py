@@ -27,7 +27,7 @@ ARCHIVE = 'cifar-100-python.tar.gz'
 SOURCES = ('auto', 'dir', 'tfds')
 NUM_CLASSES = 100
 PUT = (f'put the {FOLDER} folder (files train, test) or {ARCHIVE} from '
-       'https://www.cs.toronto.edu/~kriz/cifar.html in --data_dir')
+       'https://www.cs.toronto.edu/~kriz/cifar.html in data_dir')
 
 
 def decode(batch, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +110,7 @@ def read_dir(data_dir: str) -> mnist.Split:
     DataError: missing, truncated or corrupt files, or wrong shapes.
   """
   if not os.path.isdir(data_dir):
-    raise DataError(f'--data_dir {data_dir} is not a directory; {PUT}')
+    raise DataError(f'data_dir={data_dir!r} is not a directory; {PUT}')
   raw, where = _read_files(data_dir)
   out = []
   for name in ('train', 'test'):
@@ -145,7 +145,7 @@ def load(source: str = 'auto', data_dir: str | None = None) -> mnist.Split:
     return read_tfds(data_dir)
   if not data_dir:
     raise DataError(f'CIFAR-100 is not bundled: {PUT} (e.g. '
-                    f'--data_dir=data/cifar100 holding {FOLDER}/train and '
-                    f'{FOLDER}/test), or --data_source=tfds to download it '
+                    f"data_dir='data/cifar100' holding {FOLDER}/train and "
+                    f"{FOLDER}/test), or data_source='tfds' to download it "
                     'with network access')
   return read_dir(data_dir)

@@ -44,7 +44,7 @@ def read_idx(path: str, expect_magic: int | None = None) -> np.ndarray:
       expect_magic is not None and magic != expect_magic):
     want = f' (expected {expect_magic})' if expect_magic else ''
     raise DataError(f'{path} has magic number {magic}{want}: not an MNIST '
-                    'IDX uint8 file; point --data_dir at the original files')
+                    'IDX uint8 file; point data_dir at the original files')
   header = 4 + 4 * ndim
   if len(raw) < header:
     raise DataError(f'{path} is truncated (incomplete header); re-download it')

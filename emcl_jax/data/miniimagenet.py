@@ -36,7 +36,7 @@ PUT = ('put mini-imagenet-cache-train.pkl, mini-imagenet-cache-val.pkl and '
        "MiniImagenet(root, mode, download=True) fetches these pickles, from "
        'the Google Drive files of Ren et al. 2018, '
        'github.com/renmengye/few-shot-ssl-public), or one folder of images '
-       'per class (DIR/<class_name>/*.jpg), in --data_dir=DIR')
+       'per class (DIR/<class_name>/*.jpg), in data_dir=DIR')
 
 
 def read_pickles(data_dir: str, *, train_per_class: int = 500,
@@ -223,7 +223,7 @@ def read_dir(data_dir: str, **counts) -> mnist.Split:
     DataError: no data, or data that `read_pickles`/`read_folders` reject.
   """
   if not os.path.isdir(data_dir):
-    raise DataError(f'--data_dir {data_dir} is not a directory; {PUT}')
+    raise DataError(f'data_dir={data_dir!r} is not a directory; {PUT}')
   if any(os.path.isfile(os.path.join(data_dir, p)) for p in PICKLES):
     return read_pickles(data_dir, **counts)
   if not class_folders(data_dir):

@@ -44,8 +44,8 @@ def read_dir(data_dir: str) -> Split:
     DataError: a file is missing, corrupt, or images and labels disagree.
   """
   if not os.path.isdir(data_dir):
-    raise DataError(f'--data_dir {data_dir} is not a directory; point it at '
-                    'the folder holding the four MNIST IDX files')
+    raise DataError(f'data_dir={data_dir!r} is not a directory; point it '
+                    'at the folder holding the four MNIST IDX files')
   arrays = {}
   for key, (stem, magic) in FILES.items():
     path = idx.find_file(data_dir, stem)
@@ -74,7 +74,7 @@ def read_tfds(name: str = 'mnist', data_dir: str | None = None) -> Split:
     DataError: TFDS is not installed or the download fails.
   """
   arrays = tfds_source.read(name, data_dir,
-                            'use --data_dir with the IDX files',
+                            'use data_dir with the IDX files',
                             image=lambda a: a[..., 0])
   return Split(*arrays, f'tfds:{name}')
 
@@ -91,8 +91,8 @@ def load(source: str = 'auto', data_dir: str | None = None) -> Split:
     source = 'dir' if data_dir else 'bundled'
   if source == 'dir':
     if not data_dir:
-      raise DataError('--data_source=dir needs --data_dir=FOLDER with the IDX '
-                      'files')
+      raise DataError("data_source='dir' needs data_dir, the folder with "
+                      'the IDX files')
     return read_dir(data_dir)
   if source == 'tfds':
     return read_tfds('mnist', data_dir)

@@ -23,8 +23,8 @@ def order_classes(num_classes: int, order: str, seed: int) -> np.ndarray:
     DataError: `order` is neither 'natural' nor 'random'.
   """
   if order not in CLASS_ORDERS:
-    raise DataError(f'unknown class order {order!r}; use --class_order='
-                    'natural or --class_order=random')
+    raise DataError(f'unknown class order {order!r}; use '
+                    "class_order='natural' or class_order='random'")
   if order == 'natural':
     return np.arange(num_classes)
   return np.random.default_rng((seed, 0)).permutation(num_classes)
@@ -65,6 +65,25 @@ def class_split(train_x: np.ndarray, train_y: np.ndarray,
     DataError: sizes that disagree, labels out of range, too many tasks, a
       class without images, or more samples per task than there are.
   """
+  _check_arrays(train_x, train_y, test_x, test_y, source, num_classes)
+  _check_sizes(num_tasks, classes_per_task, num_classes)
+  order = order_classes(num_classes, class_order, seed)
+  groups = order[:num_tasks * classes_per_task].reshape(num_tasks, -1)
+  _check_classes(groups, train_y, test_y, source, num_classes)
+  train_idx, test_idx = _task_indices(groups, train_y, test_y, seed,
+                                      samples_per_task, source)
+  mask = np.zeros((num_tasks, num_classes), bool)
+  np.put_along_axis(mask, groups, True, axis=1)
+  return TaskSet(train_x[train_idx], train_y[train_idx].astype(np.int32),
+                 test_x[test_idx], test_y[test_idx].astype(np.int32), source,
+                 num_classes, class_mask=mask)
+
+
+def _check_arrays(train_x: np.ndarray, train_y: np.ndarray,
+                  test_x: np.ndarray, test_y: np.ndarray, source: str,
+                  num_classes: int) -> None:
+  """Raises DataError for images and labels that disagree in number or
+  shape, or labels outside 0..num_classes-1."""
   for split, x, y in (('train', train_x, train_y), ('test', test_x, test_y)):
     if y.ndim != 1 or x.shape[0] != y.shape[0]:
       raise DataError(f'{split} images {x.shape} and labels {y.shape} of '
@@ -77,6 +96,11 @@ def class_split(train_x: np.ndarray, train_y: np.ndarray,
     raise DataError(f'train images {train_x.shape[1:]} and test images '
                     f'{test_x.shape[1:]} of {source} differ in shape; '
                     're-download the data')
+
+
+def _check_sizes(num_tasks: int, classes_per_task: int,
+                 num_classes: int) -> None:
+  """Raises DataError unless 1 <= num_tasks * classes_per_task <= C."""
   if classes_per_task < 1 or num_tasks < 1:
     raise DataError(f'num_tasks={num_tasks} and classes_per_task='
                     f'{classes_per_task} must be positive')
@@ -84,16 +108,34 @@ def class_split(train_x: np.ndarray, train_y: np.ndarray,
   if num_tasks > max_tasks:
     raise DataError(f'num_tasks={num_tasks} exceeds the {max_tasks} tasks of '
                     f'{classes_per_task} classes that {num_classes} classes '
-                    'give; lower --num_tasks')
-  order = order_classes(num_classes, class_order, seed)
+                    'give; lower num_tasks')
+
+
+def _check_classes(groups: np.ndarray, train_y: np.ndarray,
+                   test_y: np.ndarray, source: str, num_classes: int) -> None:
+  """Raises DataError for a class of `groups` [T, c] without training or
+  test images."""
   train_count = np.bincount(train_y, minlength=num_classes)
   test_count = np.bincount(test_y, minlength=num_classes)
-  for c in order[:num_tasks * classes_per_task]:
+  for c in groups.reshape(-1):
     if not train_count[c] or not test_count[c]:
       raise DataError(f'class {c} of {source} has {train_count[c]} training '
                       f'and {test_count[c]} test images; every class needs '
                       'both: re-download the data')
-  groups = order[:num_tasks * classes_per_task].reshape(num_tasks, -1)
+
+
+def _task_indices(groups: np.ndarray, train_y: np.ndarray,
+                  test_y: np.ndarray, seed: int,
+                  samples_per_task: int | None, source: str
+                 ) -> tuple[np.ndarray, np.ndarray]:
+  """(train [T, n], test [T, m]) indices of each task's images: its
+  classes' training images shuffled and cut to the shortest task's count
+  (or `samples_per_task`); its test images in source order, larger sets
+  cut to the smallest's size by a seeded subset.
+
+  Raises:
+    DataError: samples_per_task outside 1..n.
+  """
   rng = np.random.default_rng((seed, 1))
   train_idx = [rng.permutation(np.flatnonzero(np.isin(train_y, g)))
                for g in groups]
@@ -102,17 +144,10 @@ def class_split(train_x: np.ndarray, train_y: np.ndarray,
   if samples_per_task is not None:
     if not 1 <= samples_per_task <= n:
       raise DataError(f'samples_per_task={samples_per_task} is outside 1..{n}'
-                      f', the training images per task of {source}; change '
-                      '--samples_per_task, or point --data_dir at the full '
-                      'data')
+                      f', the training images per task of {source}; lower '
+                      'samples_per_task, or load the full data (data_dir)')
     n = samples_per_task
   m = min(len(i) for i in test_idx)
   test_idx = [i if len(i) == m else np.sort(rng.choice(i, m, replace=False))
               for i in test_idx]
-  train_idx = np.stack([i[:n] for i in train_idx])
-  test_idx = np.stack(test_idx)
-  mask = np.zeros((num_tasks, num_classes), bool)
-  np.put_along_axis(mask, groups, True, axis=1)
-  return TaskSet(train_x[train_idx], train_y[train_idx].astype(np.int32),
-                 test_x[test_idx], test_y[test_idx].astype(np.int32), source,
-                 num_classes, class_mask=mask)
+  return (np.stack([i[:n] for i in train_idx]), np.stack(test_idx))

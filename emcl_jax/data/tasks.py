@@ -97,7 +97,7 @@ def repeat_epochs(tasks: TaskSet, epochs: int, seed: int) -> TaskSet:
     ValueError: epochs < 1.
   """
   if epochs < 1:
-    raise ValueError(f'--epochs must be >= 1, got {epochs}')
+    raise ValueError(f'epochs must be >= 1, got {epochs}')
   if epochs == 1:
     return tasks
   rng = np.random.default_rng([seed, 0xE90C])
@@ -132,7 +132,7 @@ def transformed_tasks(
   if samples_per_task > n_train:
     raise DataError(f'samples_per_task={samples_per_task} exceeds the '
                     f'{n_train} training images of {split.source}; lower '
-                    '--samples_per_task or use the full data via --data_dir')
+                    'samples_per_task, or load the full data (data_dir)')
   rng = np.random.default_rng(seed)
   tx, ty, sx = [], [], []
   for t in range(num_tasks):

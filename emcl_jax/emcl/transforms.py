@@ -10,7 +10,8 @@ Compose it with a global rate in the optax way::
     updates, opt_state = meta_opt.update(grads, opt_state, importance=h)
 
 `meta_learning_rate(alpha0, r, mode, ...)` returns that chain, with an
-optional global-norm clip of the meta-gradient in front of it.
+optional global-norm clip of the meta-gradient in front of it
+(`emcl_jax.clipping`, the formula of every method's clip).
 
 docs/algorithm.md #1: Eq 8, alpha_j = (r / h_j) alpha_{j-1}, compounds every
 step and, read literally, explodes or vanishes unless h stays near r. The
@@ -45,6 +46,8 @@ import chex
 import jax
 import jax.numpy as jnp
 import optax
+
+from emcl_jax import clipping
 
 META_LR_MODES = ('literal', 'inverse', 'constant', 'bounded', 'task',
                  'lagged')
@@ -166,10 +169,11 @@ def meta_learning_rate(alpha0: float, r: float = 1.0, mode: str = 'inverse',
     alpha_min, alpha_max: bounds on the per-parameter rate alpha itself
       (absolute units) in the 'bounded' and 'task' modes.
     clip_norm: if > 0, the meta-gradient is first clipped to this global
-      norm (La-MAML's `clip_grad_norm_` before its weight step).
+      norm (La-MAML's `clip_grad_norm_` before its weight step,
+      `clipping.clip_by_global_norm`).
 
   Returns:
-    `optax.chain([clip_by_global_norm(clip_norm),]
+    `optax.chain([clipping.clip_transform(clip_norm),]
     scale_by_importance(r, mode, eps, alpha_min/alpha0, alpha_max/alpha0),
     optax.scale(-alpha0))`.
   """
@@ -177,7 +181,7 @@ def meta_learning_rate(alpha0: float, r: float = 1.0, mode: str = 'inverse',
     raise ValueError(f'meta learning rate alpha0 must be > 0, got {alpha0}')
   if clip_norm < 0:
     raise ValueError(f'clip_norm must be >= 0 (0: off), got {clip_norm}')
-  parts = [optax.clip_by_global_norm(clip_norm)] if clip_norm > 0 else []
+  parts = [clipping.clip_transform(clip_norm)] if clip_norm > 0 else []
   parts += [scale_by_importance(r, mode, eps, alpha_min / alpha0,
                                 alpha_max / alpha0),
             optax.scale(-alpha0)]

@@ -42,6 +42,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from emcl_jax import clipping
+from emcl_jax import trees
 from emcl_jax.training import memory as memory_lib
 from emcl_jax.methods import projection
 from emcl_jax.base import Batch, LossFn, Method, bind
@@ -131,9 +133,9 @@ def update(state: AGEMState, batch: Batch, key: chex.PRNGKey, *,
   def glance(params, _):
     loss, g = grad_fn(params, batch, ones)
     g_ref = jax.grad(loss_fn)(params, replay, replay_w)
-    g, g_ref = projection.materialize((g, g_ref))
-    g = projection.clip_by_global_norm(g, config.grad_clip_norm)
-    g_ref = projection.clip_by_global_norm(g_ref, config.grad_clip_norm)
+    g, g_ref = trees.materialize((g, g_ref))
+    g = clipping.clip_by_global_norm(g, config.grad_clip_norm)
+    g_ref = clipping.clip_by_global_norm(g_ref, config.grad_clip_norm)
     g_tilde, violated = projection.agem_project(g, g_ref)
     params = jax.tree.map(lambda p, d: p - config.lr * d, params, g_tilde)
     return params, (loss, violated.astype(jnp.float32))

@@ -27,11 +27,11 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from emcl_jax import clipping
 from emcl_jax.emcl import inner as inner_lib
 from emcl_jax.training import memory as memory_lib
 from emcl_jax.training import stream as stream_lib
 from emcl_jax.base import Batch, LossFn, Method, bind, concat
-from emcl_jax.methods.projection import clip_by_global_norm
 
 
 class ERConfig(NamedTuple):
@@ -102,7 +102,7 @@ def replay_step(params: chex.ArrayTree, batch: Batch,
   weights = jnp.concatenate([replay_w, jnp.ones(batch.y.shape, jnp.float32)])
   loss, grads = jax.value_and_grad(loss_fn)(params, combined, weights)
   if config.grad_clip_norm:
-    grads = clip_by_global_norm(grads, config.grad_clip_norm)
+    grads = clipping.clip_by_global_norm(grads, config.grad_clip_norm)
   return inner_lib.gradient_step(params, grads, config.lr), loss
 
 

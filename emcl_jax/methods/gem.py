@@ -32,7 +32,7 @@ each glance takes one SGD step on the whole batch (not per-sample steps):
      the solution of the dual QP (Eq 11-13) with the official code's
      variants: P = G G^T + qp_eps I and v >= memory_strength (its "margin");
      otherwise g~ = g, exactly. The QP is solved exactly in JAX by an
-     active-set method (`projection.gem_dual`; the official code calls
+     active-set method (`gem_qp.gem_dual`; the official code calls
      quadprog on the host). The clipping of step 1 is applied to G G^T,
      G g and v inside `projection.gem_project`, never to a copy of G.
   4. theta <- theta - lr * g~  (plain SGD, no clipping after projection).
@@ -44,6 +44,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from emcl_jax import clipping
 from emcl_jax.methods import projection
 from emcl_jax.base import Batch, LossFn, Method, bind
 
@@ -190,7 +191,7 @@ def update(state: GEMState, batch: Batch, key: chex.PRNGKey, *,
 
   def glance(params, _):
     loss, g = jax.value_and_grad(loss_fn)(params, batch, ones)
-    g = projection.clip_by_global_norm(g, config.grad_clip_norm)
+    g = clipping.clip_by_global_norm(g, config.grad_clip_norm)
 
     def constrained(g):
       big_g = past_task_gradients(params, memory, loss_fn=loss_fn)

@@ -37,10 +37,10 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from emcl_jax import clipping
 from emcl_jax.training import memory as memory_lib
 from emcl_jax.training import stream as stream_lib
 from emcl_jax.base import Batch, LossFn, Method, bind, concat
-from emcl_jax.methods.projection import clip_by_global_norm
 
 
 class LaMAMLConfig(NamedTuple):
@@ -202,10 +202,10 @@ def _glance(state: LaMAMLState, batch: Batch, key: chex.PRNGKey,
         look_ahead_loss, argnums=(0, 1))(
             state.params, state.alpha, batch, meta_batch, meta_w,
             loss_fn=loss_fn, second_order=config.second_order)
-  g_theta = clip_by_global_norm(g_theta, config.grad_clip_norm)
+  g_theta = clipping.clip_by_global_norm(g_theta, config.grad_clip_norm)
   alpha = state.alpha
   if config.learn_lr:
-    g_alpha = clip_by_global_norm(g_alpha, config.grad_clip_norm)
+    g_alpha = clipping.clip_by_global_norm(g_alpha, config.grad_clip_norm)
     alpha = jax.tree.map(lambda a, g: a - config.opt_lr * g, alpha, g_alpha)
   if config.sync_update:
     params = jax.tree.map(lambda p, g: p - config.opt_wt * g, state.params,

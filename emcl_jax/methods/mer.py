@@ -44,12 +44,12 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from emcl_jax import clipping
 from emcl_jax.emcl import inner as inner_lib
 from emcl_jax import losses as losses_lib
 from emcl_jax.training import memory as memory_lib
 from emcl_jax.training import stream as stream_lib
 from emcl_jax.base import Batch, LossFn, Method, bind
-from emcl_jax.methods.projection import clip_by_global_norm
 
 
 class MERConfig(NamedTuple):
@@ -160,7 +160,7 @@ def meta_update(theta: chex.ArrayTree, batches: Batch, weights: chex.Array,
 
   def sgd(theta, grads):
     if config.grad_clip_norm:
-      grads = clip_by_global_norm(grads, config.grad_clip_norm)
+      grads = clipping.clip_by_global_norm(grads, config.grad_clip_norm)
     return inner_lib.gradient_step(theta, grads, config.lr)
 
   def one_batch(theta_w0, batch_and_weights):

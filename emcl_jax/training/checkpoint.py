@@ -20,7 +20,7 @@ one-line `CheckpointError`.
 import hashlib
 import json
 import os
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 import numpy as np
@@ -31,6 +31,27 @@ from emcl_jax.errors import first_line
 
 class CheckpointError(ValueError):
   """A checkpoint that does not belong to this run, or cannot be read."""
+
+
+class Restored(NamedTuple):
+  """A run's progress read back from its latest checkpoint.
+
+  Attributes:
+    first_task: the first task still to train (the saved task + 1).
+    state: the method's state, restored like the `state` given.
+    accuracy_matrix: R so far, float [..., T, T'] (rows not trained yet 0).
+    task_losses: mean training loss of each task so far, [..., T].
+    task_train_seconds: training seconds of each task, float [T], zero for
+      those not trained yet.
+    accuracy_matrix_class: the class-incremental matrix, like
+      accuracy_matrix, when restored `with_class`; else None.
+  """
+  first_task: int
+  state: Any
+  accuracy_matrix: np.ndarray
+  task_losses: np.ndarray
+  task_train_seconds: np.ndarray
+  accuracy_matrix_class: Optional[np.ndarray] = None
 
 
 def data_checksum(*arrays: np.ndarray) -> str:
@@ -83,14 +104,17 @@ class Checkpointer:
                             f'{self.directory}: {_first_line(e)}') from None
 
   def restore(self, state: Any, r_shape: tuple[int, ...],
-              with_class: bool = False):
+              with_class: bool = False) -> Optional[Restored]:
     """The latest checkpoint, restored like `state`, or None (no resume or
     nothing saved yet).
 
+    Args:
+      state: a state like the saved one (its shapes, dtypes, shardings).
+      r_shape: the accuracy matrix's shape, [..., T, T'].
+      with_class: restore the class-incremental matrix too.
+
     Returns:
-      (first task to train, state, accuracy matrix, task losses, training
-      seconds of each task, [T], zero for those not trained yet), and with
-      `with_class` the class-incremental matrix too; or None.
+      A `Restored`, or None.
 
     Raises:
       CheckpointError: another run's checkpoint, or an unreadable one.
@@ -108,13 +132,13 @@ class Checkpointer:
       diff = _first_difference(meta.get('fingerprint'), self.fingerprint)
       raise CheckpointError(
           f'the checkpoint in {self.directory} belongs to another run '
-          f'({diff}); resume with the same flags, or delete the folder '
-          '(or pass --overwrite) to start afresh')
+          f'({diff}); resume with the same configuration, or delete the '
+          "folder (a run's overwrite=True does) to start afresh")
     if 'task_train_seconds' not in meta:
       raise CheckpointError(
           f'the checkpoint in {self.directory} was written by an older '
-          'emcl_jax (no per-task seconds); delete the folder (or pass '
-          '--overwrite) to start afresh')
+          "emcl_jax (no per-task seconds); delete the folder (a run's "
+          'overwrite=True does) to start afresh')
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
     arrays = {'state': abstract,
               'r': np.zeros(r_shape),
@@ -127,10 +151,11 @@ class Checkpointer:
     except Exception as e:  # pylint: disable=broad-except
       raise CheckpointError(_unreadable(self.directory, step, e)) from None
     self.restored_task = step
-    out = (step + 1, restored['state'], np.asarray(restored['r']),
-           np.asarray(restored['task_losses']),
-           np.asarray(meta['task_train_seconds'], float))
-    return out + (np.asarray(restored['r_class']),) if with_class else out
+    return Restored(
+        step + 1, restored['state'], np.asarray(restored['r']),
+        np.asarray(restored['task_losses']),
+        np.asarray(meta['task_train_seconds'], float),
+        np.asarray(restored['r_class']) if with_class else None)
 
   def save(self, task: int, state: Any, r: np.ndarray,
            task_losses: np.ndarray, task_train_seconds: np.ndarray,
@@ -164,8 +189,8 @@ def _first_line(e: Exception) -> str:
 def _unreadable(directory: str, step: int, e: Exception) -> str:
   return (f'cannot read the checkpoint of task {step + 1} in {directory} '
           f'({_first_line(e)}); delete that step folder to resume from the '
-          'one before, or delete the folder (or pass --overwrite) to start '
-          'afresh')
+          "one before, or delete the folder (a run's overwrite=True does) to "
+          'start afresh')
 
 
 def _first_difference(saved: Any, current: Any, path: str = '') -> str:

@@ -6,6 +6,11 @@ batches; then one compiled call evaluates every task's test set and fills
 row t of the accuracy matrix R. Both functions are compiled once, ahead of
 time, for the benchmark's shapes, and reused for every task.
 
+The parts: `programs` builds and compiles the two calls and places their
+inputs on the devices; `protocol` is the host loop over tasks that fills
+the accuracy matrices; this module runs them in order and holds the public
+entry points and records.
+
 With `overlap_eval=True` the evaluation after task t runs on a second host
 thread while task t+1 trains (on a copy of the parameters), so on a
 multi-core CPU it hides most of the evaluation's time; the accuracy matrix
@@ -13,8 +18,6 @@ is the same, and `train_seconds` then includes whatever the two calls cost
 each other in shared cores.
 """
 
-import concurrent.futures
-import functools
 import time
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 
@@ -23,11 +26,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emcl_jax import losses
-from emcl_jax.base import Batch, Method
+from emcl_jax.base import Method
 from emcl_jax.data.tasks import TaskSet
-from emcl_jax.errors import NonFiniteLossError
-from emcl_jax.training import memory as memory_lib
+from emcl_jax.training import programs
+from emcl_jax.training import protocol
+# Re-exported: the engine is the front door of the training machinery.
+from emcl_jax.training.programs import (  # noqa: F401
+    keep_memory, make_evaluate, make_train_task, seed_mesh)
+from emcl_jax.training.protocol import (  # noqa: F401
+    EVAL_MODES, class_incremental_masks)
 
 
 class TaskRecord(NamedTuple):
@@ -89,22 +96,6 @@ class RunResult(NamedTuple):
   accuracy_matrix_class: Optional[np.ndarray] = None
 
 
-EVAL_MODES = ('task', 'class', 'both')
-
-
-def class_incremental_masks(masks: np.ndarray, task: int) -> np.ndarray:
-  """The evaluation masks after training `task` in the class-incremental
-  setting: every test task is scored over all the classes seen so far (the
-  union of masks[0..task]), so no task identity is given at test time.
-
-  Args:
-    masks: [..., T', C] bool, each task's classes (`TaskSet.class_mask`).
-    task: the task just trained (from 0).
-  """
-  seen = np.any(masks[..., :task + 1, :], axis=-2, keepdims=True)
-  return np.broadcast_to(seen, masks.shape)
-
-
 def batched(tasks: TaskSet, batch_size: int) -> tuple[chex.Array, ...]:
   """Stream arrays reshaped to [T, num_batches, batch_size, ...].
 
@@ -124,81 +115,6 @@ def batched(tasks: TaskSet, batch_size: int) -> tuple[chex.Array, ...]:
     t = np.broadcast_to(
         np.arange(tasks.num_tasks, dtype=np.int32)[:, None, None], shape)
   return x, y, np.ascontiguousarray(t)
-
-
-def keep_memory(new_state: Any, old_state: Any, fresh: chex.Array) -> Any:
-  """`new_state` with every replay memory (`memory.MemoryState`) in it
-  taken from `old_state` unless `fresh`: a batch seen again in a later epoch
-  trains the model but does not enter the memory (La-MAML's code fills its
-  memory in the first epoch only)."""
-  is_memory = lambda x: isinstance(x, memory_lib.MemoryState)  # noqa: E731
-
-  def pick(new, old):
-    if is_memory(new):
-      return jax.tree.map(lambda a, b: jnp.where(fresh, a, b), new, old)
-    return new
-  return jax.tree.map(pick, new_state, old_state, is_leaf=is_memory)
-
-
-def make_train_task(method: Method,
-                    batch_fn: Optional[Callable[[Any, Any], None]] = None,
-                    every: int = 1,
-                    fresh_batches: Optional[int] = None,
-                    ordered: bool = False) -> Callable[..., Any]:
-  """train_task(state, x, y, t, key) -> (state, losses [num_batches]): the
-  whole task's batch stream as one `lax.scan` of `method.update`.
-
-  With `batch_fn`, the scan calls `batch_fn(batches_done, loss)` on the host
-  (`jax.debug.callback`) after every `every`-th batch and after the last:
-  in-task progress at the cost of a few host calls per task. Without it
-  the compiled program has no callback at all. With `ordered`, the calls
-  are an ordered effect and reach the host in batch order; `jax.vmap`
-  (several seeds) cannot batch an ordered effect, so a vmapped `train_task`
-  must leave it off and its calls may arrive out of order. With
-  `fresh_batches` (a stream of several epochs), batches from that index on
-  leave the replay memories as they were (`keep_memory`).
-  """
-
-  def train_task(state, x, y, t, key):
-    n = y.shape[0]
-    keys = jax.random.split(key, n)
-
-    def body(state, inputs):
-      i, xb, yb, tb, k = inputs
-      new_state, metrics = method.update(state, Batch(xb, yb, tb), k)
-      state = (new_state if fresh_batches is None else
-               keep_memory(new_state, state, i < fresh_batches))
-      if batch_fn is not None:
-        jax.lax.cond(((i + 1) % every == 0) | (i + 1 == n),
-                     lambda: jax.debug.callback(batch_fn, i + 1,
-                                                metrics['loss'],
-                                                ordered=ordered),
-                     lambda: None)
-      return state, metrics['loss']
-
-    return jax.lax.scan(body, state, (jnp.arange(n), x, y, t, keys))
-
-  return train_task
-
-
-def make_evaluate(apply_fn: Callable[[chex.ArrayTree, chex.Array], chex.Array]
-                 ) -> Callable[..., chex.Array]:
-  """evaluate(params, test_x [T, m, ...], test_y [T, m], masks [T, C] or
-  None) -> accuracies [T]; with masks, task j's predictions are restricted
-  to the classes of masks[j] (multi-head, the task identity is known)."""
-
-  def evaluate(params, test_x, test_y, masks=None):
-
-    def one(xym):
-      x, y, mask = xym
-      logits = losses.mask_logits(apply_fn(params, x), mask)
-      return jnp.mean(jnp.argmax(logits, -1) == y)
-
-    if masks is None:
-      return jax.lax.map(lambda xy: one((*xy, None)), (test_x, test_y))
-    return jax.lax.map(one, (test_x, test_y, masks))
-
-  return evaluate
 
 
 def train_and_evaluate(
@@ -250,12 +166,11 @@ def train_and_evaluate(
     NonFiniteLossError: a task's training loss became NaN or infinite.
   """
   xs, ys, ts = batched(tasks, batch_size)
-  return _protocol(method, apply_fn, params, (xs, ys, ts),
-                   (tasks.test_x, tasks.test_y, tasks.class_mask), key,
-                   seeds=False,
-                   record_fn=record_fn, overlap_eval=overlap_eval,
-                   checkpointer=checkpointer, batch_fn=batch_fn,
-                   eval_mode=eval_mode, epochs=epochs)
+  return _run(method, apply_fn, params, (xs, ys, ts),
+              (tasks.test_x, tasks.test_y, tasks.class_mask), key,
+              seeds=False, record_fn=record_fn, overlap_eval=overlap_eval,
+              checkpointer=checkpointer, batch_fn=batch_fn,
+              eval_mode=eval_mode, epochs=epochs)
 
 
 def train_and_evaluate_seeds(
@@ -301,171 +216,119 @@ def train_and_evaluate_seeds(
   test = (stack(t.test_x for t in tasks), stack(t.test_y for t in tasks),
           None if tasks[0].class_mask is None
           else stack(t.class_mask for t in tasks))
-  return _protocol(method, apply_fn, params, (xs, ys, ts), test, keys,
-                   seeds=True, mesh=mesh, record_fn=record_fn,
-                   checkpointer=checkpointer, batch_fn=batch_fn,
-                   eval_mode=eval_mode, epochs=epochs)
+  return _run(method, apply_fn, params, (xs, ys, ts), test, keys,
+              seeds=True, mesh=mesh, record_fn=record_fn,
+              checkpointer=checkpointer, batch_fn=batch_fn,
+              eval_mode=eval_mode, epochs=epochs)
 
 
-def seed_mesh(num_seeds: int,
-              devices: Optional[Sequence[Any]] = None) -> jax.sharding.Mesh:
-  """A one-axis ('seed') mesh over the most devices that divide num_seeds
-  evenly (all of them when they do)."""
-  devices = list(jax.devices() if devices is None else devices)
-  n = max(d for d in range(1, len(devices) + 1) if num_seeds % d == 0)
-  return jax.sharding.Mesh(np.array(devices[:n]), ('seed',))
+class _Placed(NamedTuple):
+  """A run's inputs on its devices ((S,): the seed axis, if any)."""
+  stream: tuple[Any, ...]  # (x, y, t), each [(S,) T, num_batches, b, ...].
+  test: tuple[Any, ...]  # (test_x, test_y, class masks or None), [(S,) T'..].
+  key_init: chex.PRNGKey  # [(S,)] key of method.init.
+  task_keys: chex.PRNGKey  # [(S,) T] key of each task's training call.
 
 
-def _protocol(method, apply_fn, params, stream, test, key, *, seeds,
-              record_fn, checkpointer, overlap_eval=False, mesh=None,
-              batch_fn=None, eval_mode='task', epochs=1) -> RunResult:
-  """The loop over tasks shared by one seed and vmapped seeds (seeds=True:
-  every array has a leading seed axis and the task axis comes second)."""
-  start = time.perf_counter()
-  if eval_mode not in EVAL_MODES:
-    raise ValueError(f'eval_mode must be one of {EVAL_MODES}, got '
-                     f'{eval_mode!r}')
-  if eval_mode != 'task' and test[2] is None:
-    raise ValueError(f'--eval={eval_mode} applies to the class-split '
-                     'benchmarks (a single-head benchmark has no task '
-                     'identity to drop); use --eval=task')
-  if mesh is not None:
-    put = lambda a: jax.device_put(  # noqa: E731
-        a, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(
-            'seed')))
-  else:
-    put = jnp.asarray
-  xs, ys, ts = (put(a) for a in stream)
-  test_x, test_y = (put(a) for a in test[:2])
-  masks = None if test[2] is None else put(test[2])
-  params, key = put(params) if mesh else params, put(key)
+def _place(stream, test, key, put, seeds) -> _Placed:
+  """Places the run's arrays (`programs.placer`) and splits its key into
+  the init key and one key per task."""
   lift = jax.vmap if seeds else (lambda f: f)
-  split = lift(jax.random.split)
-  key_init, key_run = jnp.moveaxis(split(key), -2, 0)
-  num_tasks = ys.shape[1 if seeds else 0]
+  stream = tuple(put(a) for a in stream)
+  test = (*(put(a) for a in test[:2]),
+          None if test[2] is None else put(test[2]))
+  key_init, key_run = jnp.moveaxis(lift(jax.random.split)(put(key)), -2, 0)
+  num_tasks = stream[1].shape[1 if seeds else 0]
   task_keys = lift(lambda k: jax.random.split(k, num_tasks))(key_run)
-  at = (lambda a, t: a[:, t]) if seeds else (lambda a, t: a[t])
+  return _Placed(stream, test, key_init, task_keys)
+
+
+class _BatchReporter:
+  """`batch_fn` as `make_train_task`'s host callback (about 50 calls per
+  task), told the task now training (`task`, set before each task)."""
+
+  def __init__(self, batch_fn, num_tasks: int, num_batches: int):
+    self.batch_fn = batch_fn
+    self.num_tasks, self.num_batches = num_tasks, num_batches
+    self.every = max(1, num_batches // 50)
+    self.task = 0
+
+  def __call__(self, done, loss) -> None:
+    self.batch_fn(self.task, self.num_tasks, int(done), self.num_batches,
+                  float(np.mean(loss)))
+
+
+def _task_record(m: protocol.Matrices, task: int) -> TaskRecord:
+  """Row `task` of the matrices as a `TaskRecord` (copies)."""
+  return TaskRecord(
+      task, m.train_seconds.shape[0], m.task_losses[..., task].copy(),
+      m.r[..., task, :].copy(), float(m.train_seconds[task]),
+      float(m.eval_seconds[task]),
+      None if m.r_class is None else m.r_class[..., task, :].copy())
+
+
+def _run(method, apply_fn, params, stream, test, key, *, seeds, record_fn,
+         checkpointer, overlap_eval=False, mesh=None, batch_fn=None,
+         eval_mode='task', epochs=1) -> RunResult:
+  """The protocol shared by one seed and vmapped seeds (seeds=True: every
+  array has a leading seed axis and the task axis comes second): check the
+  options, place the arrays, compile, restore, loop over the tasks."""
+  start = time.perf_counter()
+  num_batches = int(stream[1].shape[-2])
+  protocol.check_options(eval_mode, test[2] is not None, epochs,
+                         num_batches)
+  put = programs.placer(mesh)
+  run = _place(stream, test, key, put, seeds)
+  params = put(params) if mesh else params
+  lift = jax.vmap if seeds else (lambda f: f)
   # The training call donates its state: copy, so that the caller's
   # `params` (which init may hold as they are) stay valid.
-  state = jax.tree.map(jnp.copy, lift(method.init)(params, key_init))
+  state = jax.tree.map(jnp.copy, lift(method.init)(params, run.key_init))
 
   t0 = time.perf_counter()
-  current_task = [0]
-  on_batch, every = None, 1
-  num_batches = int(ys.shape[-2])
-  if batch_fn is not None:
-    every = max(1, num_batches // 50)
+  lead = (stream[1].shape[0],) if seeds else ()
+  num_tasks = stream[1].shape[len(lead)]
+  reporter = (None if batch_fn is None else
+              _BatchReporter(batch_fn, num_tasks, num_batches))
+  at = (lambda a, t: a[:, t]) if seeds else (lambda a, t: a[t])
 
-    def on_batch(done, loss):
-      batch_fn(current_task[0], num_tasks, int(done), num_batches,
-               float(np.mean(loss)))
-  if epochs < 1 or num_batches % epochs:
-    raise ValueError(f'a stream of {num_batches} batches cannot hold '
-                     f'{epochs} epochs')
-  fresh = None if epochs == 1 else num_batches // epochs
-  train_fn = lift(make_train_task(method, on_batch, every, fresh,
-                                  ordered=not seeds))
-  # Seeds evaluate one after the other (lax.map): a vmapped evaluation's
-  # batched matrix products were 2x slower on the CPU (measured).
-  eval_fn = make_evaluate(apply_fn)
-  if seeds:
-    eval_fn = functools.partial(
-        lambda f, p, x, y, m: jax.lax.map(lambda a: f(*a), (p, x, y, m)),
-        eval_fn)
-  if mesh is not None:
-    # Each device runs its own seeds (an explicit per-device program: XLA's
-    # automatic partitioning of the lax.map replicated the evaluation).
-    spec = jax.sharding.PartitionSpec('seed')
-    train_fn, eval_fn = (jax.shard_map(f, mesh=mesh, in_specs=spec,
-                                       out_specs=spec, check_vma=False)
-                         for f in (train_fn, eval_fn))
-  train_task = jax.jit(train_fn, donate_argnums=0).lower(
-      state, at(xs, 0), at(ys, 0), at(ts, 0), at(task_keys, 0)).compile()
-  evaluate = jax.jit(eval_fn).lower(
-      lift(method.params_of)(state), test_x, test_y, masks).compile()
+  def task_inputs(task):
+    return (*(at(a, task) for a in run.stream), at(run.task_keys, task))
+
+  progs = programs.compile_programs(
+      method, apply_fn, state, task_inputs(0), run.test, seeds=seeds,
+      mesh=mesh, on_batch=reporter, every=reporter.every if reporter else 1,
+      fresh_batches=None if epochs == 1 else num_batches // epochs)
   compile_seconds = time.perf_counter() - t0
 
-  lead = (ys.shape[0],) if seeds else ()
-  r = np.zeros(lead + (num_tasks, test_y.shape[1 if seeds else 0]))
-  r_class = np.zeros_like(r) if eval_mode == 'both' else None
-  host_masks = None if test[2] is None else np.asarray(test[2])
+  m = protocol.new_matrices(lead, num_tasks, run.test[1].shape[len(lead)],
+                            eval_mode == 'both')
   # b of FWT: the untrained model, scored as each task is after training it.
-  init_accuracy = np.asarray(evaluate(lift(method.params_of)(state), test_x,
-                                      test_y, masks))
-  task_losses = np.zeros(lead + (num_tasks,))
-  train_times = np.zeros(num_tasks)
-  eval_times = np.zeros(num_tasks)
-  first = 0
-  if checkpointer is not None:
-    restored = checkpointer.restore(state, r.shape,
-                                    with_class=r_class is not None)
-    if restored is not None:
-      first, state, r[...], task_losses[...], train_times[:] = restored[:5]
-      if r_class is not None:
-        r_class[...] = restored[5]
-      state = jax.tree.map(put, state) if mesh else state
+  init_accuracy = np.asarray(progs.evaluate(progs.params_of(state),
+                                            *run.test))
+  first, state = protocol.resume(
+      checkpointer, state, m,
+      (lambda s: jax.tree.map(put, s)) if mesh else (lambda s: s))
+  ev = protocol.Evaluation(progs.evaluate, *run.test,
+                           None if test[2] is None else np.asarray(test[2]),
+                           put, eval_mode)
 
-  def evaluate_row(task, params):
-    t0 = time.perf_counter()
-    if eval_mode != 'class':
-      r[..., task, :] = np.asarray(evaluate(params, test_x, test_y, masks))
-    if eval_mode != 'task':
-      seen = put(class_incremental_masks(host_masks, task))
-      row = np.asarray(evaluate(params, test_x, test_y, seen))
-      (r if eval_mode == 'class' else r_class)[..., task, :] = row
-    eval_times[task] = time.perf_counter() - t0
-    return task
+  def train(state, task):
+    if reporter is not None:
+      reporter.task = task
+    return progs.train_task(state, *task_inputs(task))
 
-  def log(task):
+  def report(task):
     if record_fn is not None:
-      record_fn(TaskRecord(
-          task, num_tasks, task_losses[..., task].copy(),
-          r[..., task, :].copy(), float(train_times[task]),
-          float(eval_times[task]),
-          None if r_class is None else r_class[..., task, :].copy()))
+      record_fn(_task_record(m, task))
 
-  pool = (concurrent.futures.ThreadPoolExecutor(1) if overlap_eval
-          else None)
   loop_start = time.perf_counter()
-  pending = []
-  try:
-    for task in range(first, num_tasks):
-      current_task[0] = task
-      t0 = time.perf_counter()
-      state, losses = train_task(state, at(xs, task), at(ys, task),
-                                 at(ts, task), at(task_keys, task))
-      jax.block_until_ready((state, losses))
-      train_times[task] = time.perf_counter() - t0
-      losses = np.asarray(losses)
-      if not np.all(np.isfinite(losses)):
-        bad = np.argwhere(~np.isfinite(losses))[0]
-        where = (f'seed index {bad[0]}, ' if seeds else '') + (
-            f'batch {bad[-1]} of task {task}')
-        raise NonFiniteLossError(
-            f'loss became {losses[tuple(bad)]} at {where}; lower the '
-            "method's learning rates (or its regularisation strength)")
-      task_losses[..., task] = losses.mean(-1)
-      if pool is None:
-        log(evaluate_row(task, lift(method.params_of)(state)))
-      else:
-        # The next training call donates `state`: evaluate a copy.
-        params = jax.block_until_ready(
-            jax.tree.map(jnp.copy, lift(method.params_of)(state)))
-        pending.append(pool.submit(evaluate_row, task, params))
-        while pending and pending[0].done():
-          log(pending.pop(0).result())
-      if checkpointer is not None:
-        for future in pending:
-          log(future.result())
-        pending = []
-        checkpointer.save(task, state, r, task_losses, train_times,
-                          r_class=r_class)
-    for future in pending:
-      log(future.result())
-  finally:
-    if pool is not None:
-      pool.shutdown(wait=True, cancel_futures=True)
+  state = protocol.run_tasks(
+      train, lambda task, p: protocol.evaluate_row(ev, m, task, p),
+      progs.params_of, state, m, first=first, seeds=seeds, on_row=report,
+      checkpointer=checkpointer, overlap_eval=overlap_eval)
   end = time.perf_counter()
-  return RunResult(r, float(train_times.sum()), compile_seconds,
-                   float(eval_times.sum()), end - start, end - loop_start,
-                   task_losses, state, train_times, init_accuracy, r_class)
+  return RunResult(m.r, float(m.train_seconds.sum()), compile_seconds,
+                   float(m.eval_seconds.sum()), end - start,
+                   end - loop_start, m.task_losses, state, m.train_seconds,
+                   init_accuracy, m.r_class)

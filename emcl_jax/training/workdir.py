@@ -114,7 +114,7 @@ class RunLock:
       os.close(fd)
       raise RunLockedError(f'{self.folder} is being run by another process '
                            f'(it holds {self.path}); wait for it to finish, '
-                           'or use another --workdir') from None
+                           'or use another folder') from None
     self._fd = fd
     return self
 
