@@ -23,7 +23,7 @@ class ConfigsTest(parameterized.TestCase):
   @parameterized.parameters(*configs.BENCHMARKS)
   def test_every_entry_is_a_valid_config(self, dataset):
     module = __import__(f'emcl_jax.configs.{dataset}', fromlist=['x'])
-    self.assertIn(module.MODEL, ('mlp', 'resnet18_reduced'))
+    self.assertIn(module.MODEL, ('mlp', 'resnet18_reduced', 'pc_cnn'))
     self.assertEmpty(set(module.METHODS) - set(METHODS))
     for method in METHODS:
       config = configs.get_config(dataset, method)  # builds, or raises
@@ -101,6 +101,30 @@ class ConfigsTest(parameterized.TestCase):
                          0.03)
       lamaml = _params(dataset, 'lamaml')
       self.assertEqual((lamaml.alpha_init, lamaml.opt_lr), (0.1, 0.3))
+
+  def test_tinyimagenet_is_la_mamls_single_pass_run(self):
+    # montrealrobotics/La-MAML, run_experiments.sh, the single-pass
+    # TinyImageNet block, typed by hand: --increment 5 (40 tasks of 5 of the
+    # 200 classes), --class_order random, --arch pc_cnn, 400 memories.
+    c = configs.get_config('tinyimagenet', 'lamaml')
+    self.assertEqual((c.data.num_tasks, c.data.samples_per_task,
+                      c.data.class_order, c.model.name),
+                     (40, 2250, 'random', 'pc_cnn'))
+    self.assertEqual((c.method.alpha_init, c.method.opt_lr, c.method.opt_wt,
+                      c.method.glances, c.method.grad_clip_norm,
+                      c.method.memory_size, c.method.learn_lr),
+                     (0.1, 0.4, 0.1, 2, 1.0, 400, True))
+    c = _params('tinyimagenet', 'cmaml')
+    self.assertEqual((c.alpha_init, c.opt_wt, c.learn_lr, c.sync_update),
+                     (0.03, 0.03, False, True))
+    c = _params('tinyimagenet', 'mer')
+    self.assertEqual((c.lr, c.beta, c.gamma, c.replay_size,
+                      c.grad_clip_norm), (0.1, 0.1, 1.0, 25, 10.0))
+    c = _params('tinyimagenet', 'gem')
+    self.assertEqual((c.lr, c.memory_per_task, c.max_tasks,
+                      c.memory_strength), (0.03, 10, 40, 0.5))
+    self.assertEqual(_params('tinyimagenet', 'er').replay_size, 1)
+    self.assertEqual(_params('tinyimagenet', 'agem').lr, 0.01)
 
   def _write(self, text):
     folder = tempfile.mkdtemp()

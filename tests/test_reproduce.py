@@ -149,6 +149,22 @@ class ReproduceTest(absltest.TestCase):
     self.assertNotIn('finetune', table)
     self.assertIn('| emcl', table)
 
+  def test_corrupt_results_file_is_one_line(self):
+    copy = os.path.join(tempfile.mkdtemp(), 'copy')
+    self.addCleanup(shutil.rmtree, os.path.dirname(copy), True)
+    shutil.copytree(self.out, copy)
+    victim = os.path.join(self.folder('finetune', 1), 'results.json').replace(
+        self.out, copy)
+    with open(victim, 'w') as f:
+      f.write('{"acc": ')
+    proc = reproduce('--methods=emcl,finetune', '--seeds=2',
+                     f'--workdir={copy}')
+    self.assertEqual(proc.returncode, 2)
+    lines = proc.stderr.strip().splitlines()
+    self.assertRegex(lines[-1], f'^error: {victim} is not a readable '
+                     'results file')
+    self.assertNotIn('Traceback', proc.stderr)
+
   def test_unknown_method_is_one_line(self):
     proc = reproduce('--methods=emcl,emlc', f'--output_dir={self.out}/x')
     self.assertEqual(proc.returncode, 2)

@@ -3,6 +3,7 @@ shapes, labels (class colours survive JPEG), La-MAML's class ids, the
 cache, errors, and the lazy PIL import."""
 
 import os
+import socket
 import subprocess
 import sys
 from unittest import mock
@@ -262,11 +263,24 @@ class ErrorTest(parameterized.TestCase):
     self.assert_error(regex)
 
   def test_sources(self):
-    with self.assertRaisesRegex(DataError, 'TinyImageNet is not bundled: '
-                                'unzip http'):
-      tinyimagenet.load('auto', None)
+    # No folder: 'auto' fetches the official zip (from a mirror at a closed
+    # port here: no network), 'dir' refuses.
+    with socket.socket() as s:
+      s.bind(('127.0.0.1', 0))
+      port = s.getsockname()[1]
+    env = {'EMCL_JAX_MIRROR': f'http://127.0.0.1:{port}',
+           'EMCL_JAX_DATA': self.create_tempdir().full_path}
+    with mock.patch.dict(os.environ, env):
+      with self.assertRaisesRegex(
+          DataError, rf'^cannot download http://127.0.0.1:{port}/tiny-'
+          'imagenet-200.zip: .*yourself from http://cs231n.stanford.edu/'):
+        tinyimagenet.load('auto', None)
+    with self.assertRaisesRegex(DataError, "data_source='dir' needs "
+                                'data_dir: unzip http'):
+      tinyimagenet.load('dir', None)
     with self.assertRaisesRegex(DataError, "source 'tfds' cannot provide "
-                                'TinyImageNet'):
+                                'TinyImageNet; use one of auto, dir, '
+                                'download'):
       tinyimagenet.load('tfds', self.parent)
     with self.assertRaisesRegex(DataError, r'--data_dir \S+/nothing is not a '
                                 'directory'):

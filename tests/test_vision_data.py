@@ -4,7 +4,9 @@ formats (good, truncated, wrong-shaped), the class split, and the registry."""
 import io
 import os
 import pickle
+import socket
 import tarfile
+from unittest import mock
 
 from absl import flags
 from absl.testing import absltest
@@ -218,10 +220,25 @@ class Cifar100Test(parameterized.TestCase):
     with self.assertRaisesRegex(DataError, 'test not found in'):
       cifar100.read_dir(folder)
 
-  def test_no_source_without_data_dir(self):
-    with self.assertRaisesRegex(DataError, 'not bundled: put the cifar-100-'
-                                "python folder .*data_source='tfds'"):
-      cifar100.load('auto', None)
+  def test_without_files_auto_downloads_and_dir_refuses(self):
+    # No files: 'auto' fetches the official archive (here from a mirror at
+    # a closed port, so no network is touched), 'dir' does not.
+    with socket.socket() as s:
+      s.bind(('127.0.0.1', 0))
+      port = s.getsockname()[1]
+    env = {'EMCL_JAX_MIRROR': f'http://127.0.0.1:{port}',
+           'EMCL_JAX_DATA': self.create_tempdir().full_path}
+    with mock.patch.dict(os.environ, env):
+      with self.assertRaisesRegex(
+          DataError, rf'^cannot download http://127.0.0.1:{port}/cifar-100-'
+          'python.tar.gz: .*; download cifar-100-python.tar.gz yourself from '
+          r'https://www.cs.toronto.edu/~kriz/cifar.html'):
+        cifar100.load('auto', None)
+      with self.assertRaisesRegex(DataError, 'cannot download'):
+        data.load('cifar100')
+    with self.assertRaisesRegex(DataError, "data_source='dir' needs "
+                                'data_dir: put the cifar-100-python'):
+      cifar100.load('dir', None)
     with self.assertRaisesRegex(DataError, 'no bundled copy'):
       cifar100.load('bundled', None)
 
@@ -525,8 +542,6 @@ class RegistryTest(absltest.TestCase):
     with self.assertRaisesRegex(DataError, "unknown class order 'bogus'; use "
                                 "class_order='natural' or"):
       data.load('split_mnist', class_order='bogus')
-    with self.assertRaisesRegex(DataError, 'CIFAR-100 is not bundled'):
-      data.load('cifar100')
     with self.assertRaisesRegex(DataError, 'num_tasks=6 is outside 1..5'):
       data.load('split_mnist', num_tasks=6)
     with self.assertRaisesRegex(DataError, 'found 10 classes in .*, '

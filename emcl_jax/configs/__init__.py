@@ -2,7 +2,8 @@
 
 `get_config(dataset, method)` is the whole run of `method` on `dataset`,
 from the benchmark's module (`mnist_permutations.py`, `many_permutations.py`,
-`mnist_rotations.py`, `split_mnist.py`, `cifar100.py`, `miniimagenet.py`):
+`mnist_rotations.py`, `split_mnist.py`, `cifar100.py`, `miniimagenet.py`,
+`tinyimagenet.py`):
 its size (Table I), model, and every hyper-parameter of the method. Each
 value has one home:
 
@@ -93,7 +94,9 @@ def get_config(dataset: str = 'mnist_permutations', method: str = 'emcl',
 def resolve(config: RunConfig) -> RunConfig:
   """`config` as a run uses it: the data source 'auto' made explicit (the
   folder when `data.dir` is given, else the bundled MNIST subset), the
-  folder absolute; checked whole.
+  folder absolute (`flat` leaves out the cache folder of a download: the
+  official archive, checked by its MD5, is the same data wherever it is
+  kept); checked whole.
 
   Raises:
     ConfigError: a setting that cannot apply to this benchmark or model,
@@ -142,9 +145,13 @@ def resolve(config: RunConfig) -> RunConfig:
   except ValueError as e:
     raise ConfigError(f'method.{e}') from None
   source = data.source
-  if source == 'auto' and data.dir is not None:
+  if source == 'auto' and dataset in data_lib.DOWNLOADS:
+    # The folder's files when it holds them, else the official archive
+    # fetched there: 'download' without a folder.
+    source = 'auto' if data.dir is not None else 'download'
+  elif source == 'auto' and data.dir is not None:
     source = 'dir'
-  elif source == 'auto' and dataset not in ('cifar100', 'miniimagenet'):
+  elif source == 'auto' and dataset in data_lib.BUNDLED:
     source = 'bundled'
   return dataclasses.replace(config, data=dataclasses.replace(
       data, source=source,
@@ -169,7 +176,9 @@ def flat(config: RunConfig) -> dict[str, Any]:
           'batch_size': config.protocol.batch_size,
           'model': model_label(config.model),
           'class_order': config.data.class_order,
-          'data_source': config.data.source, 'data_dir': config.data.dir,
+          'data_source': config.data.source,
+          'data_dir': (None if config.data.source == 'download'
+                       else config.data.dir),
           'eval': config.protocol.eval, 'epochs': config.protocol.epochs}
 
 

@@ -38,11 +38,15 @@ class DataConfig:
   samples_per_task: Optional[int] = _field(
       None, 'training samples per task (None: Table I\'s; all of a task\'s '
       'images for the class-split benchmarks)')
-  source: str = _field('auto', "where the data comes from: 'auto' (data.dir "
-                       "if given, else the bundled MNIST subset or the "
-                       "download cache), 'dir', 'tfds', 'bundled'")
+  source: str = _field('auto', "where the data comes from: 'auto' (data.dir's "
+                       "files if given; else the bundled MNIST subset, or "
+                       "CIFAR-100's and TinyImageNet's official archive "
+                       "downloaded once), 'dir', 'download', 'tfds', "
+                       "'bundled'")
   dir: Optional[str] = _field(None, 'the folder of the data files (MNIST '
-                              'IDX, cifar-100-python, ...)')
+                              'IDX, cifar-100-python, tiny-imagenet-200, '
+                              '...), and the download cache (default: '
+                              '$EMCL_JAX_DATA, else ~/.cache/emcl_jax)')
   class_order: str = _field('natural', "class-split benchmarks: 'natural' "
                             "or 'random' (drawn from the seed)")
 
@@ -50,8 +54,8 @@ class DataConfig:
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
   """The network (emcl_jax.models.MODELS)."""
-  name: str = _field('mlp', "'mlp' or 'resnet18_reduced' (default: the "
-                     "benchmark's)")
+  name: str = _field('mlp', "'mlp', 'resnet18_reduced' or 'pc_cnn' "
+                     "(default: the benchmark's)")
   norm: Optional[str] = _field(None, "resnet18_reduced only: 'group' "
                                "(None: GroupNorm, 4 groups), 'instance', "
                                "'layer', 'batch' (frozen statistics), 'none'")

@@ -4,7 +4,7 @@ Permutation and rotation benchmarks (single head, inputs [784]):
 'mnist_permutations', 'many_permutations', 'mnist_rotations'. Class-split
 benchmarks (multi-head: `TaskSet.class_mask` names each task's classes,
 labels are global class ids): 'split_mnist' (inputs [28, 28]), 'cifar100'
-([32, 32, 3]), 'miniimagenet' ([84, 84, 3]);
+([32, 32, 3]), 'miniimagenet' ([84, 84, 3]), 'tinyimagenet' ([64, 64, 3]);
 all inputs uint8, their shape is `tasks.train_x.shape[2:]`.
 `from_arrays` builds a benchmark from your own arrays.
 """
@@ -16,6 +16,7 @@ from emcl_jax.data import mnist
 from emcl_jax.data import permutations
 from emcl_jax.data import rotations
 from emcl_jax.data import splits
+from emcl_jax.data import tinyimagenet
 from emcl_jax.data.splits import CLASS_ORDERS
 from emcl_jax.data.tasks import TaskSet
 from emcl_jax.errors import DataError
@@ -29,13 +30,26 @@ BENCHMARKS = {
     'split_mnist': (5, None),
     'cifar100': (20, 2500),
     'miniimagenet': (20, 2500),
+    # La-MAML's Split TinyImageNet: 40 tasks of 5 classes; 2,250 of each
+    # task's 2,500 images (its 10% validation hold-out).
+    'tinyimagenet': (40, 2250),
 }
+
+# Benchmarks of the bundled 5,000-image MNIST subset (read without a
+# data_dir).
+BUNDLED = ('mnist_permutations', 'many_permutations', 'mnist_rotations',
+           'split_mnist')
+
+# Benchmarks whose official archive `download.fetch` gets when no folder
+# holds it (data_source 'download', or 'auto').
+DOWNLOADS = ('cifar100', 'tinyimagenet')
 
 # Class-split benchmarks: name -> (classes per task, number of classes).
 CLASS_SPLITS = {
     'split_mnist': (2, 10),
     'cifar100': (5, 100),
     'miniimagenet': (5, 100),
+    'tinyimagenet': (5, 200),
 }
 
 
@@ -85,6 +99,8 @@ def load(name: str, *, num_tasks: int | None = None,
     split = mnist.load(data_source, data_dir)
   elif name == 'cifar100':
     split = cifar100.load(data_source, data_dir)
+  elif name == 'tinyimagenet':
+    split = tinyimagenet.load(data_source, data_dir)
   else:
     split = miniimagenet.load(data_source, data_dir)
   return splits.class_split(
@@ -94,5 +110,5 @@ def load(name: str, *, num_tasks: int | None = None,
       source=split.source, num_classes=num_classes)
 
 
-__all__ = ['BENCHMARKS', 'CLASS_ORDERS', 'CLASS_SPLITS', 'DataError',
+__all__ = ['BENCHMARKS', 'BUNDLED', 'DOWNLOADS', 'CLASS_ORDERS', 'CLASS_SPLITS', 'DataError',
            'TaskSet', 'from_arrays', 'load']

@@ -3,8 +3,11 @@
 1. 'dir': `data_dir` holding the standard `cifar-100-python` folder (its
    pickles `train` and `test`; `meta` is not needed), or that folder itself,
    or `cifar-100-python.tar.gz`, read straight from the archive.
-2. 'tfds': TensorFlow Datasets `cifar100` (downloads on first use; needs
-   network).
+2. 'download': the official cifar-100-python.tar.gz, fetched, checked and
+   extracted once into a cache folder (`download.fetch`), then read as 1.
+   'auto' is 1 when `data_dir` holds the files, else 2.
+3. 'tfds': TensorFlow Datasets `cifar100` (downloads on first use; needs
+   network, and TensorFlow to prepare it).
 
 There is no bundled copy. Each pickle is a dict with b'data' [N, 3072] uint8
 (each row a 3x32x32 image, channel-major) and b'fine_labels' [N] in 0..99;
@@ -17,6 +20,7 @@ import zlib
 
 import numpy as np
 
+from emcl_jax.data import download
 from emcl_jax.data import mnist
 from emcl_jax.data import pickles
 from emcl_jax.data import tfds_source
@@ -24,7 +28,7 @@ from emcl_jax.errors import DataError, first_line
 
 FOLDER = 'cifar-100-python'
 ARCHIVE = 'cifar-100-python.tar.gz'
-SOURCES = ('auto', 'dir', 'tfds')
+SOURCES = ('auto', 'dir', 'download', 'tfds')
 NUM_CLASSES = 100
 PUT = (f'put the {FOLDER} folder (files train, test) or {ARCHIVE} from '
        'https://www.cs.toronto.edu/~kriz/cifar.html in data_dir')
@@ -122,30 +126,46 @@ def read_dir(data_dir: str) -> mnist.Split:
 
 
 def read_tfds(data_dir: str | None = None) -> mnist.Split:
-  """Loads TFDS `cifar100` (fine labels; network on first use).
+  """Loads TFDS `cifar100` (fine labels; prepared under `data_dir` on first
+  use, which needs network access and TensorFlow: the `tfds` extra).
 
   Raises:
-    DataError: TFDS is not installed or the download fails.
+    DataError: TFDS is not installed, TensorFlow is missing for the first
+      use, or the download or preparation fails.
   """
   return mnist.Split(*tfds_source.read('cifar100', data_dir, PUT),
                      'tfds:cifar100')
 
 
+def has_files(data_dir: str | None) -> bool:
+  """Whether `data_dir` holds CIFAR-100 as `read_dir` takes it: the
+  cifar-100-python folder, its files, or the archive."""
+  if not data_dir:
+    return False
+  return any(os.path.exists(os.path.join(data_dir, *p)) for p in (
+      (FOLDER, 'train'), ('train',), (ARCHIVE,)))
+
+
 def load(source: str = 'auto', data_dir: str | None = None) -> mnist.Split:
-  """CIFAR-100 from the requested source ('auto': data_dir if given).
+  """CIFAR-100 from the requested source: 'dir' (`data_dir`'s files),
+  'download' (the official archive, fetched once into the cache folder
+  `data_dir`, else $EMCL_JAX_DATA, else ~/.cache/emcl_jax:
+  `download.fetch`), 'auto' (`data_dir`'s files when it holds them, else
+  'download') or 'tfds'.
 
   Raises:
-    DataError: an unknown source, no data_dir for 'auto'/'dir', or a source
-      that cannot provide the data.
+    DataError: an unknown source, no data_dir for 'dir', files that cannot
+      be read, or a download that fails (one line naming the URL and the
+      manual way).
   """
   if source not in SOURCES:
     raise DataError(f'unknown data source {source!r} for cifar100; use one '
                     f'of {SOURCES} (there is no bundled copy)')
   if source == 'tfds':
     return read_tfds(data_dir)
-  if not data_dir:
-    raise DataError(f'CIFAR-100 is not bundled: {PUT} (e.g. '
-                    f"data_dir='data/cifar100' holding {FOLDER}/train and "
-                    f"{FOLDER}/test), or data_source='tfds' to download it "
-                    'with network access')
-  return read_dir(data_dir)
+  if source == 'dir' or (source == 'auto' and has_files(data_dir)):
+    if not data_dir:
+      raise DataError(f"data_source='dir' needs data_dir: {PUT}, or use "
+                      "data_source='download'")
+    return read_dir(data_dir)
+  return read_dir(download.fetch(download.CIFAR100, data_dir))

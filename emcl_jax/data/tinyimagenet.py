@@ -40,11 +40,12 @@ import zipfile
 
 import numpy as np
 
+from emcl_jax.data import download
 from emcl_jax.data import mnist
 from emcl_jax.errors import DataError, first_line
 
 FOLDER = 'tiny-imagenet-200'
-SOURCES = ('auto', 'dir')
+SOURCES = ('auto', 'dir', 'download')
 NUM_CLASSES = 200
 SIZE = 64
 EXTENSIONS = ('.jpeg', '.jpg')
@@ -277,17 +278,31 @@ def read(data_dir: str, *, cache: bool = True) -> mnist.Split:
   return mnist.Split(*arrays, source)
 
 
+def has_files(data_dir: str | None) -> bool:
+  """Whether `data_dir` is, or holds, a tiny-imagenet-200 folder."""
+  if not data_dir:
+    return False
+  return any(os.path.isfile(os.path.join(data_dir, *p, 'wnids.txt'))
+             for p in ((FOLDER,), ()))
+
+
 def load(source: str = 'auto', data_dir: str | None = None, *,
          cache: bool = True) -> mnist.Split:
-  """TinyImageNet from `data_dir` (the only source).
+  """TinyImageNet: 'dir' (`data_dir`'s folder), 'download' (the official
+  zip, fetched once into the cache folder `data_dir`, else $EMCL_JAX_DATA,
+  else ~/.cache/emcl_jax: `download.fetch`), or 'auto' (`data_dir`'s folder
+  when it holds one, else 'download').
 
   Raises:
-    DataError: a source other than 'auto'/'dir', no data_dir, or data that
-      `read` rejects.
+    DataError: another source, no data_dir for 'dir', data that `read`
+      rejects, or a download that fails.
   """
   if source not in SOURCES:
-    raise DataError(f'data source {source!r} cannot provide TinyImageNet '
-                    f'(it is read from a folder only); {PUT}')
-  if not data_dir:
-    raise DataError(f'TinyImageNet is not bundled: {PUT}')
-  return read(data_dir, cache=cache)
+    raise DataError(f'data source {source!r} cannot provide TinyImageNet; '
+                    f'use one of {", ".join(SOURCES)}')
+  if source == 'dir' or (source == 'auto' and has_files(data_dir)):
+    if not data_dir:
+      raise DataError(f"data_source='dir' needs data_dir: {PUT}, or use "
+                      "data_source='download'")
+    return read(data_dir, cache=cache)
+  return read(download.fetch(download.TINYIMAGENET, data_dir), cache=cache)

@@ -72,7 +72,7 @@ def _method_field_hint(message: str) -> str:
   from emcl_jax.methods import METHODS  # pylint: disable=g-import-not-at-top
   for _, cls in METHODS.values():
     for field in cls._fields:
-      if f"'{field}'" in message or f"'{field}=" in message:
+      if message.startswith(f"Unknown command line flag '{field}'"):
         return (f'; method settings are --config.method.{field}=VALUE '
                 f'(--print_config lists them)')
   return '; pass --help to list the flags'

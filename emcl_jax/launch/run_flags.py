@@ -37,13 +37,16 @@ SHORT = {
     'data_dir': ('data.dir', 'string', 'Folder with the data files (MNIST '
                  'IDX, cifar-100-python, mini-imagenet-cache-*.pkl or one '
                  'folder per class); MNIST default: the bundled subset.'),
-    'data_source': ('data.source', 'string', 'auto (data_dir if given, '
-                    'else bundled) | dir | tfds | bundled.'),
+    'data_source': ('data.source', 'string', "auto (data_dir's files if "
+                    'given; else the bundled MNIST subset, or the official '
+                    'CIFAR-100 / TinyImageNet archive downloaded once into '
+                    'data_dir, $EMCL_JAX_DATA or ~/.cache/emcl_jax) | dir | '
+                    'download | tfds | bundled.'),
     'class_order': ('data.class_order', 'string', 'natural | random: the '
                     'order of the classes over the tasks (class-split '
                     'benchmarks; random is drawn from the seed).'),
-    'model': ('model.name', 'string', "mlp | resnet18_reduced (default: the "
-              "benchmark's)."),
+    'model': ('model.name', 'string', "mlp | resnet18_reduced | pc_cnn "
+              "(default: the benchmark's)."),
     'norm': ('model.norm', 'string', 'resnet18_reduced only: group '
              '(default) | instance | layer | batch (frozen statistics) | '
              'none.'),

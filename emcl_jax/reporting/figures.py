@@ -48,6 +48,7 @@ DATASET_LABELS = {
     'mnist_permutations': 'MNIST Permutations',
     'many_permutations': 'Many Permutations', 'split_mnist': 'Split MNIST',
     'cifar100': 'Split CIFAR100', 'miniimagenet': 'Split miniImageNet',
+    'tinyimagenet': 'Split TinyImageNet',
 }
 
 

@@ -1,0 +1,644 @@
+"""`data.download` against a real HTTP server on 127.0.0.1 (a thread of this
+test) serving tiny archives in the official formats: resume, restarts,
+checksums, corrupt archives, network errors, the cache and the mirror."""
+
+import contextlib
+import hashlib
+import http.server
+import io
+import os
+import pickle
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+import zipfile
+from unittest import mock
+
+from absl.testing import absltest
+import numpy as np
+
+from emcl_jax.data import cifar100
+from emcl_jax.data import download
+from emcl_jax.data import tinyimagenet
+from emcl_jax.errors import DataError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CIFAR = 'cifar-100-python.tar.gz'
+TINY = 'tiny-imagenet-200.zip'
+
+
+def _tmp(test):
+  folder = tempfile.mkdtemp()
+  test.addCleanup(shutil.rmtree, folder, True)
+  return folder
+
+
+def _md5(raw: bytes) -> str:
+  return hashlib.md5(raw).hexdigest()
+
+
+def _cifar_pickle(rng, n):
+  """One CIFAR-100 file as the official one: a dict with byte-string keys,
+  data [n, 3072] uint8, fine and coarse labels as lists."""
+  fine = rng.integers(0, 100, n)
+  return {
+      b'filenames': [f'img_{i}.png'.encode() for i in range(n)],
+      b'batch_label': b'training batch 1 of 1',
+      b'fine_labels': [int(v) for v in fine],
+      b'coarse_labels': [int(v) // 5 for v in fine],
+      b'data': rng.integers(0, 256, (n, 3072)).astype(np.uint8),
+  }
+
+
+def cifar_archive(seed=0, n_train=12, n_test=6):
+  """A tiny cifar-100-python.tar.gz (folder cifar-100-python/ with train,
+  test and meta pickled with protocol 2) and the pickled dicts."""
+  rng = np.random.default_rng(seed)
+  files = {'train': _cifar_pickle(rng, n_train),
+           'test': _cifar_pickle(rng, n_test),
+           'meta': {b'fine_label_names': [b'c%d' % i for i in range(100)],
+                    b'coarse_label_names': [b'g%d' % i for i in range(20)]}}
+  buf = io.BytesIO()
+  with tarfile.open(fileobj=buf, mode='w:gz') as tar:
+    folder = tarfile.TarInfo('cifar-100-python')
+    folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+    tar.addfile(folder)
+    for name, obj in files.items():
+      raw = pickle.dumps(obj, protocol=2)
+      info = tarfile.TarInfo(f'cifar-100-python/{name}')
+      info.size = len(raw)
+      tar.addfile(info, io.BytesIO(raw))
+  return buf.getvalue(), files
+
+
+def tiny_zip():
+  """A tiny tiny-imagenet-200.zip: the folder with a couple of files."""
+  buf = io.BytesIO()
+  with zipfile.ZipFile(buf, 'w') as z:
+    z.writestr('tiny-imagenet-200/wnids.txt', 'n02\nn01\n')
+    z.writestr('tiny-imagenet-200/train/n01/images/n01_0.JPEG', b'\xff\xd8')
+    z.writestr('tiny-imagenet-200/val/val_annotations.txt',
+               'val_0.JPEG\tn01\t0\t0\t63\t63\n')
+  return buf.getvalue()
+
+
+def tar_with(names):
+  """A .tar.gz holding an empty file under each of `names`."""
+  buf = io.BytesIO()
+  with tarfile.open(fileobj=buf, mode='w:gz') as tar:
+    for name in names:
+      tar.addfile(tarfile.TarInfo(name), io.BytesIO(b''))
+  return buf.getvalue()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+  """GET with Range support; the server's attributes steer it:
+  files {path: bytes}, status (an error code to answer), honour_range,
+  cuts (absolute byte positions; each request takes the first and stops
+  sending there), log [(path, Range header, status sent)]."""
+
+  def do_GET(self):  # pylint: disable=invalid-name
+    srv = self.server
+    asked = self.headers.get('Range')
+    data = srv.files.get(self.path)
+    if srv.status or data is None:
+      code = srv.status or 404
+      srv.log.append((self.path, asked, code))
+      self.send_error(code)
+      return
+    start = 0
+    m = re.fullmatch(r'bytes=(\d+)-', asked or '')
+    if m and srv.honour_range:
+      start = int(m.group(1))
+      if start >= len(data):
+        srv.log.append((self.path, asked, 416))
+        self.send_error(416)
+        return
+    code = 206 if m and srv.honour_range else 200
+    srv.log.append((self.path, asked, code))
+    self.send_response(code)
+    self.send_header('Content-Type', 'application/octet-stream')
+    self.send_header('Content-Length', str(len(data) - start))
+    if code == 206:
+      self.send_header('Content-Range',
+                       f'bytes {start}-{len(data) - 1}/{len(data)}')
+    self.end_headers()
+    end = len(data)
+    if srv.cuts:
+      end = max(start, min(end, srv.cuts.pop(0)))
+    self.wfile.write(data[start:end])
+    self.wfile.flush()
+    self.close_connection = True
+
+  def log_message(self, *args):  # pylint: disable=arguments-differ
+    pass
+
+
+class Server:
+  """A threaded HTTP server on 127.0.0.1 serving `files`."""
+
+  def __init__(self, files):
+    self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
+    self.httpd.daemon_threads = True
+    self.httpd.files = dict(files)
+    self.httpd.status = None
+    self.httpd.honour_range = True
+    self.httpd.cuts = []
+    self.httpd.log = []
+    self.base = f'http://127.0.0.1:{self.httpd.server_address[1]}'
+    self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                   kwargs={'poll_interval': 0.05},
+                                   daemon=True)
+    self.thread.start()
+    self.running = True
+
+  STEERING = ('files', 'status', 'honour_range', 'cuts', 'log')
+
+  def __getattr__(self, name):
+    return getattr(self.httpd, name)
+
+  def __setattr__(self, name, value):
+    if name in self.STEERING:
+      setattr(self.httpd, name, value)
+    else:
+      super().__setattr__(name, value)
+
+  def stop(self):
+    if self.running:
+      self.httpd.shutdown()
+      self.httpd.server_close()
+      self.thread.join(5)
+      self.running = False
+
+
+def closed_port():
+  """A port on 127.0.0.1 with nothing listening."""
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+class FetchTestBase(absltest.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    self.cache = _tmp(self)
+    self.raw, self.files = cifar_archive()
+    self.server = Server({'/files/' + CIFAR: self.raw})
+    self.addCleanup(self.server.stop)
+    patcher = mock.patch.dict(os.environ)
+    patcher.start()
+    self.addCleanup(patcher.stop)
+    os.environ.pop(download.MIRROR_ENV, None)
+    os.environ.pop(download.DATA_ENV, None)
+
+  def record(self, md5=None, filename=CIFAR, folder='cifar-100-python',
+             base=None):
+    """A registry entry for the tiny archive on the test server."""
+    return download.Archive(
+        name='test', url=f'{base or self.server.base}/files/{filename}',
+        md5=md5 or _md5(self.raw), folder=folder,
+        homepage='https://example.org/manual')
+
+  def fetch(self, record, **kwargs):
+    kwargs.setdefault('progress', lambda done, total: None)
+    return download.fetch(record, self.cache, **kwargs)
+
+  def assert_one_line_error(self, record, *patterns, **kwargs):
+    with self.assertRaises(DataError) as cm:
+      self.fetch(record, **kwargs)
+    message = str(cm.exception)
+    self.assertNotIn('\n', message)
+    for pattern in patterns:
+      self.assertIn(pattern, message)
+    return message
+
+  def downloaded(self, filename=CIFAR):
+    path = os.path.join(self.cache, 'downloads', filename)
+    with open(path, 'rb') as f:
+      return f.read()
+
+  def assert_no_leftovers(self):
+    """No .part, no temporary extraction folder."""
+    names = os.listdir(self.cache)
+    self.assertEmpty([n for n in names if n.startswith('.')], names)
+    downloads = os.path.join(self.cache, 'downloads')
+    if os.path.isdir(downloads):
+      self.assertEmpty([n for n in os.listdir(downloads)
+                        if n.endswith('.part')])
+
+
+class FetchTest(FetchTestBase):
+
+  def test_fetch_extracts_a_folder_the_cifar_reader_reads(self):
+    folder = self.fetch(self.record())
+    self.assertEqual(folder, os.path.join(self.cache, 'cifar-100-python'))
+    self.assertEqual(sorted(os.listdir(folder)),
+                     ['.complete', 'meta', 'test', 'train'])
+    self.assertEqual(self.downloaded(), self.raw)
+    self.assert_no_leftovers()
+    for data_dir in (folder, self.cache):
+      split = cifar100.read_dir(data_dir)
+      np.testing.assert_array_equal(split.train_y,
+                                    self.files['train'][b'fine_labels'])
+      np.testing.assert_array_equal(split.test_y,
+                                    self.files['test'][b'fine_labels'])
+      # Image 0's red plane is the first 1024 bytes of its row.
+      np.testing.assert_array_equal(
+          split.train_x[0, :, :, 0].ravel(),
+          self.files['train'][b'data'][0, :1024])
+      self.assertEqual(split.train_x.shape, (12, 32, 32, 3))
+
+  def test_progress_is_called_and_reaches_the_total(self):
+    calls = []
+    with mock.patch.object(download, 'CHUNK', 1024):
+      self.fetch(self.record(), progress=lambda d, t: calls.append((d, t)))
+    n = len(self.raw)
+    self.assertGreater(len(calls), n // 1024)
+    self.assertEqual(calls[0], (0, n))
+    self.assertEqual(calls[-1], (n, n))
+    done = [d for d, _ in calls]
+    self.assertEqual(done, sorted(done))
+    self.assertEqual({t for _, t in calls}, {n})
+
+  def test_checksum_mismatch_removes_the_file_and_next_fetch_succeeds(self):
+    good = self.record()
+    self.server.files['/files/' + CIFAR] = b'not the archive' * 100
+    message = self.assert_one_line_error(
+        good, good.url, 'failed its checksum', 'removed', 'run again')
+    self.assertIn(good.md5, message)
+    self.assertEqual(os.listdir(os.path.join(self.cache, 'downloads')), [])
+    self.assertFalse(os.path.exists(os.path.join(self.cache,
+                                                 'cifar-100-python')))
+    self.server.files['/files/' + CIFAR] = self.raw
+    self.fetch(good)
+    self.assertLen(self.server.log, 2)
+    self.assertEqual(self.downloaded(), self.raw)
+    self.assertIsNone(self.server.log[1][1])  # no Range: nothing was kept
+
+  def test_truncated_transfer_resumes_with_range(self):
+    half = len(self.raw) // 2
+    self.server.cuts = [half]
+    calls = []
+    self.fetch(self.record(), progress=lambda d, t: calls.append((d, t)))
+    self.assertEqual(self.server.log, [
+        ('/files/' + CIFAR, None, 200),
+        ('/files/' + CIFAR, f'bytes={half}-', 206)])
+    self.assertEqual(self.downloaded(), self.raw)
+    self.assertIn((half, len(self.raw)), calls)
+    self.assertEqual(calls[-1], (len(self.raw), len(self.raw)))
+    self.assert_no_leftovers()
+
+  def test_download_that_keeps_stopping_is_resumed_by_the_next_run(self):
+    half = len(self.raw) // 2
+    self.server.cuts = [half] * 5
+    record = self.record()
+    self.assert_one_line_error(record, record.url, 'stopped at',
+                               'run again to resume')
+    part = os.path.join(self.cache, 'downloads', CIFAR + '.part')
+    self.assertEqual(os.path.getsize(part), half)
+    self.server.cuts = []
+    self.server.log.clear()
+    self.fetch(record)
+    self.assertEqual(self.server.log,
+                     [('/files/' + CIFAR, f'bytes={half}-', 206)])
+    self.assertEqual(self.downloaded(), self.raw)
+
+  def test_server_ignoring_range_restarts_from_zero(self):
+    self.server.honour_range = False
+    half = len(self.raw) // 2
+    self.server.cuts = [half]
+    calls = []
+    self.fetch(self.record(), progress=lambda d, t: calls.append((d, t)))
+    self.assertEqual(self.server.log, [
+        ('/files/' + CIFAR, None, 200),
+        ('/files/' + CIFAR, f'bytes={half}-', 200)])
+    self.assertEqual(self.downloaded(), self.raw)
+    self.assertEqual(calls.count((0, len(self.raw))), 2)
+
+  def test_complete_part_answered_416_restarts(self):
+    part = os.path.join(self.cache, 'downloads', CIFAR + '.part')
+    os.makedirs(os.path.dirname(part))
+    with open(part, 'wb') as f:
+      f.write(self.raw + b'extra')
+    self.fetch(self.record())
+    self.assertEqual([c for _, _, c in self.server.log], [416, 200])
+    self.assertEqual(self.downloaded(), self.raw)
+
+  def test_server_gone_fails_fast_naming_the_url(self):
+    record = self.record(base=f'http://127.0.0.1:{closed_port()}')
+    start = time.monotonic()
+    message = self.assert_one_line_error(
+        record, f'cannot download {record.url}', record.homepage,
+        '--data_dir=', download.MIRROR_ENV)
+    self.assertLess(time.monotonic() - start, 15)
+    self.assertIn('refused', message.lower())
+
+  def test_http_error_names_the_url(self):
+    self.server.status = 500
+    record = self.record()
+    self.assert_one_line_error(record, f'cannot download {record.url}',
+                               'HTTP 500', record.homepage)
+    self.server.status = None
+    self.assert_one_line_error(self.record(filename='missing.tar.gz'),
+                               'HTTP 404')
+
+  def test_silent_server_times_out(self):
+    with socket.socket() as listener:  # accepts connections, never answers
+      listener.bind(('127.0.0.1', 0))
+      listener.listen(4)
+      record = self.record(base=f'http://127.0.0.1:{listener.getsockname()[1]}')
+      start = time.monotonic()
+      with mock.patch.object(download, 'TIMEOUT_S', 0.5):
+        self.assert_one_line_error(record, record.url, 'no answer within 0.5 s')
+      self.assertLess(time.monotonic() - start, 5)
+
+  def test_cache_hit_needs_no_server(self):
+    record = self.record()
+    folder = self.fetch(record)
+    self.server.stop()
+    os.remove(os.path.join(self.cache, 'downloads', CIFAR))
+    calls = []
+    self.assertEqual(
+        self.fetch(record, progress=lambda d, t: calls.append(d)), folder)
+    self.assertEmpty(calls)
+    self.assertLen(self.server.log, 1)
+
+  def test_cached_archive_is_extracted_without_the_network(self):
+    record = self.record()
+    os.makedirs(os.path.join(self.cache, 'downloads'))
+    with open(os.path.join(self.cache, 'downloads', CIFAR), 'wb') as f:
+      f.write(self.raw)
+    self.server.stop()
+    folder = self.fetch(record)
+    self.assertEqual(len(cifar100.read_dir(folder).train_y), 12)
+    self.assertEmpty(self.server.log)
+
+  def test_cached_archive_with_a_wrong_checksum_is_fetched_again(self):
+    os.makedirs(os.path.join(self.cache, 'downloads'))
+    with open(os.path.join(self.cache, 'downloads', CIFAR), 'wb') as f:
+      f.write(self.raw[:100])
+    self.fetch(self.record())
+    self.assertLen(self.server.log, 1)
+    self.assertEqual(self.downloaded(), self.raw)
+
+  def test_unfinished_folder_is_not_taken_for_data(self):
+    folder = os.path.join(self.cache, 'cifar-100-python')
+    os.makedirs(folder)
+    with open(os.path.join(folder, 'train'), 'wb') as f:
+      f.write(b'half written')
+    self.fetch(self.record())
+    self.assertLen(self.server.log, 1)
+    self.assertEqual(len(cifar100.read_dir(folder).train_y), 12)
+    # A marker for another archive (another MD5) does not count either:
+    # the cached archive is extracted again.
+    with open(os.path.join(folder, '.complete'), 'w') as f:
+      f.write('0' * 32)
+    with open(os.path.join(folder, 'train'), 'wb') as f:
+      f.write(b'from another archive')
+    self.fetch(self.record())
+    self.assertLen(self.server.log, 1)
+    self.assertEqual(len(cifar100.read_dir(folder).train_y), 12)
+    self.assertTrue(download.is_complete(folder, self.record()))
+
+  def test_corrupt_archive_is_removed_and_fetched_again(self):
+    garbage = b'\x1f\x8b garbage, not a gzip stream' * 50
+    truncated = self.raw[:len(self.raw) // 2]
+    for bad in (garbage, truncated):
+      self.server.files['/files/' + CIFAR] = bad
+      self.server.log.clear()
+      record = self.record(md5=_md5(bad))
+      for _ in range(2):  # each run fetches the archive again
+        self.assert_one_line_error(record, record.url, 'truncated or corrupt',
+                                   'removed', 'run again')
+        self.assertEqual(os.listdir(os.path.join(self.cache, 'downloads')),
+                         [])
+        folder = os.path.join(self.cache, 'cifar-100-python')
+        self.assertFalse(download.is_complete(folder, record))
+        self.assertFalse(os.path.exists(folder))
+        self.assert_no_leftovers()
+      self.assertLen(self.server.log, 2)
+    self.server.files['/files/' + CIFAR] = self.raw
+    self.fetch(self.record())
+
+  def test_corrupt_zip(self):
+    raw = tiny_zip()
+    self.server.files['/files/' + TINY] = raw[:len(raw) - 30]
+    record = self.record(md5=_md5(raw[:len(raw) - 30]), filename=TINY,
+                         folder='tiny-imagenet-200')
+    self.assert_one_line_error(record, 'truncated or corrupt', 'removed')
+    self.assertEqual(os.listdir(os.path.join(self.cache, 'downloads')), [])
+
+  def test_archive_without_its_folder(self):
+    raw = tar_with(['other/train'])
+    self.server.files['/files/' + CIFAR] = raw
+    self.assert_one_line_error(self.record(md5=_md5(raw)),
+                               'has no cifar-100-python/ folder', 'removed')
+    self.assert_no_leftovers()
+
+  def test_unsafe_members_are_refused(self):
+    outside = os.path.join(os.path.dirname(self.cache), 'evil_from_test')
+    for names in (['cifar-100-python/train', '../evil_from_test'],
+                  ['/tmp/evil_from_test'],
+                  ['cifar-100-python/../../evil_from_test']):
+      raw = tar_with(names)
+      self.server.files['/files/' + CIFAR] = raw
+      self.assert_one_line_error(self.record(md5=_md5(raw)),
+                                 'a path outside its folder')
+      self.assertFalse(os.path.exists(outside))
+      self.assertFalse(os.path.exists('/tmp/evil_from_test'))
+      self.assert_no_leftovers()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode='w:gz') as tar:
+      link = tarfile.TarInfo('cifar-100-python/train')
+      link.type, link.linkname = tarfile.SYMTYPE, '/etc/passwd'
+      tar.addfile(link)
+    raw = buf.getvalue()
+    self.server.files['/files/' + CIFAR] = raw
+    self.assert_one_line_error(self.record(md5=_md5(raw)), 'a link or device')
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, 'w') as z:
+      z.writestr('../evil_from_test', b'x')
+    raw = buf.getvalue()
+    self.server.files['/files/' + TINY] = raw
+    self.assert_one_line_error(
+        self.record(md5=_md5(raw), filename=TINY, folder='tiny-imagenet-200'),
+        'a path outside its folder')
+    self.assertFalse(os.path.exists(outside))
+
+  def test_tinyimagenet_zip(self):
+    raw = tiny_zip()
+    self.server.files['/files/' + TINY] = raw
+    folder = self.fetch(self.record(md5=_md5(raw), filename=TINY,
+                                    folder='tiny-imagenet-200'))
+    self.assertEqual(folder, os.path.join(self.cache, 'tiny-imagenet-200'))
+    self.assertEqual(tinyimagenet.find_folder(self.cache), folder)
+    self.assertEqual(tinyimagenet.read_wnids(folder), ['n01', 'n02'])
+
+  def test_mirror_replaces_the_base_url(self):
+    self.server.files['/mirror/' + CIFAR] = self.raw
+    dead = f'http://127.0.0.1:{closed_port()}'
+    record = self.record(base=dead)
+    os.environ[download.MIRROR_ENV] = self.server.base + '/mirror/'
+    self.assertEqual(download.url_of(record),
+                     f'{self.server.base}/mirror/{CIFAR}')
+    self.fetch(record)
+    self.assertEqual(self.server.log, [('/mirror/' + CIFAR, None, 200)])
+    # A bad download from the mirror names the mirror's URL.
+    shutil.rmtree(self.cache)
+    self.server.files['/mirror/' + CIFAR] = b'junk'
+    self.assert_one_line_error(record, f'{self.server.base}/mirror/{CIFAR}',
+                               'failed its checksum')
+
+  def test_file_url_mirror(self):
+    mirror = _tmp(self)
+    with open(os.path.join(mirror, CIFAR), 'wb') as f:
+      f.write(self.raw)
+    os.environ[download.MIRROR_ENV] = 'file://' + mirror
+    calls = []
+    self.fetch(self.record(), progress=lambda d, t: calls.append((d, t)))
+    self.assertEqual(self.downloaded(), self.raw)
+    self.assertEqual(calls[-1], (len(self.raw), len(self.raw)))
+
+  def test_default_progress_writes_to_stderr_only(self):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+      download.fetch(self.record(), self.cache)
+    self.assertEqual(out.getvalue(), '')
+    self.assertRegex(err.getvalue(), rf'^{re.escape(CIFAR)} .* done\n$')
+
+  def test_unknown_name(self):
+    with self.assertRaisesRegex(DataError, "no archive named 'cifar10'.*"
+                                'cifar100, tinyimagenet'):
+      download.fetch('cifar10', self.cache)
+
+
+class CacheDirTest(absltest.TestCase):
+
+  def test_explicit_then_environment_then_home(self):
+    home = _tmp(self)
+    with mock.patch.dict(os.environ, {'HOME': home,
+                                      download.DATA_ENV: '/from/env'}):
+      self.assertEqual(download.cache_dir('/explicit'), '/explicit')
+      self.assertEqual(download.cache_dir(), '/from/env')
+      os.environ[download.DATA_ENV] = '~/data'
+      self.assertEqual(download.cache_dir(), os.path.join(home, 'data'))
+      for unset in (None, ''):
+        if unset is None:
+          del os.environ[download.DATA_ENV]
+        else:
+          os.environ[download.DATA_ENV] = unset
+        self.assertEqual(download.cache_dir(),
+                         os.path.join(home, '.cache', 'emcl_jax'))
+
+  def test_fetch_uses_the_environment(self):
+    cache = _tmp(self)
+    raw, _ = cifar_archive()
+    server = Server({'/files/' + CIFAR: raw})
+    self.addCleanup(server.stop)
+    record = download.Archive('test', f'{server.base}/files/{CIFAR}',
+                              _md5(raw), 'cifar-100-python', 'x')
+    with mock.patch.dict(os.environ, {download.DATA_ENV: cache}):
+      os.environ.pop(download.MIRROR_ENV, None)
+      folder = download.fetch(record, progress=lambda d, t: None)
+    self.assertEqual(folder, os.path.join(cache, 'cifar-100-python'))
+
+
+class RegistryTest(absltest.TestCase):
+
+  def test_entries_match_the_readers(self):
+    self.assertEqual(set(download.ARCHIVES), {'cifar100', 'tinyimagenet'})
+    for archive in download.ARCHIVES.values():
+      self.assertRegex(archive.md5, r'^[0-9a-f]{32}$')
+      self.assertTrue(archive.url.endswith('/' + archive.filename))
+    self.assertEqual(download.CIFAR100.filename, cifar100.ARCHIVE)
+    self.assertEqual(download.CIFAR100.folder, cifar100.FOLDER)
+    self.assertEqual(download.CIFAR100.md5, 'eb9058c3a382ffc7106e4002c42a8d85')
+    self.assertEqual(download.TINYIMAGENET.url, tinyimagenet.URL)
+    self.assertEqual(download.TINYIMAGENET.folder, tinyimagenet.FOLDER)
+    self.assertEqual(download.TINYIMAGENET.md5,
+                     '90528d7ca1a48142e341f4ef8d21d0de')
+
+  def test_url_of_without_mirror(self):
+    with mock.patch.dict(os.environ):
+      os.environ.pop(download.MIRROR_ENV, None)
+      self.assertEqual(download.url_of(download.CIFAR100),
+                       download.CIFAR100.url)
+      os.environ[download.MIRROR_ENV] = 'https://mirror.example/data//'
+      self.assertEqual(download.url_of(download.TINYIMAGENET),
+                       'https://mirror.example/data/tiny-imagenet-200.zip')
+
+  def test_safe_member(self):
+    for name in ('a/b', 'cifar-100-python/train', 'a..b/c'):
+      self.assertTrue(download.safe_member(name), name)
+    for name in ('/etc/passwd', '../x', 'a/../../x', 'a\\..\\x', 'C:/x',
+                 '\\x'):
+      self.assertFalse(download.safe_member(name), name)
+
+  def test_md5sum_matches_hashlib(self):
+    path = os.path.join(_tmp(self), 'f')
+    raw = os.urandom(3 * download.CHUNK + 7)
+    with open(path, 'wb') as f:
+      f.write(raw)
+    self.assertEqual(download.md5sum(path), _md5(raw))
+
+
+class ReporterTest(absltest.TestCase):
+
+  def test_plain_lines_every_ten_seconds_and_a_final_line(self):
+    now = [0.0]
+    stream = io.StringIO()
+    report = download.Reporter('x.tar.gz', stream, clock=lambda: now[0],
+                               tty=False)
+    mb = 2**20
+    for second in range(26):
+      now[0] = float(second)
+      report(second * mb, 100 * mb)
+    report(100 * mb, 100 * mb)
+    self.assertEqual(stream.getvalue().splitlines(), [
+        'x.tar.gz 10.0 MB of 100.0 MB (10%)',
+        'x.tar.gz 20.0 MB of 100.0 MB (20%)',
+        'x.tar.gz 100.0 MB of 100.0 MB (100%) done'])
+
+  def test_unknown_total(self):
+    stream = io.StringIO()
+    report = download.Reporter('f', stream, every_seconds=0, tty=False)
+    report(0, None)
+    report(2**20, None)
+    self.assertEqual(stream.getvalue(), 'f 1.0 MB\n')
+
+  def test_bar_on_a_terminal(self):
+    stream = io.StringIO()
+    report = download.Reporter('x.zip', stream, tty=True)
+    for done in (0, 1000, 3000, 0, 2000, 5000):  # restarted at 3000
+      report(done, 5000)
+    self.assertIn('x.zip', stream.getvalue())
+    self.assertIn('100%', stream.getvalue())
+    self.assertIsNone(report._bar)  # closed when done
+    report(10, None)
+    self.assertEqual(report._bar.n, 10)
+    report(20, 20)  # the size known at the end
+    self.assertIsNone(report._bar)
+
+
+class ImportTest(absltest.TestCase):
+
+  def test_no_heavy_module_loaded(self):
+    code = ('import emcl_jax, emcl_jax.data.download, sys; '
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('PIL', 'tensorflow', 'tensorflow_datasets', 'tqdm')))")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                         text=True, check=True,
+                         env=dict(os.environ, PYTHONPATH=ROOT,
+                                  JAX_PLATFORMS='cpu'))
+    self.assertEqual(out.stdout.strip(), '[]')
+
+
+if __name__ == '__main__':
+  absltest.main()
