@@ -3,7 +3,8 @@
 1. 'dir': `data_dir` holding the four standard IDX files
    (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],
    t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]).
-2. 'tfds': TensorFlow Datasets `mnist` (downloads on first use; needs network).
+2. 'tfds': TensorFlow Datasets `mnist` (downloaded and prepared on first use,
+   which needs network access and TensorFlow: pip install 'emcl_jax[tfds]').
 3. 'bundled': the real 5,000-image MNIST subset shipped in this package
    (4,000 train / 1,000 test, 400 / 100 per class), the offline default.
 """
@@ -68,10 +69,12 @@ def read_dir(data_dir: str) -> Split:
 
 
 def read_tfds(name: str = 'mnist', data_dir: str | None = None) -> Split:
-  """Loads `name` through TensorFlow Datasets (network on first use).
+  """Loads `name` through TensorFlow Datasets (prepared under `data_dir` on
+  first use, which needs network access and TensorFlow).
 
   Raises:
-    DataError: TFDS is not installed or the download fails.
+    DataError: TFDS is not installed, TensorFlow is missing for the first
+      use, or the download or preparation fails.
   """
   arrays = tfds_source.read(name, data_dir,
                             'use data_dir with the IDX files',
