@@ -150,10 +150,12 @@ BAD_INPUTS = (
      'method.max_tasks=2 is less than the 3 tasks.*set method.max_tasks=3'),
     # Offline, the cause is the network check (not whatever else TFDS
     # might raise), and the fix names the offline reader.
+    # Unprepared TFDS data without TensorFlow: what to install, before any
+    # download (tests/test_tfds_source.py covers the offline message).
     ('tfds_offline', ['--data_source=tfds', '--data_dir=TFDS'],
-     r'TFDS could not provide mnist \(cannot reach '
-     r'storage\.googleapis\.com: [^)]*\); it needs network access on '
-     r'first use, or use data_dir with the IDX files$'),
+     r"TFDS needs TensorFlow to prepare mnist \(No module named "
+     r"'tensorflow'\): pip install 'emcl_jax\[tfds\]' \(tensorflow-cpu\), "
+     r'or use data_dir with the IDX files$'),
     ('class_order', ['--dataset=split_mnist', '--class_order=sorted'],
      "data.class_order='sorted' is not one of natural, random"),
     ('class_order_single_head', ['--class_order=random'],
