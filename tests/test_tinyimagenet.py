@@ -3,7 +3,6 @@ shapes, labels (class colours survive JPEG), La-MAML's class ids, the
 cache, errors, and the lazy PIL import."""
 
 import os
-import socket
 import subprocess
 import sys
 from unittest import mock
@@ -14,6 +13,7 @@ from absl.testing import parameterized
 import numpy as np
 from PIL import Image
 
+from test_download import closed_port
 from emcl_jax.data import tinyimagenet
 from emcl_jax.errors import DataError
 
@@ -265,9 +265,7 @@ class ErrorTest(parameterized.TestCase):
   def test_sources(self):
     # No folder: 'auto' fetches the official zip (from a mirror at a closed
     # port here: no network), 'dir' refuses.
-    with socket.socket() as s:
-      s.bind(('127.0.0.1', 0))
-      port = s.getsockname()[1]
+    port = closed_port()
     env = {'EMCL_JAX_MIRROR': f'http://127.0.0.1:{port}',
            'EMCL_JAX_DATA': self.create_tempdir().full_path}
     with mock.patch.dict(os.environ, env):

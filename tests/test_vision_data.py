@@ -4,7 +4,6 @@ formats (good, truncated, wrong-shaped), the class split, and the registry."""
 import io
 import os
 import pickle
-import socket
 import tarfile
 from unittest import mock
 
@@ -14,6 +13,7 @@ from absl.testing import parameterized
 import numpy as np
 from PIL import Image
 
+from test_download import closed_port
 from emcl_jax import data
 from emcl_jax.data import cifar100
 from emcl_jax.data import miniimagenet
@@ -223,9 +223,7 @@ class Cifar100Test(parameterized.TestCase):
   def test_without_files_auto_downloads_and_dir_refuses(self):
     # No files: 'auto' fetches the official archive (here from a mirror at
     # a closed port, so no network is touched), 'dir' does not.
-    with socket.socket() as s:
-      s.bind(('127.0.0.1', 0))
-      port = s.getsockname()[1]
+    port = closed_port()
     env = {'EMCL_JAX_MIRROR': f'http://127.0.0.1:{port}',
            'EMCL_JAX_DATA': self.create_tempdir().full_path}
     with mock.patch.dict(os.environ, env):
