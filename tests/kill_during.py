@@ -20,7 +20,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from emcl_jax.launch import run
-from emcl_jax.training import engine
+from emcl_jax.training import programs
 
 
 def _counter(n):
@@ -39,7 +39,7 @@ def main():
   where, n = sys.argv[1], int(sys.argv[2])
   tick = _counter(n)
   if where == 'eval':
-    make_evaluate = engine.make_evaluate
+    make_evaluate = programs.make_evaluate
 
     def patched(apply_fn):
       evaluate = make_evaluate(apply_fn)
@@ -51,7 +51,7 @@ def main():
 
       return killing_evaluate
 
-    engine.make_evaluate = patched
+    programs.make_evaluate = patched
   elif where == 'save':
     for handler in (ocp.JsonCheckpointHandler,):
       for name in ('save', 'async_save'):
