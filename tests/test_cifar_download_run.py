@@ -70,7 +70,8 @@ class CifarDownloadRunTest(absltest.TestCase):
     return subprocess.run(
         [sys.executable, os.path.join(ROOT, 'tests', 'download_driver.py'),
          '--dataset=cifar100', '--method=emcl', '--num_tasks=2',
-         '--samples_per_task=10', f'--workdir={self.tmp}/runs', *args],
+         '--samples_per_task=10', '--config.method.memory_size=0',
+         f'--workdir={self.tmp}/runs', *args],
         capture_output=True, text=True, env=env, timeout=600)
 
   def gets(self):

@@ -23,7 +23,7 @@ from emcl_jax import experiment
 
 pytestmark = pytest.mark.slow  # a whole protocol of a ResNet on the CPU
 
-TASKS, PER_CLASS_TRAIN, PER_CLASS_TEST = 2, 20, 10
+TASKS, PER_CLASS_TRAIN, PER_CLASS_TEST = 2, 10, 10
 
 
 # Pattern k: a bright 16x16 square at one of five places (the four
