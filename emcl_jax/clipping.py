@@ -39,6 +39,9 @@ def clip_scale(norm: chex.Array, max_norm: float) -> chex.Array:
   Returns:
     min(1, max_norm / (norm + 1e-6)) like `norm`; ones when max_norm <= 0.
   """
+  if isinstance(max_norm, jax.Array):  # traced (a grid): 0 is still off
+    return jnp.where(max_norm > 0,
+                     jnp.minimum(1.0, max_norm / (norm + EPS)), 1.0)
   if max_norm <= 0:
     return jnp.ones_like(norm)
   return jnp.minimum(1.0, max_norm / (norm + EPS))
@@ -65,13 +68,13 @@ def clip_by_global_norm(grads: chex.ArrayTree,
 
   Args:
     grads: a gradient, any pytree of float arrays.
-    max_norm: the global norm to clip to (static); <= 0 leaves `grads` as
-      they are.
+    max_norm: the global norm to clip to (a float, or an array in a grid);
+      <= 0 leaves `grads` as they are.
 
   Returns:
     The clipped gradient, like `grads` (each leaf keeps its dtype).
   """
-  if max_norm <= 0:
+  if not isinstance(max_norm, jax.Array) and max_norm <= 0:
     return grads
   grads = trees.materialize(grads)
   scale = clip_scale(global_norm(grads), max_norm)

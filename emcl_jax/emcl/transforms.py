@@ -72,6 +72,13 @@ class ScaleByImportanceState(NamedTuple):
   count: chex.Array
 
 
+
+def _given(*values) -> bool:
+  """Whether every value is a Python number, not an array: a grid traces
+  its hyper-parameters (`training.grid`), and their Python values were
+  checked before."""
+  return not any(isinstance(v, jax.Array) for v in values)
+
 def scale_by_importance(r: float = 1.0, mode: str = 'inverse',
                         eps: float = 1e-8, lo: float = 0.0,
                         hi: float = float('inf')
@@ -93,12 +100,12 @@ def scale_by_importance(r: float = 1.0, mode: str = 'inverse',
   Raises:
     ValueError: for a non-positive r, bad bounds or an unknown mode.
   """
-  if r <= 0:
+  if _given(r) and r <= 0:
     raise ValueError(f'scale factor r must be > 0, got {r}')
   if mode not in META_LR_MODES:
     raise ValueError(f'unknown meta learning-rate mode {mode!r}; '
                      f'use one of {META_LR_MODES}')
-  if not 0 <= lo < hi:
+  if _given(lo, hi) and not 0 <= lo < hi:
     raise ValueError(f'need 0 <= lo < hi for the rate bounds, got {lo}, {hi}')
 
   def init_fn(params):
@@ -177,11 +184,12 @@ def meta_learning_rate(alpha0: float, r: float = 1.0, mode: str = 'inverse',
     scale_by_importance(r, mode, eps, alpha_min/alpha0, alpha_max/alpha0),
     optax.scale(-alpha0))`.
   """
-  if alpha0 <= 0:
+  if _given(alpha0) and alpha0 <= 0:
     raise ValueError(f'meta learning rate alpha0 must be > 0, got {alpha0}')
-  if clip_norm < 0:
+  if _given(clip_norm) and clip_norm < 0:
     raise ValueError(f'clip_norm must be >= 0 (0: off), got {clip_norm}')
-  parts = [clipping.clip_transform(clip_norm)] if clip_norm > 0 else []
+  parts = ([clipping.clip_transform(clip_norm)]
+           if not _given(clip_norm) or clip_norm > 0 else [])
   parts += [scale_by_importance(r, mode, eps, alpha_min / alpha0,
                                 alpha_max / alpha0),
             optax.scale(-alpha0)]

@@ -88,12 +88,21 @@ def setup(config: configs.RunConfig, seed: int, *,
   params = jax.jit(module.init)(
       key_model, jnp.zeros((1,) + tasks.train_x.shape[2:],
                            tasks.train_x.dtype))
+  algo = make_method(config, tasks, module.apply)
+  return Setup(config, tasks, module.apply, params, algo, key_run,
+               'custom' if model_fn else configs.model_label(config.model))
+
+
+def make_method(config: configs.RunConfig, tasks: tasks_lib.TaskSet,
+                apply_fn: Callable[..., Any], params_cfg: Any = None) -> Any:
+  """The config's method (`Method`) for `tasks` and the model `apply_fn`
+  (cross-entropy, multi-head through the tasks' class masks), with
+  `params_cfg` instead of `config.method.params` if given (a grid's traced
+  hyper-parameters, `training.grid`)."""
   batch_size = config.protocol.batch_size
   example = Batch(jnp.asarray(tasks.train_x[0, :batch_size]),
                   jnp.asarray(tasks.train_y[0, :batch_size]),
                   jnp.zeros((batch_size,), jnp.int32))
   factory, _ = METHODS[config.method.name]
-  algo = factory(losses.cross_entropy(module.apply, tasks.class_mask),
-                 example, params_cfg)
-  label = 'custom' if model_fn else configs.model_label(config.model)
-  return Setup(config, tasks, module.apply, params, algo, key_run, label)
+  return factory(losses.cross_entropy(apply_fn, tasks.class_mask), example,
+                 config.method.params if params_cfg is None else params_cfg)

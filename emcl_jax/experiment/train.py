@@ -1,10 +1,12 @@
 """Trains the seeds of one run config through the engine and returns their
 results dictionaries (`run`)."""
 
+import dataclasses
 from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from emcl_jax import configs
 from emcl_jax import version
@@ -13,6 +15,7 @@ from emcl_jax.experiment import build
 from emcl_jax.experiment import results as results_lib
 from emcl_jax.training import checkpoint as checkpoint_lib
 from emcl_jax.training import engine
+from emcl_jax.training import grid as grid_lib
 
 
 def run(config: configs.RunConfig, *,
@@ -89,6 +92,103 @@ def run(config: configs.RunConfig, *,
     if ckpt is not None:
       ckpt.close()
   return _results(config, flat, setups, result, together)
+
+
+# Methods whose grid runs were checked equal to their solo runs
+# (tests/test_grid.py). La-MAML's were not (its second task differed).
+GRID_METHODS = frozenset({'emcl', 'ewc', 'finetune'})
+
+
+def grid_fields(configs_list: list[configs.RunConfig]) -> tuple[str, ...]:
+  """The method fields in which `configs_list` differ, if they can run as
+  one grid program (`run_grid`): the same config but for traceable method
+  fields (`training.grid.traceable`).
+
+  Raises:
+    ValueError (ConfigError): the configs differ elsewhere.
+  """
+  first = configs_list[0]
+  base = first.method.params._asdict()
+  varied = sorted({k for c in configs_list
+                   for k, v in c.method.params._asdict().items()
+                   if v != base[k]})
+  allowed = set(grid_lib.traceable(first.method.params))
+  for c in configs_list:
+    same = dataclasses.replace(c, method=c.method._replace(
+        params=c.method.params._replace(**{k: base[k] for k in varied})))
+    if same != first or not set(varied) <= allowed:
+      raise configs.ConfigError(
+          'a grid program takes settings that differ only in numeric method '
+          f'fields ({", ".join(sorted(allowed))}); run the others apart')
+  return tuple(varied)
+
+
+def run_grid(configs_list: list[configs.RunConfig], *,
+             record_fn: Optional[Callable[[engine.TaskRecord], None]] = None,
+             batch_fn: Optional[Callable[..., None]] = None,
+             shard: bool = True) -> list[Optional[list[dict[str, Any]]]]:
+  """Runs G settings x their seeds as one program (hyper-parameters traced,
+  `engine.train_and_evaluate_grid`) and returns, per setting, one results
+  dictionary per seed (as `run` gives for that config alone), or None for
+  a setting whose loss became NaN or infinite.
+
+  Args:
+    configs_list: the settings' resolved configs, alike but for numeric
+      method fields (`grid_fields`); the seeds are the first's.
+    record_fn, batch_fn: the engine's callbacks (records hold [G, S] rows).
+    shard: split the settings over the devices (`engine.seed_mesh` with a
+      'setting' axis).
+
+  Raises:
+    ValueError (ConfigError): configs that cannot share a program.
+    DataError: bad data.
+  """
+  configs_list = [configs.resolve(c) for c in configs_list]
+  name = configs_list[0].method.name
+  if name not in GRID_METHODS:
+    raise configs.ConfigError(
+        f'{name} does not run as a grid program yet (checked against solo '
+        f'runs: {", ".join(sorted(GRID_METHODS))}); run its settings apart')
+  for c in configs_list:
+    c.method.params.validate()
+  varied = grid_fields(configs_list)
+  config = configs_list[0]
+  setups = [build.setup(config, s) for s in config.seed_list]
+  first = setups[0]
+  static = config.method.params
+
+  def make(hparams):
+    return build.make_method(config, first.tasks, first.apply_fn,
+                             grid_lib.with_values(static, hparams))
+
+  hparams = grid_lib.stack([{k: getattr(c.method.params, k) for k in varied}
+                            for c in configs_list])
+  num = len(configs_list)
+  protocol = config.protocol
+  result = engine.train_and_evaluate_grid(
+      make, hparams, first.apply_fn,
+      jax.tree.map(lambda *a: jnp.stack(a), *(s.params for s in setups)),
+      [s.tasks for s in setups], keys=jnp.stack([s.key for s in setups]),
+      mesh=(engine.seed_mesh(num, axis='setting') if shard and num > 1
+            else None),
+      batch_size=protocol.batch_size, record_fn=record_fn,
+      batch_fn=batch_fn, eval_mode=protocol.eval, epochs=protocol.epochs)
+  out = []
+  for g, c in enumerate(configs_list):
+    if not np.all(np.isfinite(result.task_losses[g])):
+      out.append(None)
+      continue
+    pick = lambda a: None if a is None else np.asarray(a)[g]  # noqa: E731
+    one = result._replace(
+        accuracy_matrix=pick(result.accuracy_matrix),
+        task_losses=pick(result.task_losses), state=None,
+        init_accuracy=pick(result.init_accuracy),
+        accuracy_matrix_class=pick(result.accuracy_matrix_class))
+    res = _results(c, configs.flat(c), setups, one, True)
+    for r in res:
+      r['grid_settings'] = num
+    out.append(res)
+  return out
 
 
 def _results(config, flat, setups, result, together):

@@ -101,8 +101,7 @@ def replay_step(params: chex.ArrayTree, batch: Batch,
   combined = concat(replay, batch)
   weights = jnp.concatenate([replay_w, jnp.ones(batch.y.shape, jnp.float32)])
   loss, grads = jax.value_and_grad(loss_fn)(params, combined, weights)
-  if config.grad_clip_norm:
-    grads = clipping.clip_by_global_norm(grads, config.grad_clip_norm)
+  grads = clipping.clip_by_global_norm(grads, config.grad_clip_norm)
   return inner_lib.gradient_step(params, grads, config.lr), loss
 
 

@@ -159,8 +159,7 @@ def meta_update(theta: chex.ArrayTree, batches: Batch, weights: chex.Array,
   """
 
   def sgd(theta, grads):
-    if config.grad_clip_norm:
-      grads = clipping.clip_by_global_norm(grads, config.grad_clip_norm)
+    grads = clipping.clip_by_global_norm(grads, config.grad_clip_norm)
     return inner_lib.gradient_step(theta, grads, config.lr)
 
   def one_batch(theta_w0, batch_and_weights):

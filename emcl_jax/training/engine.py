@@ -28,6 +28,7 @@ import numpy as np
 
 from emcl_jax.base import Method
 from emcl_jax.data.tasks import TaskSet
+from emcl_jax.training import grid as grid_lib
 from emcl_jax.training import programs
 from emcl_jax.training import protocol
 # Re-exported: the engine is the front door of the training machinery.
@@ -222,6 +223,56 @@ def train_and_evaluate_seeds(
               eval_mode=eval_mode, epochs=epochs)
 
 
+def train_and_evaluate_grid(
+    build: Callable[[dict[str, chex.Array]], Method],
+    hparams: dict[str, chex.Array],
+    apply_fn: Callable[[chex.ArrayTree, chex.Array], chex.Array],
+    params: chex.ArrayTree,
+    tasks: Sequence[TaskSet],
+    *,
+    batch_size: int,
+    keys: chex.PRNGKey,
+    mesh: Optional[jax.sharding.Mesh] = None,
+    record_fn: Optional[Callable[[TaskRecord], None]] = None,
+    batch_fn: Optional[Callable[[int, int, int, int, float], None]] = None,
+    eval_mode: str = 'task',
+    epochs: int = 1,
+) -> RunResult:
+  """The protocol for G settings x S seeds at once: one program per task.
+
+  The settings differ only in numeric hyper-parameters, traced
+  (`training.grid`): `build(hparams)` makes the method from {field:
+  scalar}, and `hparams` holds each field's G values. The state has leaves
+  [G, S, ...]; `method.update` is vmapped over the seeds and then over the
+  settings, which share the seeds' data, initial parameters and keys (each
+  setting's numbers equal its solo `train_and_evaluate_seeds` run up to
+  float reassociation). With a `mesh` (one axis, named 'setting'), the
+  settings are sharded over its devices; G must be a multiple of its size.
+
+  A setting whose loss becomes NaN or infinite does not stop the others:
+  its `task_losses` show it (no NonFiniteLossError). No checkpoints.
+
+  Args:
+    build: build(hparams) -> Method, hparams scalars (traced).
+    hparams: {field: [G] array}.
+    (others as in `train_and_evaluate_seeds`)
+
+  Returns:
+    A `RunResult` whose accuracy_matrix is [G, S, T, T'], task_losses
+    [G, S, T] and state has leaves [G, S, ...] (`grid.Tuned`).
+  """
+  stack = lambda arrays: np.stack(list(arrays))  # noqa: E731
+  streams = [batched(t, batch_size) for t in tasks]
+  xs, ys, ts = (stack(s[i] for s in streams) for i in range(3))
+  test = (stack(t.test_x for t in tasks), stack(t.test_y for t in tasks),
+          None if tasks[0].class_mask is None
+          else stack(t.class_mask for t in tasks))
+  return _run(grid_lib.tuned(build), apply_fn, params, (xs, ys, ts), test,
+              keys, seeds=True, mesh=mesh, record_fn=record_fn,
+              checkpointer=None, batch_fn=batch_fn, eval_mode=eval_mode,
+              epochs=epochs, hparams=hparams)
+
+
 class _Placed(NamedTuple):
   """A run's inputs on its devices ((S,): the seed axis, if any)."""
   stream: tuple[Any, ...]  # (x, y, t), each [(S,) T, num_batches, b, ...].
@@ -269,25 +320,37 @@ def _task_record(m: protocol.Matrices, task: int) -> TaskRecord:
 
 def _run(method, apply_fn, params, stream, test, key, *, seeds, record_fn,
          checkpointer, overlap_eval=False, mesh=None, batch_fn=None,
-         eval_mode='task', epochs=1) -> RunResult:
-  """The protocol shared by one seed and vmapped seeds (seeds=True: every
-  array has a leading seed axis and the task axis comes second): check the
-  options, place the arrays, compile, restore, loop over the tasks."""
+         eval_mode='task', epochs=1, hparams=None) -> RunResult:
+  """The protocol shared by one seed, vmapped seeds (seeds=True: every
+  array has a leading seed axis and the task axis comes second) and a grid
+  (`hparams` given: `method` is `grid.tuned`, the state has a settings axis
+  before the seeds): check the options, place the arrays, compile,
+  restore, loop over the tasks."""
   start = time.perf_counter()
   num_batches = int(stream[1].shape[-2])
   protocol.check_options(eval_mode, test[2] is not None, epochs,
                          num_batches)
-  put = programs.placer(mesh)
+  settings = hparams is not None
+  # A grid's mesh splits the settings; the data stay whole on each device.
+  put = programs.placer(None if settings else mesh)
   run = _place(stream, test, key, put, seeds)
-  params = put(params) if mesh else params
+  params = put(params) if mesh and not settings else params
   lift = jax.vmap if seeds else (lambda f: f)
   # The training call donates its state: copy, so that the caller's
   # `params` (which init may hold as they are) stay valid.
-  state = jax.tree.map(jnp.copy, lift(method.init)(params, run.key_init))
+  if settings:
+    state = jax.tree.map(jnp.copy, grid_lib.init_states(
+        method, hparams, params, run.key_init, stream[1].shape[0]))
+    if mesh is not None:
+      state = jax.tree.map(programs.placer(mesh), state)
+  else:
+    state = jax.tree.map(jnp.copy, lift(method.init)(params, run.key_init))
 
   t0 = time.perf_counter()
-  lead = (stream[1].shape[0],) if seeds else ()
-  num_tasks = stream[1].shape[len(lead)]
+  data_lead = (stream[1].shape[0],) if seeds else ()
+  lead = ((len(next(iter(hparams.values()))),) if settings else ()
+          ) + data_lead
+  num_tasks = stream[1].shape[len(data_lead)]
   reporter = (None if batch_fn is None else
               _BatchReporter(batch_fn, num_tasks, num_batches))
   at = (lambda a, t: a[:, t]) if seeds else (lambda a, t: a[t])
@@ -297,11 +360,13 @@ def _run(method, apply_fn, params, stream, test, key, *, seeds, record_fn,
 
   progs = programs.compile_programs(
       method, apply_fn, state, task_inputs(0), run.test, seeds=seeds,
-      mesh=mesh, on_batch=reporter, every=reporter.every if reporter else 1,
+      settings=settings, mesh=mesh, on_batch=reporter,
+      every=reporter.every if reporter else 1,
       fresh_batches=None if epochs == 1 else num_batches // epochs)
   compile_seconds = time.perf_counter() - t0
 
-  m = protocol.new_matrices(lead, num_tasks, run.test[1].shape[len(lead)],
+  m = protocol.new_matrices(lead, num_tasks,
+                            run.test[1].shape[len(data_lead)],
                             eval_mode == 'both')
   # b of FWT: the untrained model, scored as each task is after training it.
   init_accuracy = np.asarray(progs.evaluate(progs.params_of(state),
@@ -326,7 +391,8 @@ def _run(method, apply_fn, params, stream, test, key, *, seeds, record_fn,
   state = protocol.run_tasks(
       train, lambda task, p: protocol.evaluate_row(ev, m, task, p),
       progs.params_of, state, m, first=first, seeds=seeds, on_row=report,
-      checkpointer=checkpointer, overlap_eval=overlap_eval)
+      checkpointer=checkpointer, overlap_eval=overlap_eval,
+      strict=not settings)
   end = time.perf_counter()
   return RunResult(m.r, float(m.train_seconds.sum()), compile_seconds,
                    float(m.eval_seconds.sum()), end - start,

@@ -96,22 +96,24 @@ def make_evaluate(apply_fn: Callable[[chex.ArrayTree, chex.Array], chex.Array]
 
 
 def seed_mesh(num_seeds: int,
-              devices: Optional[Sequence[Any]] = None) -> jax.sharding.Mesh:
-  """A one-axis ('seed') mesh over the most devices that divide num_seeds
-  evenly (all of them when they do)."""
+              devices: Optional[Sequence[Any]] = None,
+              axis: str = 'seed') -> jax.sharding.Mesh:
+  """A one-axis mesh (named `axis`: 'seed', or 'setting' for a grid) over
+  the most devices that divide num_seeds evenly (all of them when they
+  do)."""
   devices = list(jax.devices() if devices is None else devices)
   n = max(d for d in range(1, len(devices) + 1) if num_seeds % d == 0)
-  return jax.sharding.Mesh(np.array(devices[:n]), ('seed',))
+  return jax.sharding.Mesh(np.array(devices[:n]), (axis,))
 
 
 def placer(mesh: Optional[jax.sharding.Mesh]) -> Callable[[Any], Any]:
-  """put(a): an array on the run's devices, its leading (seed) axis sharded
-  over `mesh` (`NamedSharding(mesh, P('seed'))`); without a mesh,
-  `jnp.asarray` on the default device."""
+  """put(a): an array on the run's devices, its leading (seed or setting)
+  axis sharded over `mesh` (`NamedSharding(mesh, P(axis))`); without a
+  mesh, `jnp.asarray` on the default device."""
   if mesh is None:
     return jnp.asarray
-  sharding = jax.sharding.NamedSharding(mesh,
-                                        jax.sharding.PartitionSpec('seed'))
+  sharding = jax.sharding.NamedSharding(
+      mesh, jax.sharding.PartitionSpec(mesh.axis_names[0]))
   return lambda a: jax.device_put(a, sharding)
 
 
@@ -142,11 +144,23 @@ def _seed_by_seed(evaluate: Callable[..., chex.Array]
   return evaluate_seeds
 
 
+def _setting_by_setting(evaluate: Callable[..., chex.Array]
+                       ) -> Callable[..., chex.Array]:
+  """`evaluate` over a leading settings axis of the parameters, one setting
+  after the other, on the same test sets."""
+
+  def evaluate_settings(params, test_x, test_y, masks):
+    return jax.lax.map(lambda p: evaluate(p, test_x, test_y, masks), params)
+
+  return evaluate_settings
+
+
 def compile_programs(method: Method,
                      apply_fn: Callable[[chex.ArrayTree, chex.Array],
                                         chex.Array],
                      state: Any, task_inputs: tuple[Any, ...],
                      test: tuple[Any, ...], *, seeds: bool,
+                     settings: bool = False,
                      mesh: Optional[jax.sharding.Mesh] = None,
                      on_batch: Optional[Callable[[Any, Any], None]] = None,
                      every: int = 1,
@@ -161,9 +175,12 @@ def compile_programs(method: Method,
       them.
     test: (test_x, test_y, masks or None), placed.
     seeds: every array has a leading seed axis; both calls are vmapped.
+    settings: the state has a further leading axis of settings (a grid,
+      `training.grid`), before the seeds; the data and keys do not (every
+      setting trains on the same seeds' data).
     mesh: each device runs its own seeds (an explicit per-device program:
       XLA's automatic partitioning of the `lax.map` replicated the
-      evaluation).
+      evaluation); with `settings`, its own settings.
     on_batch, every, fresh_batches: see `make_train_task`.
 
   Returns:
@@ -171,16 +188,25 @@ def compile_programs(method: Method,
   """
   lift = jax.vmap if seeds else (lambda f: f)
   train_fn = lift(make_train_task(method, on_batch, every, fresh_batches,
-                                  ordered=not seeds))
+                                  ordered=not (seeds or settings)))
   eval_fn = make_evaluate(apply_fn)
   if seeds:
     eval_fn = _seed_by_seed(eval_fn)
-  if mesh is not None:
-    spec = jax.sharding.PartitionSpec('seed')
-    train_fn, eval_fn = (jax.shard_map(f, mesh=mesh, in_specs=spec,
-                                       out_specs=spec, check_vma=False)
-                         for f in (train_fn, eval_fn))
   params_of = lift(method.params_of)
+  if settings:
+    train_fn = jax.vmap(train_fn, in_axes=(0, None, None, None, None))
+    eval_fn = _setting_by_setting(eval_fn)
+    params_of = jax.vmap(params_of)
+  if mesh is not None:
+    P = jax.sharding.PartitionSpec  # noqa: N806
+    spec = P(mesh.axis_names[0])
+    data = P() if settings else spec
+    train_fn = jax.shard_map(train_fn, mesh=mesh,
+                             in_specs=(spec, data, data, data, data),
+                             out_specs=spec, check_vma=False)
+    eval_fn = jax.shard_map(eval_fn, mesh=mesh,
+                            in_specs=(spec, data, data, data),
+                            out_specs=spec, check_vma=False)
   train_task = jax.jit(train_fn, donate_argnums=0).lower(
       state, *task_inputs).compile()
   evaluate = jax.jit(eval_fn).lower(params_of(state), *test).compile()

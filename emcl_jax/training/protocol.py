@@ -143,15 +143,19 @@ def check_finite(losses: np.ndarray, task: int, seeds: bool) -> None:
 
 
 def train_task(train: Callable[[Any, int], tuple[Any, Any]], state: Any,
-               task: int, m: Matrices, seeds: bool) -> Any:
+               task: int, m: Matrices, seeds: bool,
+               strict: bool = True) -> Any:
   """Trains `task` (train(state, task) -> (state, losses)), times it to
-  `m.train_seconds`, checks and stores its mean loss; returns the state."""
+  `m.train_seconds`, checks (unless not `strict`: a grid keeps training the
+  settings that did not diverge) and stores its mean loss; returns the
+  state."""
   t0 = time.perf_counter()
   state, losses = train(state, task)
   jax.block_until_ready((state, losses))
   m.train_seconds[task] = time.perf_counter() - t0
   losses = np.asarray(losses)
-  check_finite(losses, task, seeds)
+  if strict:
+    check_finite(losses, task, seeds)
   m.task_losses[..., task] = losses.mean(-1)
   return state
 
@@ -162,7 +166,7 @@ def run_tasks(train: Callable[[Any, int], tuple[Any, Any]],
               first: int, seeds: bool,
               on_row: Callable[[int], None],
               checkpointer: Optional[Any] = None,
-              overlap_eval: bool = False) -> Any:
+              overlap_eval: bool = False, strict: bool = True) -> Any:
   """The loop over tasks first..T-1; returns the final state.
 
   Args:
@@ -178,13 +182,15 @@ def run_tasks(train: Callable[[Any, int], tuple[Any, Any]],
     on_row: called with each task once its row is filled, in task order.
     checkpointer: saves the run after every task (rows reported first).
     overlap_eval: evaluate on a second thread while the next task trains.
+    strict: raise NonFiniteLossError on a NaN or infinite loss (a grid
+      does not: its diverged settings show in `m.task_losses`).
   """
   pool = (concurrent.futures.ThreadPoolExecutor(1) if overlap_eval
           else None)
   pending = []
   try:
     for task in range(first, m.train_seconds.shape[0]):
-      state = train_task(train, state, task, m, seeds)
+      state = train_task(train, state, task, m, seeds, strict)
       if pool is None:
         on_row(evaluate(task, params_of(state)))
       else:

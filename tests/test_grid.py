@@ -1,0 +1,98 @@
+"""A grid is one program: settings that differ in numeric hyper-parameters
+train together (traced, vmapped over a settings axis), and each setting's
+results are those of its own run."""
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from emcl_jax import configs
+from emcl_jax import experiment
+from emcl_jax.training import grid
+
+pytestmark = pytest.mark.slow  # 2x2 settings, each also run alone
+
+SMALL = {'data.num_tasks': 2, 'data.samples_per_task': 50, 'seeds': 2,
+         'output.progress': False}
+
+
+class GridTest(parameterized.TestCase):
+
+  @parameterized.parameters(
+      ('emcl', 'beta', (0.03, 0.1), 'r', (0.1, 0.3)),
+      ('ewc', 'lr', (0.01, 0.03), 'lam', (1.0, 100.0)))
+  def test_each_setting_equals_its_own_run(self, method, a, avals, b, bvals):
+    settings = [configs.get_config('mnist_permutations', method,
+                                   {**SMALL, f'method.{a}': u,
+                                    f'method.{b}': v})
+                for u in avals for v in bvals]
+    together = experiment.run_grid(settings)
+    self.assertLen(together, 4)
+    rows = []
+    for config, runs in zip(settings, together):
+      alone = experiment.run(config)
+      self.assertLen(runs, 2)
+      for got, want in zip(runs, alone):
+        r, r0 = (np.array(x['accuracy_matrix']) for x in (got, want))
+        # After the first task: the same numbers; after the last, to the
+        # tolerance vmapped seeds are held to (float reassociation).
+        np.testing.assert_array_equal(r[0], r0[0])
+        np.testing.assert_allclose(r, r0, atol=0.02)
+        np.testing.assert_allclose(got['task_losses'], want['task_losses'],
+                                   rtol=1e-5)
+        self.assertEqual((got['seed'], got['config']),
+                         (want['seed'], want['config']))
+        rows.append(r[-1])
+    # The settings trained differently (the values reached the program).
+    self.assertGreater(np.ptp(np.array(rows), axis=0).max(), 0)
+
+  def test_a_diverged_setting_leaves_the_others(self):
+    settings = [configs.get_config('mnist_permutations', 'finetune',
+                                   {**SMALL, 'method.lr': lr})
+                for lr in (0.03, 1e30)]
+    fine, diverged = experiment.run_grid(settings)
+    self.assertIsNone(diverged)
+    alone = experiment.run(settings[0])
+    np.testing.assert_allclose(fine[0]['accuracy_matrix'],
+                               alone[0]['accuracy_matrix'], atol=0.02)
+
+  def test_methods_not_yet_checked_are_refused(self):
+    # La-MAML's grid runs differed from its solo runs after the first task;
+    # until that is found, its settings run one program each.
+    settings = [configs.get_config('mnist_permutations', 'lamaml',
+                                   {**SMALL, 'method.opt_lr': v})
+                for v in (0.1, 0.3)]
+    with self.assertRaisesRegex(ValueError, 'lamaml'):
+      experiment.run_grid(settings)
+
+  def test_settings_that_change_the_program_are_refused(self):
+    settings = [configs.get_config('mnist_permutations', 'emcl',
+                                   {**SMALL, 'method.glances': g})
+                for g in (1, 2)]
+    with self.assertRaisesRegex(ValueError, 'numeric method fields'):
+      experiment.run_grid(settings)
+
+
+class TracedConfigTest(absltest.TestCase):
+
+  def test_traceable_fields_are_the_floats(self):
+    params = configs.get_config('mnist_permutations', 'emcl').method.params
+    fields = grid.traceable(params)
+    self.assertIn('beta', fields)
+    self.assertIn('meta_clip', fields)
+    self.assertNotIn('glances', fields)
+    self.assertNotIn('meta_lr', fields)
+    with self.assertRaisesRegex(ValueError, 'glances'):
+      grid.with_values(params, {'glances': jnp.float32(2)})
+
+  def test_stack_needs_the_same_fields(self):
+    stacked = grid.stack([{'beta': 0.1}, {'beta': 0.3}])
+    np.testing.assert_allclose(stacked['beta'], [0.1, 0.3])
+    with self.assertRaisesRegex(ValueError, 'same fields'):
+      grid.stack([{'beta': 0.1}, {'r': 0.3}])
+
+
+if __name__ == '__main__':
+  absltest.main()
