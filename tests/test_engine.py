@@ -240,6 +240,7 @@ class EngineTest(absltest.TestCase):
 class NoRetracingTest(parameterized.TestCase):
 
   @parameterized.parameters(*sorted(METHODS))
+  @pytest.mark.slow  # every method's whole protocol, compiled
   def test_one_trace_for_all_tasks(self, name):
     # Every method's update is traced once for the whole stream: one
     # compilation per shape, reused for every task.
