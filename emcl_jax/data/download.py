@@ -240,8 +240,8 @@ def _download(url: str, part: str, archive: Archive,
       break
     before = done
   of = '' if total is None else f' of {megabytes(total)}'
-  raise DataError(f'the download of {url} stopped at {megabytes(done)}{of}; run '
-                  f'again to resume it, or {_manual(archive)}')
+  raise DataError(f'the download of {url} stopped at {megabytes(done)}{of}; '
+                  f'run again to resume it, or {_manual(archive)}')
 
 
 def _members(path: str, archive: Archive):
