@@ -174,6 +174,17 @@ def train_and_evaluate(
               eval_mode=eval_mode, epochs=epochs)
 
 
+def _stacked(tasks: Sequence[TaskSet], batch_size: int) -> tuple[Any, Any]:
+  """The seeds' batched streams and test sets on a leading seed axis."""
+  stack = lambda arrays: np.stack(list(arrays))  # noqa: E731
+  streams = [batched(t, batch_size) for t in tasks]
+  stream = tuple(stack(s[i] for s in streams) for i in range(3))
+  test = (stack(t.test_x for t in tasks), stack(t.test_y for t in tasks),
+          None if tasks[0].class_mask is None
+          else stack(t.class_mask for t in tasks))
+  return stream, test
+
+
 def train_and_evaluate_seeds(
     method: Method,
     apply_fn: Callable[[chex.ArrayTree, chex.Array], chex.Array],
@@ -211,16 +222,10 @@ def train_and_evaluate_seeds(
     and state has leaves [S, ...]; seed s's numbers equal a run of
     `train_and_evaluate` on seed s's inputs up to float reassociation.
   """
-  stack = lambda arrays: np.stack(list(arrays))  # noqa: E731
-  streams = [batched(t, batch_size) for t in tasks]
-  xs, ys, ts = (stack(s[i] for s in streams) for i in range(3))
-  test = (stack(t.test_x for t in tasks), stack(t.test_y for t in tasks),
-          None if tasks[0].class_mask is None
-          else stack(t.class_mask for t in tasks))
-  return _run(method, apply_fn, params, (xs, ys, ts), test, keys,
-              seeds=True, mesh=mesh, record_fn=record_fn,
-              checkpointer=checkpointer, batch_fn=batch_fn,
-              eval_mode=eval_mode, epochs=epochs)
+  stream, test = _stacked(tasks, batch_size)
+  return _run(method, apply_fn, params, stream, test, keys, seeds=True,
+              mesh=mesh, record_fn=record_fn, checkpointer=checkpointer,
+              batch_fn=batch_fn, eval_mode=eval_mode, epochs=epochs)
 
 
 def train_and_evaluate_grid(
@@ -261,14 +266,9 @@ def train_and_evaluate_grid(
     A `RunResult` whose accuracy_matrix is [G, S, T, T'], task_losses
     [G, S, T] and state has leaves [G, S, ...] (`grid.Tuned`).
   """
-  stack = lambda arrays: np.stack(list(arrays))  # noqa: E731
-  streams = [batched(t, batch_size) for t in tasks]
-  xs, ys, ts = (stack(s[i] for s in streams) for i in range(3))
-  test = (stack(t.test_x for t in tasks), stack(t.test_y for t in tasks),
-          None if tasks[0].class_mask is None
-          else stack(t.class_mask for t in tasks))
-  return _run(grid_lib.tuned(build), apply_fn, params, (xs, ys, ts), test,
-              keys, seeds=True, mesh=mesh, record_fn=record_fn,
+  stream, test = _stacked(tasks, batch_size)
+  return _run(grid_lib.tuned(build), apply_fn, params, stream, test, keys,
+              seeds=True, mesh=mesh, record_fn=record_fn,
               checkpointer=None, batch_fn=batch_fn, eval_mode=eval_mode,
               epochs=epochs, hparams=hparams)
 
@@ -348,8 +348,8 @@ def _run(method, apply_fn, params, stream, test, key, *, seeds, record_fn,
 
   t0 = time.perf_counter()
   data_lead = (stream[1].shape[0],) if seeds else ()
-  lead = ((len(next(iter(hparams.values()))),) if settings else ()
-          ) + data_lead
+  lead = (len(next(iter(hparams.values()))),) if settings else ()
+  lead += data_lead
   num_tasks = stream[1].shape[len(data_lead)]
   reporter = (None if batch_fn is None else
               _BatchReporter(batch_fn, num_tasks, num_batches))
