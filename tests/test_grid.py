@@ -2,6 +2,11 @@
 train together (traced, vmapped over a settings axis), and each setting's
 results are those of its own run."""
 
+import json
+import os
+import shutil
+import tempfile
+
 from absl.testing import absltest
 from absl.testing import parameterized
 import jax.numpy as jnp
@@ -10,6 +15,7 @@ import pytest
 
 from emcl_jax import configs
 from emcl_jax import experiment
+from emcl_jax.experiment import grid_run
 from emcl_jax.training import grid
 
 pytestmark = pytest.mark.slow  # 2x2 settings, each also run alone
@@ -57,6 +63,46 @@ class GridTest(parameterized.TestCase):
     alone = experiment.run(settings[0])
     np.testing.assert_allclose(fine[0]['accuracy_matrix'],
                                alone[0]['accuracy_matrix'], atol=0.02)
+
+  def test_grid_runs_write_the_folders_of_their_solo_runs(self):
+    tmp = tempfile.mkdtemp()
+    self.addCleanup(shutil.rmtree, tmp, True)
+    settings = [configs.get_config('mnist_permutations', 'finetune',
+                                   {**SMALL, 'method.lr': lr,
+                                    'output.name': f'lr={lr}'})
+                for lr in (0.03, 0.1, 1e30)]
+    runs = grid_run.train_and_evaluate_grid(settings, f'{tmp}/grid')
+    self.assertIsNone(runs[2])
+    for config in settings[:2]:
+      experiment.train_and_evaluate(config, f'{tmp}/solo')
+
+    def files(root):
+      found = {}
+      for folder, _, names in os.walk(root):
+        for name in names:
+          found[os.path.relpath(os.path.join(folder, name), root)] = (
+              os.path.join(folder, name))
+      return found
+
+    grid_files, solo_files = files(f'{tmp}/grid'), files(f'{tmp}/solo')
+    results = sorted(k for k in solo_files if k.endswith('results.json'))
+    self.assertLen(results, 4)  # 2 settings x 2 seeds, under the same hashes
+    self.assertEqual(results, sorted(k for k in grid_files
+                                     if k.endswith('results.json')))
+    for key in results:
+      got, want = (json.load(open(f[key])) for f in (grid_files, solo_files))
+      np.testing.assert_allclose(got['accuracy_matrix'],
+                                 want['accuracy_matrix'], atol=0.02)
+      self.assertEqual(got['config'], want['config'])
+      self.assertEqual(got['grid_settings'], 3)
+      metrics = key.replace('results.json', 'metrics.jsonl')
+      got, want = ([json.loads(line) for line in open(f[metrics])]
+                   for f in (grid_files, solo_files))
+      self.assertEqual([m.get('step') for m in got],
+                       [m.get('step') for m in want])
+      np.testing.assert_allclose([m['loss'] for m in got if 'loss' in m],
+                                 [m['loss'] for m in want if 'loss' in m],
+                                 rtol=1e-5)
 
   def test_methods_not_yet_checked_are_refused(self):
     # La-MAML's grid runs differed from its solo runs after the first task;

@@ -16,6 +16,7 @@ import numpy as np
 
 from emcl_jax import configs
 from emcl_jax import sweeps
+from emcl_jax.experiment import grid_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SWEEP = os.path.join(ROOT, 'experiments', 'sweep.py')
@@ -70,6 +71,16 @@ class GridTest(absltest.TestCase):
     self.assertLen(self.sweep.expand(
         self.sweep.parse_grid('r=1 | method.r=1.0'), {}, 'emcl', _build), 1)
 
+  def test_settings_that_differ_in_numbers_share_a_program(self):
+    settings = self.sweep.expand(self.sweep.parse_grid(
+        'beta=0.03,0.1;r=0.1 | glances=1 | method=lamaml;opt_lr=0.1,0.3 | '
+        'method=finetune;lr=0.01,0.03,0.1'), {}, 'emcl', _build)
+    run_configs = [c for _, c in settings]
+    self.assertEqual(grid_run.groups(run_configs),
+                     [[0, 1], [2], [3], [4], [5, 6, 7]])
+    self.assertEqual(grid_run.groups(run_configs, max_size=2),
+                     [[0, 1], [2], [3], [4], [5, 6], [7]])
+
   def test_grid_file(self):
     folder = tempfile.mkdtemp()
     self.addCleanup(shutil.rmtree, folder, True)
@@ -112,12 +123,16 @@ class SweepScriptTest(absltest.TestCase):
   @pytest.mark.slow
   def test_runs_skips_and_tabulates(self):
     args = [f'--output_dir={self.out}', *SMALL,
-            '--grid=glances=1,2;r=0.1 | method=finetune']
+            '--grid=glances=1;r=0.1,0.2 | method=finetune']
     proc = sweep(args)
     self.assertEqual(proc.returncode, 0, proc.stderr)
+    # The two EMCL settings differ in a numeric setting: one program.
+    self.assertIn('group 1 of 2: emcl,glances=1,r=0.1, emcl,glances=1,r=0.2\n',
+                  proc.stderr)
+    self.assertIn('settings done: 3 of 3\n', proc.stderr)
     root = os.path.join(self.out, 'mnist_permutations')
     folders = sorted(os.listdir(root))
-    self.assertEqual(folders, ['emcl,glances=1,r=0.1', 'emcl,glances=2,r=0.1',
+    self.assertEqual(folders, ['emcl,glances=1,r=0.1', 'emcl,glances=1,r=0.2',
                                'finetune', 'table-size=2x30.md'])
     means = {}
     for folder in folders[:3]:
@@ -137,7 +152,7 @@ class SweepScriptTest(absltest.TestCase):
       name, acc = row.split('|')[1].strip(), row.split('|')[3]
       self.assertAlmostEqual(float(acc.split('+-')[0]), means[name], places=2)
     # The command is written above the table, quoted for a shell.
-    self.assertIn("'--grid=glances=1,2;r=0.1 | method=finetune'", table)
+    self.assertIn("'--grid=glances=1;r=0.1,0.2 | method=finetune'", table)
 
     # A rerun runs nothing: the results files are left as they were.
     pattern = f'{root}/*/*/seed*/results.json'
@@ -150,7 +165,7 @@ class SweepScriptTest(absltest.TestCase):
                      {f: os.path.getmtime(f) for f in glob.glob(pattern)})
 
     # A corrupt results file is named in one line, and nothing is rerun.
-    victim = glob.glob(f'{root}/emcl,glances=1,r=0.1/*/seed1/results.json')[0]
+    victim = glob.glob(f'{root}/emcl,glances=1,r=0.2/*/seed1/results.json')[0]
     kept = open(victim).read()
     with open(victim, 'w') as f:
       f.write('{"acc": ')

@@ -102,7 +102,7 @@ GRID_METHODS = frozenset({'emcl', 'ewc', 'finetune'})
 def grid_fields(configs_list: list[configs.RunConfig]) -> tuple[str, ...]:
   """The method fields in which `configs_list` differ, if they can run as
   one grid program (`run_grid`): the same config but for traceable method
-  fields (`training.grid.traceable`).
+  fields (`training.grid.traceable`) and the output settings (run names).
 
   Raises:
     ValueError (ConfigError): the configs differ elsewhere.
@@ -114,7 +114,7 @@ def grid_fields(configs_list: list[configs.RunConfig]) -> tuple[str, ...]:
                    if v != base[k]})
   allowed = set(grid_lib.traceable(first.method.params))
   for c in configs_list:
-    same = dataclasses.replace(c, method=c.method._replace(
+    same = dataclasses.replace(c, output=first.output, method=c.method._replace(
         params=c.method.params._replace(**{k: base[k] for k in varied})))
     if same != first or not set(varied) <= allowed:
       raise configs.ConfigError(

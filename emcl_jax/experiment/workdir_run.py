@@ -75,7 +75,7 @@ def train_and_evaluate(
           '--overwrite to run it again')
     todo = list(seeds) if overwrite else [s for s in seeds
                                           if s not in finished]
-    _check_configs(todo, folder, flat, overwrite)
+    check_configs(todo, folder, flat, overwrite)
     if together is None:
       together = len(seeds) > 1
     groups = consecutive(todo) if together else [[s] for s in todo]
@@ -105,7 +105,7 @@ def consecutive(seeds: list[int]) -> list[list[int]]:
   return groups
 
 
-def _check_configs(todo, folder, flat, overwrite):
+def check_configs(todo, folder, flat, overwrite):
   """Refuses a run folder that holds another config; clears the progress
   of runs started over."""
   for seed in todo:
@@ -119,7 +119,7 @@ def _check_configs(todo, folder, flat, overwrite):
       workdir.remove_progress(folder(seed))
 
 
-class _RunWriters:
+class RunWriters:
   """The writers of a group of seeds, opened when the first task is
   reported (so a run refused before it leaves no files)."""
 
@@ -191,7 +191,7 @@ def _run_group(root, config, name, chash, flat, folder, *, together, echo,
   if out.overwrite and primary and ckpt_dir and os.path.isdir(ckpt_dir):
     shutil.rmtree(ckpt_dir)  # started over: no resume
   latest = None if ckpt_dir is None else workdir.latest_checkpoint(ckpt_dir)
-  run_writers = _RunWriters(config, name, chash, flat, folder,
+  run_writers = RunWriters(config, name, chash, flat, folder,
                             None if latest is None else latest + 1, echo)
   label = f'{config.dataset} {name} ' + (
       f'seed {seeds[0]}' if len(seeds) == 1 else

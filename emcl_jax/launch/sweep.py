@@ -21,16 +21,26 @@ the same config hash as run.py gives that setting): the setting is named by
 the values it sets, and the config hash keeps apart runs made with other
 values, so a table never mixes settings. A rerun skips the finished runs
 and resumes unfinished ones, and a setting whose loss diverged is recorded
-as such ({config_hash}/diverged.txt) and not retried. The seeds of a
-setting run as one vmapped program (--parallel_seeds), so a setting's
-training seconds are those of all its seeds together; settings run one
-after another in one process, which makes their seconds comparable.
-Progress: a line per setting (i of N) and the per-task display on stderr.
+as such ({config_hash}/diverged.txt) and not retried.
+
+Settings that differ only in numeric method settings (EMCL's beta, r, lam,
+...; an SGD lr; EWC's lam) run as one program, the hyper-parameters traced
+and the settings x seeds vmapped and sharded over the devices
+(--batch_settings, at most --group_size settings a program; docs/api.md,
+"Grids of settings as one program"): each setting's results equal its solo
+run's to float reassociation and land in the same folders. A setting that
+diverges is marked alone; the others of its program finish. Its training
+seconds are those of the whole program. A grid program keeps no per-task
+checkpoints: one stopped runs again. --batch_settings=false runs every
+setting on its own: its seeds as one vmapped program (--parallel_seeds),
+settings one after another in one process, which makes their seconds
+comparable. Progress: a line per program (group i of N, its settings), the
+per-task display on stderr, and the settings done so far.
 
 Prints, and writes to {workdir}/{dataset}/table.md (table-size=TxN.md for a
 shrunk benchmark), a Markdown table sorted by mean ACC: ACC / BWT / LA mean
 +- std over the seeds, and training seconds. --shard=i/n runs every n-th
-setting only (for parallel processes over one folder); a last run without
+program only (for parallel processes over one folder); a last run without
 --shard writes the table.
 """
 
@@ -46,6 +56,7 @@ import numpy as np
 from emcl_jax import configs
 from emcl_jax import experiment
 from emcl_jax.errors import DataError, NonFiniteLossError
+from emcl_jax.experiment import grid_run
 from emcl_jax.launch import cli
 from emcl_jax.launch import run_flags
 from emcl_jax.reporting import tables
@@ -70,6 +81,11 @@ flags.DEFINE_string('shard', None, 'i/n: run settings i, i+n, ... only.')
 flags.DEFINE_string('table', None, 'Where the Markdown table goes '
                     '(default {workdir}/{dataset}/table.md).')
 flags.DEFINE_bool('run', True, 'Run missing settings (false: table only).')
+flags.DEFINE_bool('batch_settings', True, 'Run settings that differ only in '
+                  'numeric method settings as one program (hyper-parameters '
+                  'traced); false: each setting on its own.')
+flags.DEFINE_integer('group_size', 16, 'At most this many settings in one '
+                     'program (--batch_settings).', lower_bound=1)
 
 
 def build(method: str, values: dict[str, Any]) -> configs.RunConfig:
@@ -97,10 +113,7 @@ def run_setting(setting: dict[str, Any], config: configs.RunConfig
         configs.schema.replace(config, 'output.name', name),
         skip_finished=True, together=FLAGS.parallel_seeds)
   except NonFiniteLossError as e:
-    os.makedirs(os.path.dirname(marker), exist_ok=True)
-    with open(marker, 'w') as f:
-      f.write(str(e).splitlines()[0] + '\n')
-    return str(e)
+    return _mark_diverged(setting, config, str(e))
   return None
 
 
@@ -162,17 +175,24 @@ def main(argv):
   try:
     settings = _settings()
     shard, count = _shard()
-    rows = []
-    for i, (setting, config) in enumerate(settings):
-      if i % count != shard:
+    programs = (grid_run.groups([c for _, c in settings],
+                                max_size=FLAGS.group_size)
+                if FLAGS.batch_settings else [[i] for i in range(len(settings))])
+    rows, done = [], 0
+    for p, group in enumerate(programs):
+      if p % count != shard:
         continue
-      sys.stderr.write(f'setting {i + 1} of {len(settings)}: '
-                       f'{setting_name(setting)}\n')
-      error = run_setting(setting, config)
-      row = summarize(setting, config, error)
-      sys.stderr.write(f"{row['setting']}: ACC {row['acc'][0]:.2f}"
-                       f"{' (diverged)' if error else ''}\n")
-      rows.append(row)
+      members = [settings[i] for i in group]
+      sys.stderr.write(f'group {p + 1} of {len(programs)}: '
+                       + ', '.join(setting_name(s) for s, _ in members) + '\n')
+      errors = run_group(members, f'group {p + 1} of {len(programs)}')
+      for (setting, config), error in zip(members, errors):
+        row = summarize(setting, config, error)
+        sys.stderr.write(f"{row['setting']}: ACC {row['acc'][0]:.2f}"
+                         f"{' (diverged)' if error else ''}\n")
+        rows.append(row)
+      done += len(group)
+      sys.stderr.write(f'settings done: {done} of {len(settings)}\n')
   except (ValueError, DataError) as e:
     cli.fail(str(e))
   except OSError as e:
@@ -181,6 +201,52 @@ def main(argv):
   if FLAGS.shard:
     return
   _write_table(rows, settings[0][1])
+
+
+def run_group(members: list[tuple[dict[str, Any], configs.RunConfig]],
+              label: str) -> list[Optional[str]]:
+  """Runs one program's settings: those not started yet together (a grid
+  program) when there are several, the others (finished, diverged or with
+  saved progress) on their own (`run_setting`: skip or resume). Returns each
+  setting's divergence message or None."""
+  fresh = [i for i, (s, c) in enumerate(members) if _is_fresh(s, c)]
+  if not FLAGS.run or len(fresh) < 2:
+    fresh = []
+  errors: list[Optional[str]] = [None] * len(members)
+  if fresh:
+    named = [configs.schema.replace(members[i][1], 'output.name',
+                                    setting_name(members[i][0]))
+             for i in fresh]
+    runs = grid_run.train_and_evaluate_grid(
+        named, FLAGS.workdir, label=f'{named[0].dataset} {label}')
+    for i, res in zip(fresh, runs):
+      if res is None:
+        errors[i] = _mark_diverged(
+            *members[i], 'the loss became NaN or infinite in a grid program')
+  for i, (setting, config) in enumerate(members):
+    if i not in fresh:
+      errors[i] = run_setting(setting, config)
+  return errors
+
+
+def _is_fresh(setting: dict[str, Any], config: configs.RunConfig) -> bool:
+  """No seed of the setting finished, diverged or saved progress."""
+  folder = _setting_dir(setting_name(setting), config)
+  return not (os.path.exists(os.path.join(folder, 'diverged.txt'))
+              or os.path.exists(os.path.join(folder, workdir.CHECKPOINTS))
+              or any(os.path.exists(os.path.join(folder, f'seed{s}', name))
+                     for s in config.seed_list
+                     for name in (workdir.RESULTS, workdir.CHECKPOINTS)))
+
+
+def _mark_diverged(setting, config, message: str) -> str:
+  """Records that `setting` diverged (not retried by later sweeps)."""
+  marker = os.path.join(_setting_dir(setting_name(setting), config),
+                        'diverged.txt')
+  os.makedirs(os.path.dirname(marker), exist_ok=True)
+  with open(marker, 'w') as f:
+    f.write(message.splitlines()[0] + '\n')
+  return message
 
 
 def _write_table(rows, config):
