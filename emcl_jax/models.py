@@ -1,6 +1,10 @@
 """Flax models, by name in MODELS: the MLP of MER and La-MAML (MNIST
 benchmarks), GEM's reduced ResNet-18 (CIFAR-100, miniImageNet) and
-La-MAML's convolutional network pc_cnn (CIFAR-100, TinyImageNet)."""
+La-MAML's convolutional network pc_cnn (CIFAR-100, TinyImageNet).
+
+Their convolutions go through `patch_conv.conv_general_dilated`: on the CPU
+image patches times a matrix (fast inside the task's compiled loop), else
+XLA's convolution; the parameters are flax's `nn.Conv` ones either way."""
 
 import functools
 from typing import Any, Callable, Optional, Sequence
@@ -8,6 +12,9 @@ from typing import Any, Callable, Optional, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from emcl_jax import patch_conv
+
+_CONV = patch_conv.conv_general_dilated
 NORMS = ('group', 'instance', 'layer', 'batch', 'none')
 
 
@@ -81,7 +88,7 @@ def norm_layer(norm: str, num_groups: int = 4,
 def _conv3x3(features: int, strides: int, name: str) -> nn.Conv:
   """3x3 convolution, padding 1 on each side (as torch's), no bias."""
   return nn.Conv(features, (3, 3), strides=strides, padding=((1, 1), (1, 1)),
-                 use_bias=False, name=name)
+                 use_bias=False, name=name, conv_general_dilated=_CONV)
 
 
 class BasicBlock(nn.Module):
@@ -100,7 +107,8 @@ class BasicBlock(nn.Module):
     y = self.norm(name='norm2')(y)
     if self.strides != 1 or x.shape[-1] != self.features:
       x = nn.Conv(self.features, (1, 1), strides=self.strides,
-                  padding='VALID', use_bias=False, name='shortcut_conv')(x)
+                  padding='VALID', use_bias=False, name='shortcut_conv',
+                  conv_general_dilated=_CONV)(x)
       x = self.norm(name='shortcut_norm')(x)
     return nn.relu(y + x)
 
@@ -266,7 +274,8 @@ class PCCNN(nn.Module):
     kaiming = nn.initializers.variance_scaling(2.0, 'fan_in', 'normal')
     for i in range(num_convs):
       x = nn.Conv(self.channels, (3, 3), strides=2, padding=((1, 1), (1, 1)),
-                  kernel_init=kaiming, name=f'conv{i + 1}')(x)
+                  kernel_init=kaiming, name=f'conv{i + 1}',
+                  conv_general_dilated=_CONV)(x)
       x = nn.relu(x)
     x = x.transpose((0, 3, 1, 2)).reshape((x.shape[0], -1))
     for i in range(2):

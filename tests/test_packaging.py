@@ -35,7 +35,8 @@ def _name(requirement):
 # The package's layers, lowest first: a module may import only from its own
 # layer or those before it (emcl_jax/__init__.py).
 LAYERS = ['base', 'errors', 'version', 'trees', 'clipping', 'losses',
-          'models', 'data', 'emcl', 'training', 'methods', 'configs',
+          'patch_conv', 'models', 'data', 'emcl', 'training', 'methods',
+          'configs',
           'reporting', 'experiment', 'sweeps', 'launch']
 
 
