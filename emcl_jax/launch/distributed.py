@@ -16,6 +16,7 @@ one gone ends with one line on stderr and exit code 1
 the run from its last finished task.
 """
 
+import logging
 import os
 from typing import Callable, Optional
 
@@ -82,6 +83,7 @@ def initialize() -> None:
   if kwargs is None:
     return
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  logging.getLogger('jax._src.distributed').setLevel(logging.WARNING)
   try:
     jax.distributed.initialize(
         **kwargs, initialization_timeout=INIT_TIMEOUT_S,
