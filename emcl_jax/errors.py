@@ -14,3 +14,8 @@ def first_line(e: BaseException) -> str:
   message is empty: the reason quoted inside a one-line error."""
   text = str(e).strip()
   return text.splitlines()[0] if text else type(e).__name__
+
+
+class ProcessLostError(RuntimeError):
+  """Another process of a multi-process run stopped (or cannot be
+  reached) while this one waited for it."""

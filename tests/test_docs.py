@@ -48,7 +48,7 @@ SCRIPTS = ('run', 'sweep', 'reproduce', 'bench', 'summarize', 'cost')
 # absl's own flags, which `--help` does not list.
 ABSL_FLAGS = {'help', 'helpfull', 'helpshort', 'helpxml', 'flagfile'}
 # Flags of other programs the docs quote: pytest's (`--dist loadfile`).
-OTHER_FLAGS = {'dist'}
+OTHER_FLAGS = {'dist', 'nodes', 'ntasks'}  # pip's, srun's
 SHELL_OPERATORS = {'|', '||', '&&', ';', '>', '>>', '2>', '&'}
 DEFAULT_DATASET = 'mnist_permutations'
 

@@ -10,6 +10,7 @@ from typing import Any, Callable, Optional
 from emcl_jax import configs
 from emcl_jax.experiment import train
 from emcl_jax.reporting import writers
+from emcl_jax.training import multihost
 from emcl_jax.training import workdir
 
 
@@ -89,7 +90,7 @@ def train_and_evaluate(
   finally:
     for lock in locks:
       lock.release()
-    for s in seeds:
+    for s in seeds if workdir.is_primary() else ():
       prune_empty(folder(s), root)
 
 
@@ -190,6 +191,9 @@ def _run_group(root, config, name, chash, flat, folder, *, together, echo,
               if out.checkpoint else None)
   if out.overwrite and primary and ckpt_dir and os.path.isdir(ckpt_dir):
     shutil.rmtree(ckpt_dir)  # started over: no resume
+  # Several processes: the others look at the folder once process 0 has
+  # cleared what it clears.
+  multihost.barrier(f'emcl_jax:start:{chash}:{seeds[0]}')
   latest = None if ckpt_dir is None else workdir.latest_checkpoint(ckpt_dir)
   run_writers = RunWriters(config, name, chash, flat, folder,
                             None if latest is None else latest + 1, echo)

@@ -11,8 +11,9 @@
   absl parses it (`overrides` returns them) and applied by `run_config`.
 """
 
+import os
 import sys
-from typing import Any, Callable, NoReturn, Optional
+from typing import Any, Callable, NoReturn, Optional, Sequence
 
 from absl import app
 from absl import flags
@@ -27,8 +28,15 @@ _SCRIPT: list[str] = []  # the modules whose flags --help lists
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-  """Prints `error: {message}` on stderr and exits with `code`."""
+  """Prints `error: {message}` on stderr and exits with `code`. A process of
+  a several-process run exits at once: JAX's exit-time shutdown would wait
+  for the other processes, which may be gone."""
   sys.stderr.write(f'error: {message}\n')
+  jax = sys.modules.get('jax')
+  if jax is not None and jax.distributed.is_initialized():
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # pylint: disable=protected-access
   sys.exit(code)
 
 
@@ -174,11 +182,13 @@ def print_config(config: configs.RunConfig) -> None:
 
 
 def start(main: Callable[[list[str]], None], doc: str,
-          module: Optional[str] = None, shared: bool = True) -> None:
+          module: Optional[str] = None, shared: bool = True,
+          extra: Sequence[str] = ()) -> None:
   """Runs `main` under absl with `parse_flags`: `doc` is the --help text,
-  which lists the flags of `module` and, with `shared`, the run flags every
-  script shares (`run_flags`) and the run's settings."""
+  which lists the flags of `module`, of the `extra` modules and, with
+  `shared`, the run flags every script shares (`run_flags`) and the run's
+  settings."""
   sys.modules['__main__'].__doc__ = doc
-  _SCRIPT[:] = [module or sys.modules['__main__'].__name__] + (
+  _SCRIPT[:] = [module or sys.modules['__main__'].__name__, *extra] + (
       [run_flags.__name__] if shared else [])
   app.run(main, flags_parser=parse_flags)

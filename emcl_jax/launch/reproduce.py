@@ -48,6 +48,7 @@ from emcl_jax import configs
 from emcl_jax import experiment
 from emcl_jax.errors import DataError, NonFiniteLossError
 from emcl_jax.launch import cli
+from emcl_jax.launch import distributed
 from emcl_jax.launch import run_flags
 from emcl_jax.reporting import figures
 from emcl_jax.reporting import tables
@@ -168,7 +169,7 @@ def _write_text(path: str, text: str) -> str:
 
 def entry():
   """The console script `emcl-reproduce` (and `python experiments/reproduce.py`)."""
-  cli.start(main, __doc__, __name__)
+  distributed.start(main, __doc__, __name__)
 
 
 if __name__ == '__main__':

@@ -30,6 +30,7 @@ from emcl_jax import configs
 from emcl_jax import experiment
 from emcl_jax.errors import DataError, NonFiniteLossError
 from emcl_jax.launch import cli
+from emcl_jax.launch import distributed
 from emcl_jax.launch import run_flags
 from emcl_jax.reporting import tables
 
@@ -102,7 +103,7 @@ def _print_run(results, path):
 
 def entry():
   """The console script `emcl-run` (and `python experiments/run.py`)."""
-  cli.start(main, __doc__, __name__)
+  distributed.start(main, __doc__, __name__)
 
 
 if __name__ == '__main__':

@@ -58,6 +58,7 @@ from emcl_jax import experiment
 from emcl_jax.errors import DataError, NonFiniteLossError
 from emcl_jax.experiment import grid_run
 from emcl_jax.launch import cli
+from emcl_jax.launch import distributed
 from emcl_jax.launch import run_flags
 from emcl_jax.reporting import tables
 from emcl_jax.sweeps import expand, load_grid_file, parse_axes, parse_grid
@@ -274,7 +275,7 @@ def _write_table(rows, config):
 
 def entry():
   """The console script `emcl-sweep` (and `python experiments/sweep.py`)."""
-  cli.start(main, __doc__, __name__)
+  distributed.start(main, __doc__, __name__)
 
 
 if __name__ == '__main__':

@@ -17,6 +17,7 @@ refuses a checkpoint of another run, or one it cannot read, with a
 one-line `CheckpointError`.
 """
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -27,6 +28,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from emcl_jax.errors import first_line
+from emcl_jax.training import multihost
 
 
 class CheckpointError(ValueError):
@@ -97,6 +99,8 @@ class Checkpointer:
     options = ocp.CheckpointManagerOptions(
         max_to_keep=self._max_to_keep, create=True,
         enable_async_checkpointing=False, cleanup_tmp_directories=True)
+    if multihost.several():
+      options = _alone(options, self.directory)
     try:
       return ocp.CheckpointManager(self.directory, options=options)
     except Exception as e:  # pylint: disable=broad-except
@@ -139,7 +143,12 @@ class Checkpointer:
           f'the checkpoint in {self.directory} was written by an older '
           "emcl_jax (no per-task seconds); delete the folder (a run's "
           'overwrite=True does) to start afresh')
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+    # Several processes: every one reads the whole state as NumPy arrays
+    # (the engine places them); one process cannot restore onto devices
+    # that are not its own.
+    abstract = jax.tree.map(
+        (lambda a: np.zeros(a.shape, a.dtype)) if multihost.several()
+        else ocp.utils.to_shape_dtype_struct, state)
     arrays = {'state': abstract,
               'r': np.zeros(r_shape),
               'task_losses': np.zeros(r_shape[:-1])}
@@ -161,7 +170,13 @@ class Checkpointer:
            task_losses: np.ndarray, task_train_seconds: np.ndarray,
            r_class: Optional[np.ndarray] = None) -> None:
     """Saves the run after `task` (0-based) finished; blocks until written
-    (`r_class`: the class-incremental matrix, when evaluated)."""
+    (`r_class`: the class-incremental matrix, when evaluated). With
+    several processes every one calls it (the state is gathered to the
+    host, a collective) and process 0 alone writes."""
+    if multihost.several():
+      state = multihost.tree_to_host(state)
+      if not multihost.is_primary():
+        return
     if self._manager is None:
       self._manager = self._open()
     self._manager.save(task, args=ocp.args.Composite(
@@ -178,6 +193,23 @@ class Checkpointer:
   def close(self) -> None:
     if self._manager is not None:
       self._manager.close()
+
+
+def _alone(options: ocp.CheckpointManagerOptions,
+           directory: str) -> ocp.CheckpointManagerOptions:
+  """`options` for one process of several, which uses its manager without
+  the others (no cross-process barriers): process 0 makes the folder and
+  writes, the others only read."""
+  me = jax.process_index()
+  alone = ocp.options.MultiprocessingOptions(primary_host=me,
+                                             active_processes={me})
+  if me == 0:
+    os.makedirs(directory, exist_ok=True)  # orbax refuses create=True here
+    return dataclasses.replace(options, create=False,
+                               multiprocessing_options=alone)
+  return dataclasses.replace(options, create=False, read_only=True,
+                             cleanup_tmp_directories=False,
+                             multiprocessing_options=alone)
 
 
 def _first_line(e: Exception) -> str:

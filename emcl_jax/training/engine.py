@@ -6,10 +6,9 @@ batches; then one compiled call evaluates every task's test set and fills
 row t of the accuracy matrix R. Both functions are compiled once, ahead of
 time, for the benchmark's shapes, and reused for every task.
 
-The parts: `programs` builds and compiles the two calls and places their
-inputs on the devices; `protocol` is the host loop over tasks that fills
-the accuracy matrices; this module runs them in order and holds the public
-entry points and records.
+The parts: `programs` builds, compiles and places the two calls' inputs;
+`protocol` is the host loop over tasks that fills the accuracy matrices;
+this module runs them in order and holds the entry points and records.
 
 With `overlap_eval=True` the evaluation after task t runs on a second host
 thread while task t+1 trains (on a copy of the parameters), so on a
@@ -29,10 +28,10 @@ import numpy as np
 from emcl_jax.base import Method
 from emcl_jax.data.tasks import TaskSet
 from emcl_jax.training import grid as grid_lib
+from emcl_jax.training import multihost
 from emcl_jax.training import programs
 from emcl_jax.training import protocol
-# Re-exported: the engine is the front door of the training machinery.
-from emcl_jax.training.programs import (  # noqa: F401
+from emcl_jax.training.programs import (  # noqa: F401  (re-exported)
     keep_memory, make_evaluate, make_train_task, seed_mesh)
 from emcl_jax.training.protocol import (  # noqa: F401
     EVAL_MODES, class_incremental_masks)
@@ -288,7 +287,8 @@ def _place(stream, test, key, put, seeds) -> _Placed:
   stream = tuple(put(a) for a in stream)
   test = (*(put(a) for a in test[:2]),
           None if test[2] is None else put(test[2]))
-  key_init, key_run = jnp.moveaxis(lift(jax.random.split)(put(key)), -2, 0)
+  keys = jnp.moveaxis(lift(jax.random.split)(put(key)), -2, 0)
+  key_init, key_run = keys[0], keys[1]  # indexed: sharded over processes
   num_tasks = stream[1].shape[1 if seeds else 0]
   task_keys = lift(lambda k: jax.random.split(k, num_tasks))(key_run)
   return _Placed(stream, test, key_init, task_keys)
@@ -369,8 +369,8 @@ def _run(method, apply_fn, params, stream, test, key, *, seeds, record_fn,
                             run.test[1].shape[len(data_lead)],
                             eval_mode == 'both')
   # b of FWT: the untrained model, scored as each task is after training it.
-  init_accuracy = np.asarray(progs.evaluate(progs.params_of(state),
-                                            *run.test))
+  init_accuracy = multihost.to_host(progs.evaluate(progs.params_of(state),
+                                                   *run.test))
   first, state = protocol.resume(
       checkpointer, state, m,
       (lambda s: jax.tree.map(put, s)) if mesh else (lambda s: s))

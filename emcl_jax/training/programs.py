@@ -100,10 +100,39 @@ def seed_mesh(num_seeds: int,
               axis: str = 'seed') -> jax.sharding.Mesh:
   """A one-axis mesh (named `axis`: 'seed', or 'setting' for a grid) over
   the most devices that divide num_seeds evenly (all of them when they
-  do)."""
+  do). When the devices belong to several processes
+  (`jax.distributed.initialize`), every process gets the same number of
+  them (`_process_mesh`).
+
+  Raises:
+    ValueError: several processes whose devices cannot split num_seeds
+      evenly.
+  """
   devices = list(jax.devices() if devices is None else devices)
+  if len({d.process_index for d in devices}) > 1:
+    return _process_mesh(num_seeds, devices, axis)
   n = max(d for d in range(1, len(devices) + 1) if num_seeds % d == 0)
   return jax.sharding.Mesh(np.array(devices[:n]), (axis,))
+
+
+def _process_mesh(num_seeds: int, devices: Sequence[Any],
+                  axis: str) -> jax.sharding.Mesh:
+  """A mesh over k devices of each of the P processes, process by process,
+  with the largest k that makes k * P divide num_seeds (every process must
+  hold a share of the seeds to take part in the run)."""
+  by_process: dict[int, list[Any]] = {}
+  for d in devices:
+    by_process.setdefault(d.process_index, []).append(d)
+  count = len(by_process)
+  per = min(len(v) for v in by_process.values())
+  fits = [k for k in range(1, per + 1) if num_seeds % (k * count) == 0]
+  if not fits:
+    raise ValueError(f'{num_seeds} seeds cannot be split evenly over the '
+                     f'{count} processes; give --seeds a multiple of '
+                     f'{count}')
+  k = max(fits)
+  chosen = [d for p in sorted(by_process) for d in by_process[p][:k]]
+  return jax.sharding.Mesh(np.array(chosen), (axis,))
 
 
 def placer(mesh: Optional[jax.sharding.Mesh]) -> Callable[[Any], Any]:

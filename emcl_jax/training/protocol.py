@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from emcl_jax.errors import NonFiniteLossError
+from emcl_jax.training import multihost
 
 EVAL_MODES = ('task', 'class', 'both')
 
@@ -119,11 +120,11 @@ def evaluate_row(ev: Evaluation, m: Matrices, task: int, params: Any) -> int:
   set after training `task`) and its evaluation seconds; returns `task`."""
   t0 = time.perf_counter()
   if ev.mode != 'class':
-    m.r[..., task, :] = np.asarray(ev.evaluate(params, ev.test_x, ev.test_y,
-                                               ev.masks))
+    m.r[..., task, :] = multihost.to_host(
+        ev.evaluate(params, ev.test_x, ev.test_y, ev.masks))
   if ev.mode != 'task':
     seen = ev.put(class_incremental_masks(ev.host_masks, task))
-    row = np.asarray(ev.evaluate(params, ev.test_x, ev.test_y, seen))
+    row = multihost.to_host(ev.evaluate(params, ev.test_x, ev.test_y, seen))
     (m.r if ev.mode == 'class' else m.r_class)[..., task, :] = row
   m.eval_seconds[task] = time.perf_counter() - t0
   return task
@@ -153,7 +154,7 @@ def train_task(train: Callable[[Any, int], tuple[Any, Any]], state: Any,
   state, losses = train(state, task)
   jax.block_until_ready((state, losses))
   m.train_seconds[task] = time.perf_counter() - t0
-  losses = np.asarray(losses)
+  losses = multihost.to_host(losses)
   if strict:
     check_finite(losses, task, seeds)
   m.task_losses[..., task] = losses.mean(-1)
