@@ -18,7 +18,7 @@ the run from its last finished task.
 
 import logging
 import os
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from absl import flags
 import jax
@@ -96,10 +96,12 @@ def initialize() -> None:
              f'{INIT_TIMEOUT_S} s', code=1)
 
 
-def start(main: Callable[[list[str]], None], doc: str, module: str) -> None:
+def start(main: Callable[[list[str]], None], doc: str, module: str,
+          extra: Sequence[str] = ()) -> None:
   """`cli.start` for a script that can run as several processes: parses the
-  flags (these included), joins the processes (`initialize`), runs `main`
-  and reports a lost process as one line with exit code 1."""
+  flags (these, and those of the `extra` modules, included), joins the
+  processes (`initialize`), runs `main` and reports a lost process as one
+  line with exit code 1."""
 
   def joined(argv):
     initialize()
@@ -108,4 +110,4 @@ def start(main: Callable[[list[str]], None], doc: str, module: str) -> None:
     except ProcessLostError as e:
       cli.fail(str(e), code=1)
 
-  cli.start(joined, doc, module, extra=(__name__,))
+  cli.start(joined, doc, module, extra=(__name__, *extra))

@@ -42,6 +42,11 @@ shrunk benchmark), a Markdown table sorted by mean ACC: ACC / BWT / LA mean
 +- std over the seeds, and training seconds. --shard=i/n runs every n-th
 program only (for parallel processes over one folder); a last run without
 --shard writes the table.
+
+--launcher=submitit_local | slurm runs the programs as --jobs submitit jobs
+(job j: programs j, j+N, ..., as --shard=j/N) on this machine or a SLURM
+cluster, waits for them and writes the table (--nowait: returns once they
+are submitted); docs/cluster.md.
 """
 
 import os
@@ -59,6 +64,7 @@ from emcl_jax.errors import DataError, NonFiniteLossError
 from emcl_jax.experiment import grid_run
 from emcl_jax.launch import cli
 from emcl_jax.launch import distributed
+from emcl_jax.launch import launcher
 from emcl_jax.launch import run_flags
 from emcl_jax.reporting import tables
 from emcl_jax.sweeps import expand, load_grid_file, parse_axes, parse_grid
@@ -179,6 +185,13 @@ def main(argv):
     programs = (grid_run.groups([c for _, c in settings],
                                 max_size=FLAGS.group_size)
                 if FLAGS.batch_settings else [[i] for i in range(len(settings))])
+    if FLAGS.run and FLAGS.launcher != 'local':
+      if FLAGS.shard:
+        raise ValueError(f'--launcher={FLAGS.launcher} shards the programs '
+                         'itself; drop --shard')
+      if not launcher.launch(sys.argv[1:], len(programs), FLAGS.workdir):
+        return
+      FLAGS.run = False  # the jobs ran everything: tabulate
     rows, done = [], 0
     for p, group in enumerate(programs):
       if p % count != shard:
@@ -253,7 +266,8 @@ def _mark_diverged(setting, config, message: str) -> str:
 def _write_table(rows, config):
   command = 'python experiments/sweep.py ' + ' '.join(
       shlex.quote(a) for a in sys.argv[1:]
-      if not a.startswith(('--table', '--run', '--norun', '--shard')))
+      if not a.startswith(('--table', '--run', '--norun', '--shard'))
+      and not launcher.is_launcher_flag(a))
   text = table(rows, command)
   table_name = 'table.md'
   if FLAGS.num_tasks or FLAGS.samples_per_task:
@@ -275,7 +289,7 @@ def _write_table(rows, config):
 
 def entry():
   """The console script `emcl-sweep` (and `python experiments/sweep.py`)."""
-  distributed.start(main, __doc__, __name__)
+  distributed.start(main, __doc__, __name__, extra=(launcher.__name__,))
 
 
 if __name__ == '__main__':
