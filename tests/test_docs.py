@@ -44,11 +44,13 @@ from emcl_jax.methods.emcl import EMCLConfig
 from emcl_jax.reporting import metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPTS = ('run', 'sweep', 'reproduce', 'bench', 'summarize', 'cost')
+SCRIPTS = ('run', 'sweep', 'reproduce', 'bench', 'summarize', 'cost',
+           'grid_cost')
 # absl's own flags, which `--help` does not list.
 ABSL_FLAGS = {'help', 'helpfull', 'helpshort', 'helpxml', 'flagfile'}
 # Flags of other programs the docs quote: pytest's (`--dist loadfile`).
-OTHER_FLAGS = {'dist', 'nodes', 'ntasks'}  # pip's, srun's
+OTHER_FLAGS = {'dist', 'nodes', 'ntasks',  # pip's, srun's
+               'array', 'gres', 'time'}  # sbatch's
 SHELL_OPERATORS = {'|', '||', '&&', ';', '>', '>>', '2>', '&'}
 DEFAULT_DATASET = 'mnist_permutations'
 

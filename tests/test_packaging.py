@@ -135,11 +135,12 @@ class PackagingTest(absltest.TestCase):
                    if isinstance(n, ast.FunctionDef)}
       self.assertIn(function, defined, target)
 
-  def test_import_pulls_in_no_image_or_plotting_library(self):
+  def test_import_pulls_in_no_image_plotting_or_cluster_library(self):
     code = ('import emcl_jax, emcl_jax.experiment, emcl_jax.data, sys; '
+            'import emcl_jax.launch.sweep; '
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('PIL', 'matplotlib', 'tensorflow', 'tensorflow_datasets', "
-            "'tensorboardX')))")
+            "'tensorboardX', 'submitit')))")
     out = subprocess.run([sys.executable, '-c', code], capture_output=True,
                          text=True, check=True,
                          env=dict(os.environ, PYTHONPATH=ROOT,

@@ -1,13 +1,15 @@
-"""Where a sweep's grid programs run: here (`--launcher=local`), or as
-submitit jobs on this machine (`submitit_local`) or on a SLURM cluster
-(`slurm`).
+"""Where the programs of sweep.py (its grid programs) and reproduce.py
+(its dataset x method runs) run: here (`--launcher=local`), or as submitit
+jobs on this machine (`submitit_local`) or on a SLURM cluster (`slurm`).
 
 Job j of N runs programs j, j+N, ... (the command's own `--shard=j/N`) in
 the shared run folders; the folder lock keeps two jobs off one run. A job
 that SLURM preempts or times out is requeued by submitit
-(`sweep_job.SweepJob` is checkpointable) and resumes its runs from their
-per-task checkpoints. The launching process waits for every job and then
-writes the table, or with `--nowait` returns once they are submitted.
+(`sweep_job.ScriptJob` is checkpointable) and runs its share again:
+finished runs are skipped, solo runs resume from their per-task
+checkpoints, and a grid program (which keeps none) starts again. The
+launching process waits for every job and then writes the table, or with
+`--nowait` returns once they are submitted.
 
 submitit is an optional extra (`pip install 'emcl_jax[cluster]'`), imported
 only when a job is submitted.
@@ -40,7 +42,7 @@ flags.DEFINE_string('job_log_dir', None, "Folder of submitit's job files and "
                     'logs (default {workdir}/submitit).')
 flags.DEFINE_integer('job_minutes', 24 * 60, 'Time limit of each job in '
                      'minutes (SLURM: --time; after it the job is '
-                     'requeued and resumes).', lower_bound=1)
+                     'requeued and runs again).', lower_bound=1)
 flags.DEFINE_integer('gpus_per_job', None, 'GPUs of each job (default: 1 '
                      'on slurm; 0 with submitit_local, whose jobs then '
                      'run on the CPU).', lower_bound=0)
@@ -64,6 +66,19 @@ def is_launcher_flag(arg: str) -> bool:
   """Whether a command-line argument is one of the launcher's flags."""
   name = arg.lstrip('-').split('=', 1)[0]
   return arg.startswith('--') and name in FLAG_NAMES
+
+
+def shard(value: Optional[str]) -> tuple[int, int]:
+  """(i, n) of a `--shard=i/n` value; (0, 1) when it is unset."""
+  if not value:
+    return 0, 1
+  try:
+    i, n = (int(x) for x in value.split('/'))
+    assert 0 <= i < n
+  except (ValueError, AssertionError):
+    raise ValueError(f'--shard={value} is not i/n with 0 <= i < n'
+                     ) from None
+  return i, n
 
 
 def job_argv(argv: Sequence[str], shard: int, count: int) -> list[str]:
@@ -107,10 +122,11 @@ def _submitit(launcher: str):
   return submitit
 
 
-def submit(launcher: str, argv: Sequence[str], count: int,
+def submit(launcher: str, script: str, argv: Sequence[str], count: int,
            log_dir: str) -> list[Any]:
-  """Submits `count` jobs, job j running `job_argv(argv, j, count)` in
-  this directory; returns submitit's jobs. Exits with one line when
+  """Submits `count` jobs, job j running `script` ('sweep' or 'reproduce')
+  with `job_argv(argv, j, count)` in this directory; returns submitit's
+  jobs. Exits with one line when
   submitit is missing or the cluster refuses the jobs."""
   submitit = _submitit(launcher)
   from emcl_jax.launch import sweep_job  # pylint: disable=g-import-not-at-top
@@ -120,7 +136,7 @@ def submit(launcher: str, argv: Sequence[str], count: int,
         cluster='local' if launcher == 'submitit_local' else launcher)
     executor.update_parameters(**parameters(launcher))
     return executor.submit_array([
-        sweep_job.SweepJob(job_argv(argv, j, count), os.getcwd())
+        sweep_job.ScriptJob(script, job_argv(argv, j, count), os.getcwd())
         for j in range(count)])
   except Exception as e:  # pylint: disable=broad-except
     cli.fail(f'cannot submit the jobs with --launcher={launcher} '
@@ -164,15 +180,17 @@ def wait(jobs: Sequence[Any]) -> None:
     cli.fail((error or 'a job failed').removeprefix('error: '), code=code)
 
 
-def launch(argv: Sequence[str], programs: int, workdir: str) -> bool:
-  """Runs a sweep's `programs` grid programs as jobs of `--launcher`:
-  submits them and, with --wait, waits for all. Returns whether the runs
-  are done (the caller then writes the table)."""
+def launch(script: str, argv: Sequence[str], programs: int,
+           workdir: str) -> bool:
+  """Runs the `programs` programs of `script` ('sweep' or 'reproduce',
+  launched with the flags `argv`) as jobs of `--launcher`: submits them
+  and, with --wait, waits for all. Returns whether the runs are done (the
+  caller then writes its tables)."""
   launcher = FLAGS.launcher
   count = job_count(programs, FLAGS.jobs)
   log_dir = os.path.abspath(FLAGS.job_log_dir or os.path.join(workdir,
                                                           'submitit'))
-  jobs = submit(launcher, argv, count, log_dir)
+  jobs = submit(launcher, script, argv, count, log_dir)
   sys.stderr.write(f'submitted {count} jobs ({launcher}, ids '
                    f"{', '.join(j.job_id for j in jobs)}) for {programs} "
                    f'programs; logs under {log_dir}\n')

@@ -35,9 +35,15 @@ them (emcl_gd, emcl_lr_modulation, emcl_si). The short flags and
 --config.PATH=VALUE of run.py apply to every run (a method setting to every
 method, which must take it): the same run gets the same config hash as in
 run.py and sweep.py.
+
+--launcher=submitit_local | slurm runs the (dataset, method) programs as
+--jobs submitit jobs (job j: programs j, j+N, ..., as --shard=j/N) on this
+machine or a SLURM cluster, waits for them and writes the tables and
+figures (--nowait: returns once they are submitted); docs/cluster.md.
 """
 
 import os
+import sys
 import time
 from typing import Optional, Sequence
 
@@ -49,6 +55,7 @@ from emcl_jax import experiment
 from emcl_jax.errors import DataError, NonFiniteLossError
 from emcl_jax.launch import cli
 from emcl_jax.launch import distributed
+from emcl_jax.launch import launcher
 from emcl_jax.launch import run_flags
 from emcl_jax.reporting import figures
 from emcl_jax.reporting import tables
@@ -65,6 +72,10 @@ flags.DEFINE_alias('output_dir', 'workdir')
 flags.DEFINE_list('columns', None, 'Table III\'s metrics, from acc, bwt, '
                   'la, fwt, forgetting, acc_class, bwt_class (default: the '
                   'paper\'s ACC / BWT).')
+flags.DEFINE_string('shard', None, 'i/n: run the (dataset, method) '
+                    'programs i, i+n, ... only (no tables).')
+flags.DEFINE_bool('run', True, 'Run missing runs (false: tables and '
+                  'figures of the finished runs only).')
 
 
 def main(argv):
@@ -80,9 +91,21 @@ def main(argv):
     # Every config first: a bad setting stops the script before any run.
     plan = [cli.run_config(d, m, extra) for d in FLAGS.datasets
             for m in FLAGS.methods]
+    shard, count = launcher.shard(FLAGS.shard)
+    if FLAGS.run and FLAGS.launcher != 'local':
+      if FLAGS.shard:
+        raise ValueError(f'--launcher={FLAGS.launcher} shards the programs '
+                         'itself; drop --shard')
+      if not launcher.launch('reproduce', sys.argv[1:], len(plan),
+                             FLAGS.workdir):
+        return
+      FLAGS.run = False  # the jobs ran everything: report
     results = []
-    for config in plan:
-      results += _run(config)
+    for p, config in enumerate(plan):
+      if p % count == shard:
+        results += _run(config) if FLAGS.run else _finished(config)
+    if FLAGS.shard:
+      return
     written = write_report(results, FLAGS.workdir, FLAGS.methods,
                            columns=FLAGS.columns)
   except (ValueError, DataError) as e:
@@ -96,14 +119,26 @@ def main(argv):
     print(f'wrote {path}')
 
 
+def _paths(config: configs.RunConfig) -> dict[int, str]:
+  """{seed: the results.json path} of one (dataset, method)'s runs."""
+  dataset, name = config.dataset, config.method.name
+  chash = workdir.config_hash(dataset, name, configs.flat(config))
+  return {s: os.path.join(
+      workdir.run_dir(config.output.workdir, dataset, name, chash, s),
+      workdir.RESULTS) for s in config.seed_list}
+
+
+def _finished(config: configs.RunConfig) -> list[dict]:
+  """The results of one (dataset, method)'s finished seeds (--norun)."""
+  return [tables.read_results(path) for path in _paths(config).values()
+          if os.path.exists(path)]
+
+
 def _run(config: configs.RunConfig) -> list[dict]:
   """Runs the seeds of one (dataset, method) that are not finished; returns
   the results of all of them (read back from their folders)."""
   dataset, name = config.dataset, config.method.name
-  chash = workdir.config_hash(dataset, name, configs.flat(config))
-  paths = {s: os.path.join(
-      workdir.run_dir(config.output.workdir, dataset, name, chash, s),
-      workdir.RESULTS) for s in config.seed_list}
+  paths = _paths(config)
   done = [s for s in config.seed_list if os.path.exists(paths[s])]
   if done:
     print(f'{dataset} {name}: seeds {done} done already, skipped')
@@ -169,7 +204,7 @@ def _write_text(path: str, text: str) -> str:
 
 def entry():
   """The console script `emcl-reproduce` (and `python experiments/reproduce.py`)."""
-  distributed.start(main, __doc__, __name__)
+  distributed.start(main, __doc__, __name__, extra=(launcher.__name__,))
 
 
 if __name__ == '__main__':

@@ -84,7 +84,8 @@ flags.DEFINE_string('set', None, "Values for every setting: "
 flags.DEFINE_string('workdir', 'sweeps', 'Work directory: root of the run '
                     'folders.')
 flags.DEFINE_alias('output_dir', 'workdir')
-flags.DEFINE_string('shard', None, 'i/n: run settings i, i+n, ... only.')
+flags.DEFINE_string('shard', None, 'i/n: run programs i, i+n, ... only '
+                    '(no table).')
 flags.DEFINE_string('table', None, 'Where the Markdown table goes '
                     '(default {workdir}/{dataset}/table.md).')
 flags.DEFINE_bool('run', True, 'Run missing settings (false: table only).')
@@ -164,24 +165,12 @@ def _settings() -> list[tuple[dict[str, Any], configs.RunConfig]]:
   return expand(settings, fixed, FLAGS.method, build)
 
 
-def _shard() -> tuple[int, int]:
-  if not FLAGS.shard:
-    return 0, 1
-  try:
-    shard, count = (int(x) for x in FLAGS.shard.split('/'))
-    assert 0 <= shard < count
-  except (ValueError, AssertionError):
-    raise ValueError(f'--shard={FLAGS.shard} is not i/n with 0 <= i < n'
-                     ) from None
-  return shard, count
-
-
 def main(argv):
   logging.set_verbosity(logging.ERROR)
   del argv  # cli.parse_flags refused any argument left over
   try:
     settings = _settings()
-    shard, count = _shard()
+    shard, count = launcher.shard(FLAGS.shard)
     programs = (grid_run.groups([c for _, c in settings],
                                 max_size=FLAGS.group_size)
                 if FLAGS.batch_settings else [[i] for i in range(len(settings))])
@@ -189,7 +178,8 @@ def main(argv):
       if FLAGS.shard:
         raise ValueError(f'--launcher={FLAGS.launcher} shards the programs '
                          'itself; drop --shard')
-      if not launcher.launch(sys.argv[1:], len(programs), FLAGS.workdir):
+      if not launcher.launch('sweep', sys.argv[1:], len(programs),
+                             FLAGS.workdir):
         return
       FLAGS.run = False  # the jobs ran everything: tabulate
     rows, done = [], 0

@@ -1,0 +1,19 @@
+"""The grid study of docs/algorithm.md #9 ("One program per benchmark"):
+EMCL's numeric settings around the shipped defaults (alpha0 x gamma x
+beta x r, 16 settings that run as one grid program), La-MAML, and the
+importance='none' control at the benchmark's default, all in one sweep:
+
+  python experiments/sweep.py --dataset=mnist_rotations --seeds=5 \
+      --workdir=sweeps/numeric --grid_file=experiments/grids/numeric_study.py
+
+(the same for mnist_permutations and many_permutations).
+"""
+
+
+def get_grid():
+  """One --grid string: alternatives joined by '|' (experiments/sweep.py)."""
+  return ' | '.join([
+      'alpha0=0.2,0.3;gamma=0.1,0.3;beta=0.1,0.2;r=0.5,1.0',
+      'method=lamaml',
+      'importance=none',
+  ])
