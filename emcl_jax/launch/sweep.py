@@ -24,7 +24,7 @@ and resumes unfinished ones, and a setting whose loss diverged is recorded
 as such ({config_hash}/diverged.txt) and not retried.
 
 Settings that differ only in numeric method settings (EMCL's beta, r, lam,
-...; an SGD lr; EWC's lam) run as one program, the hyper-parameters traced
+...; La-MAML's alpha_init, opt_lr; an SGD lr; EWC's lam) run as one program, the hyper-parameters traced
 and the settings x seeds vmapped and sharded over the devices
 (--batch_settings, at most --group_size settings a program; docs/api.md,
 "Grids of settings as one program"): each setting's results equal its solo
