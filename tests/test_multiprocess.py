@@ -1,7 +1,8 @@
 """Several JAX processes, one run: two processes of experiments/run.py on
 127.0.0.1 (one CPU device each) give the one-process run's results, only
 process 0 writes, and a process killed mid-run ends the other with one
-line; the same command then resumes from the checkpoints."""
+line; the same command then resumes from the checkpoints. A sweep's grid
+program over two processes gives the one-process grid's results."""
 
 import json
 import os
@@ -19,6 +20,9 @@ pytestmark = pytest.mark.slow  # subprocess and whole-protocol runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = os.path.join(ROOT, 'experiments', 'run.py')
+SWEEP = os.path.join(ROOT, 'experiments', 'sweep.py')
+GRID = ['--grid=beta=0.1,0.2', '--seeds=2', '--num_tasks=2',
+        '--samples_per_task=50', '--progress=false']
 AUDIT = os.path.join(ROOT, 'tests', 'write_audit.py')
 KILL = os.path.join(ROOT, 'tests', 'kill_during.py')
 ARGS = ['--method=finetune', '--seeds=4', '--num_tasks=2',
@@ -140,6 +144,51 @@ class MultiProcessTest(absltest.TestCase):
         'seed0/metrics.jsonl')][0])) as f:
       steps = [json.loads(line).get('step') for line in f]
     self.assertEqual(steps, [None, 1, 2, 2])  # hparams, tasks, final
+
+
+class GridOverProcessesTest(absltest.TestCase):
+
+  def test_a_grid_program_over_two_processes_equals_one_process(self):
+    with tempfile.TemporaryDirectory() as tmp:
+      one, two = os.path.join(tmp, 'one'), os.path.join(tmp, 'two')
+      env = dict(ENV, XLA_FLAGS='--xla_force_host_platform_device_count=2')
+      proc = subprocess.run([sys.executable, SWEEP, *GRID,
+                             f'--workdir={one}'], capture_output=True,
+                            text=True, env=env, timeout=600, check=False)
+      self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+      port = _free_port()
+      common = [*GRID, f'--workdir={two}', '--num_processes=2',
+                f'--coordinator_address=127.0.0.1:{port}']
+      procs = [subprocess.Popen(
+          [sys.executable, *prefix, *common, f'--process_id={i}'],
+          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+               for i, prefix in enumerate([(SWEEP,), (AUDIT, two,
+                                                      '--script=sweep')])]
+      outs = [p.communicate(timeout=600) for p in procs]
+      for p, (_, err) in zip(procs, outs):
+        self.assertEqual(p.returncode, 0, err[-3000:])
+      self.assertIn('group 1 of 1: emcl,beta=0.1, emcl,beta=0.2', outs[0][1])
+      self.assertNotIn('wrote: ', outs[1][1])  # process 1 wrote nothing
+      self.assertIn('| setting |', outs[0][0])
+      self.assertNotIn('| setting |', outs[1][0])  # nor printed the table
+      self.assertEqual(files(two), files(one))
+      self.assertEqual(matrices_by_setting(two), matrices_by_setting(one))
+      self.assertLen(matrices_by_setting(two), 4)
+      with open(os.path.join(two, 'mnist_permutations',
+                             'table-size=2x50.md')) as f:
+        self.assertNotIn('process', f.read())  # the command as one process
+
+
+def matrices_by_setting(workdir):
+  """{(setting, seed): (accuracy matrix, task losses)} under `workdir`."""
+  out = {}
+  for path in files(workdir):
+    if path.endswith('results.json'):
+      with open(os.path.join(workdir, path)) as f:
+        res = json.load(f)
+      out[path.split(os.sep)[1], res['seed']] = (res['accuracy_matrix'],
+                                                 res['task_losses'])
+  return out
 
 
 if __name__ == '__main__':

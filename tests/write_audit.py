@@ -1,13 +1,15 @@
-"""Runs experiments/run.py's command line in this process and reports, on
-stderr, every file or folder under FOLDER that it creates, opens for
-writing, renames or removes (Python's audit events):
+"""Runs experiments/run.py's (or another script's) command line in this
+process and reports, on stderr, every file or folder under FOLDER that it
+creates, opens for writing, renames or removes (Python's audit events):
 
   python tests/write_audit.py FOLDER <run.py flags>   # `wrote: PATH` lines
+  python tests/write_audit.py FOLDER --script=sweep <sweep.py flags>
 
 Writes made by native code (orbax's tensorstore) raise no audit event; the
 tests compare the folder's files as well.
 """
 
+import importlib
 import os
 import sys
 
@@ -39,9 +41,12 @@ def main():
           os.write(2, f'wrote: {path}\n'.encode())
 
   sys.addaudithook(hook)
-  from emcl_jax.launch import run  # pylint: disable=g-import-not-at-top
-  sys.argv = ['run.py', *sys.argv[2:]]
-  run.entry()
+  script, args = 'run', sys.argv[2:]
+  if args and args[0].startswith('--script='):
+    script, args = args[0].split('=', 1)[1], args[1:]
+  module = importlib.import_module(f'emcl_jax.launch.{script}')
+  sys.argv = [f'{script}.py', *args]
+  module.entry()
 
 
 if __name__ == '__main__':

@@ -104,8 +104,8 @@ def main(argv):
     for p, config in enumerate(plan):
       if p % count == shard:
         results += _run(config) if FLAGS.run else _finished(config)
-    if FLAGS.shard:
-      return
+    if FLAGS.shard or not workdir.is_primary():
+      return  # process 0 of several writes the report
     written = write_report(results, FLAGS.workdir, FLAGS.methods,
                            columns=FLAGS.columns)
   except (ValueError, DataError) as e:

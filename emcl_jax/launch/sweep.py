@@ -247,6 +247,8 @@ def _mark_diverged(setting, config, message: str) -> str:
   """Records that `setting` diverged (not retried by later sweeps)."""
   marker = os.path.join(_setting_dir(setting_name(setting), config),
                         'diverged.txt')
+  if not workdir.is_primary():
+    return message  # process 0 of several writes it
   os.makedirs(os.path.dirname(marker), exist_ok=True)
   with open(marker, 'w') as f:
     f.write(message.splitlines()[0] + '\n')
@@ -254,10 +256,13 @@ def _mark_diverged(setting, config, message: str) -> str:
 
 
 def _write_table(rows, config):
+  if not workdir.is_primary():
+    return  # process 0 of several writes and prints it
   command = 'python experiments/sweep.py ' + ' '.join(
       shlex.quote(a) for a in sys.argv[1:]
       if not a.startswith(('--table', '--run', '--norun', '--shard'))
-      and not launcher.is_launcher_flag(a))
+      and not launcher.is_launcher_flag(a)
+      and not distributed.is_process_flag(a))
   text = table(rows, command)
   table_name = 'table.md'
   if FLAGS.num_tasks or FLAGS.samples_per_task:

@@ -1,19 +1,20 @@
-"""The grid study of docs/algorithm.md #9 ("One program per benchmark"):
-EMCL's numeric settings around the shipped defaults (alpha0 x gamma x
-beta x r, 16 settings that run as one grid program), La-MAML, and the
-importance='none' control at the benchmark's default, all in one sweep:
+"""The grid study of docs/algorithm.md #9 ("One grid program per
+benchmark"): EMCL's numeric settings around the shipped defaults (alpha0 x
+gamma x beta x r, 16 settings, as shipped and with `importance=none`: two
+grid programs of 16 settings x 5 seeds) and La-MAML, in one sweep:
 
   python experiments/sweep.py --dataset=mnist_rotations --seeds=5 \
       --workdir=sweeps/numeric --grid_file=experiments/grids/numeric_study.py
 
-(the same for mnist_permutations and many_permutations).
+(the same for mnist_permutations and many_permutations; each benchmark's
+own glances, lambda and memory).
 """
 
 
 def get_grid():
   """One --grid string: alternatives joined by '|' (experiments/sweep.py)."""
   return ' | '.join([
-      'alpha0=0.2,0.3;gamma=0.1,0.3;beta=0.1,0.2;r=0.5,1.0',
+      'alpha0=0.2,0.3;gamma=0.1,0.3;beta=0.1,0.2;r=0.5,1.0;'
+      'importance=taylor,none',
       'method=lamaml',
-      'importance=none',
   ])
