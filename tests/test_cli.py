@@ -329,6 +329,9 @@ class RunScriptTest(parameterized.TestCase):
         for flag in ('--seed:', '--seeds:', '--num_tasks:', '--config:',
                      'method.glances = ', '--config.PATH=VALUE'):
           self.assertIn(flag, proc.stdout, (script, flag))
+      if script in ('sweep', 'reproduce'):
+        for flag in ('--launcher:', '--jobs:', '--slurm_partition:'):
+          self.assertIn(flag, proc.stdout, (script, flag))
       if script in ('run', 'sweep'):
         self.assertIn('--dataset:', proc.stdout)
         self.assertIn('--method:', proc.stdout)

@@ -74,12 +74,14 @@ class GridTest(absltest.TestCase):
   def test_settings_that_differ_in_numbers_share_a_program(self):
     settings = self.sweep.expand(self.sweep.parse_grid(
         'beta=0.03,0.1;r=0.1 | glances=1 | method=lamaml;opt_lr=0.1,0.3 | '
-        'method=finetune;lr=0.01,0.03,0.1'), {}, 'emcl', _build)
+        'method=cmaml;opt_lr=0.1,0.3 | method=finetune;lr=0.01,0.03,0.1'),
+                                 {}, 'emcl', _build)
     run_configs = [c for _, c in settings]
+    # (C-MAML's grid runs are not checked against its solo runs: apart.)
     self.assertEqual(grid_run.groups(run_configs),
-                     [[0, 1], [2], [3], [4], [5, 6, 7]])
+                     [[0, 1], [2], [3, 4], [5], [6], [7, 8, 9]])
     self.assertEqual(grid_run.groups(run_configs, max_size=2),
-                     [[0, 1], [2], [3], [4], [5, 6], [7]])
+                     [[0, 1], [2], [3, 4], [5], [6], [7, 8], [9]])
 
   def test_grid_file(self):
     folder = tempfile.mkdtemp()
