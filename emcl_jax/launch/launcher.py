@@ -57,8 +57,8 @@ flags.DEFINE_integer('slurm_array_parallelism', 256, 'At most this many '
 
 # The flags that choose where programs run, not what is run: a job's
 # command and the table's command line leave them out.
-FLAG_NAMES = ('launcher', 'jobs', 'wait', 'nowait', 'job_log_dir', 'job_minutes',
-              'gpus_per_job', 'cpus_per_job', 'slurm_partition',
+FLAG_NAMES = ('launcher', 'jobs', 'wait', 'nowait', 'job_log_dir',
+              'job_minutes', 'gpus_per_job', 'cpus_per_job', 'slurm_partition',
               'slurm_account', 'slurm_qos', 'slurm_array_parallelism')
 
 

@@ -203,7 +203,8 @@ def _write_text(path: str, text: str) -> str:
 
 
 def entry():
-  """The console script `emcl-reproduce` (and `python experiments/reproduce.py`)."""
+  """The console script `emcl-reproduce` (and
+  `python experiments/reproduce.py`)."""
   distributed.start(main, __doc__, __name__, extra=(launcher.__name__,))
 
 

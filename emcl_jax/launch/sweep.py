@@ -24,10 +24,10 @@ and resumes unfinished ones, and a setting whose loss diverged is recorded
 as such ({config_hash}/diverged.txt) and not retried.
 
 Settings that differ only in numeric method settings (EMCL's beta, r, lam,
-...; La-MAML's alpha_init, opt_lr; an SGD lr; EWC's lam) run as one program, the hyper-parameters traced
-and the settings x seeds vmapped and sharded over the devices
-(--batch_settings, at most --group_size settings a program; docs/api.md,
-"Grids of settings as one program"): each setting's results equal its solo
+...; La-MAML's alpha_init, opt_lr; an SGD lr; EWC's lam) run as one
+program, the hyper-parameters traced and the settings x seeds vmapped and
+sharded over the devices (--batch_settings, at most --group_size settings
+a program; docs/api.md, "Grids of settings as one program"): each setting's results equal its solo
 run's to float reassociation and land in the same folders. A setting that
 diverges is marked alone; the others of its program finish. Its training
 seconds are those of the whole program. A grid program keeps no per-task
@@ -173,7 +173,8 @@ def main(argv):
     shard, count = launcher.shard(FLAGS.shard)
     programs = (grid_run.groups([c for _, c in settings],
                                 max_size=FLAGS.group_size)
-                if FLAGS.batch_settings else [[i] for i in range(len(settings))])
+                if FLAGS.batch_settings
+                else [[i] for i in range(len(settings))])
     if FLAGS.run and FLAGS.launcher != 'local':
       if FLAGS.shard:
         raise ValueError(f'--launcher={FLAGS.launcher} shards the programs '
