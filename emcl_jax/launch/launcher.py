@@ -126,8 +126,8 @@ def submit(launcher: str, script: str, argv: Sequence[str], count: int,
            log_dir: str) -> list[Any]:
   """Submits `count` jobs, job j running `script` ('sweep' or 'reproduce')
   with `job_argv(argv, j, count)` in this directory; returns submitit's
-  jobs. Exits with one line when
-  submitit is missing or the cluster refuses the jobs."""
+  jobs. Exits with one line and exit code 2 when submitit is missing or
+  the jobs cannot be submitted (no SLURM here, a partition it refuses)."""
   submitit = _submitit(launcher)
   from emcl_jax.launch import sweep_job  # pylint: disable=g-import-not-at-top
   try:
@@ -141,7 +141,7 @@ def submit(launcher: str, script: str, argv: Sequence[str], count: int,
   except Exception as e:  # pylint: disable=broad-except
     cli.fail(f'cannot submit the jobs with --launcher={launcher} '
              f'({first_line(e)[:200]}); check the --slurm_* flags, or run '
-             'where sbatch works', code=2 if isinstance(e, ValueError) else 1)
+             'where sbatch works')
 
 
 def _outcome(job: Any) -> tuple[int, Optional[str]]:
