@@ -65,6 +65,12 @@ def overrides() -> dict[str, str]:
   return dict(_OVERRIDES)
 
 
+def flag_name(arg: str) -> Optional[str]:
+  """The name of a `--name` or `--name=value` argument (None for one that
+  is not a flag)."""
+  return arg[2:].split('=', 1)[0] if arg.startswith('--') else None
+
+
 def _flag_value(argv: list[str], name: str) -> Optional[str]:
   for i, arg in enumerate(argv):
     if arg.startswith(f'--{name}='):

@@ -99,9 +99,8 @@ def initialize() -> None:
 def is_process_flag(arg: str) -> bool:
   """Whether a command-line argument is one of the flags above (they say
   how a command was started, not what it computes)."""
-  name = arg.lstrip('-').split('=', 1)[0]
-  return arg.startswith('--') and name in (
-      'coordinator_address', 'num_processes', 'process_id')
+  return cli.flag_name(arg) in ('coordinator_address', 'num_processes',
+                                'process_id')
 
 
 def start(main: Callable[[list[str]], None], doc: str, module: str,

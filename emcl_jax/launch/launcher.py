@@ -64,8 +64,7 @@ FLAG_NAMES = ('launcher', 'jobs', 'wait', 'nowait', 'job_log_dir',
 
 def is_launcher_flag(arg: str) -> bool:
   """Whether a command-line argument is one of the launcher's flags."""
-  name = arg.lstrip('-').split('=', 1)[0]
-  return arg.startswith('--') and name in FLAG_NAMES
+  return cli.flag_name(arg) in FLAG_NAMES
 
 
 def shard(value: Optional[str]) -> tuple[int, int]:
@@ -180,17 +179,27 @@ def wait(jobs: Sequence[Any]) -> None:
     cli.fail((error or 'a job failed').removeprefix('error: '), code=code)
 
 
-def launch(script: str, argv: Sequence[str], programs: int,
-           workdir: str) -> bool:
-  """Runs the `programs` programs of `script` ('sweep' or 'reproduce',
-  launched with the flags `argv`) as jobs of `--launcher`: submits them
-  and, with --wait, waits for all. Returns whether the runs are done (the
-  caller then writes its tables)."""
+def launch(script: str, programs: int, workdir: str) -> bool:
+  """Where `script` ('sweep' or 'reproduce') runs its `programs` programs:
+  in its own process (--launcher=local, or --run=false), or as jobs of
+  --launcher with this command's flags, submitted and, with --wait, waited
+  for; the script's --run is then set false, so that it only writes its
+  tables. Returns whether the script goes on (false: --nowait left the
+  jobs running).
+
+  Raises:
+    ValueError: --shard with a job launcher (which shards itself).
+  """
   launcher = FLAGS.launcher
+  if not FLAGS.run or launcher == 'local':
+    return True
+  if FLAGS.shard:
+    raise ValueError(f'--launcher={launcher} shards the programs itself; '
+                     'drop --shard')
   count = job_count(programs, FLAGS.jobs)
   log_dir = os.path.abspath(FLAGS.job_log_dir or os.path.join(workdir,
                                                           'submitit'))
-  jobs = submit(launcher, script, argv, count, log_dir)
+  jobs = submit(launcher, script, sys.argv[1:], count, log_dir)
   sys.stderr.write(f'submitted {count} jobs ({launcher}, ids '
                    f"{', '.join(j.job_id for j in jobs)}) for {programs} "
                    f'programs; logs under {log_dir}\n')
@@ -199,4 +208,5 @@ def launch(script: str, argv: Sequence[str], programs: int,
                      'with --run=false writes the table\n')
     return False
   wait(jobs)
+  FLAGS.run = False  # the jobs ran everything
   return True

@@ -43,7 +43,6 @@ figures (--nowait: returns once they are submitted); docs/cluster.md.
 """
 
 import os
-import sys
 import time
 from typing import Optional, Sequence
 
@@ -92,14 +91,8 @@ def main(argv):
     plan = [cli.run_config(d, m, extra) for d in FLAGS.datasets
             for m in FLAGS.methods]
     shard, count = launcher.shard(FLAGS.shard)
-    if FLAGS.run and FLAGS.launcher != 'local':
-      if FLAGS.shard:
-        raise ValueError(f'--launcher={FLAGS.launcher} shards the programs '
-                         'itself; drop --shard')
-      if not launcher.launch('reproduce', sys.argv[1:], len(plan),
-                             FLAGS.workdir):
-        return
-      FLAGS.run = False  # the jobs ran everything: report
+    if not launcher.launch('reproduce', len(plan), FLAGS.workdir):
+      return
     results = []
     for p, config in enumerate(plan):
       if p % count == shard:

@@ -175,14 +175,8 @@ def main(argv):
                                 max_size=FLAGS.group_size)
                 if FLAGS.batch_settings
                 else [[i] for i in range(len(settings))])
-    if FLAGS.run and FLAGS.launcher != 'local':
-      if FLAGS.shard:
-        raise ValueError(f'--launcher={FLAGS.launcher} shards the programs '
-                         'itself; drop --shard')
-      if not launcher.launch('sweep', sys.argv[1:], len(programs),
-                             FLAGS.workdir):
-        return
-      FLAGS.run = False  # the jobs ran everything: tabulate
+    if not launcher.launch('sweep', len(programs), FLAGS.workdir):
+      return
     rows, done = [], 0
     for p, group in enumerate(programs):
       if p % count != shard:
