@@ -29,6 +29,7 @@ import orbax.checkpoint as ocp
 
 from emcl_jax.errors import first_line
 from emcl_jax.training import multihost
+from emcl_jax.training import workdir
 
 
 class CheckpointError(ValueError):
@@ -175,7 +176,7 @@ class Checkpointer:
     host, a collective) and process 0 alone writes."""
     if multihost.several():
       state = multihost.tree_to_host(state)
-      if not multihost.is_primary():
+      if not workdir.is_primary():
         return
     if self._manager is None:
       self._manager = self._open()

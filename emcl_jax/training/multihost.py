@@ -25,11 +25,6 @@ def several() -> bool:
   return jax.process_count() > 1
 
 
-def is_primary() -> bool:
-  """Whether this is process 0 (the one that writes files)."""
-  return jax.process_index() == 0
-
-
 def lost(e: BaseException) -> ProcessLostError:
   """The one-line error for a collective that failed because another
   process stopped."""

@@ -99,27 +99,18 @@ def seed_mesh(num_seeds: int,
               devices: Optional[Sequence[Any]] = None,
               axis: str = 'seed') -> jax.sharding.Mesh:
   """A one-axis mesh (named `axis`: 'seed', or 'setting' for a grid) over
-  the most devices that divide num_seeds evenly (all of them when they
-  do). When the devices belong to several processes
-  (`jax.distributed.initialize`), every process gets the same number of
-  them (`_process_mesh`).
+  k devices of each of the P processes the devices belong to (P = 1 unless
+  `jax.distributed.initialize` joined several), process by process, with
+  the largest k that makes k * P divide num_seeds: with one process, the
+  most devices that divide num_seeds evenly (all of them when they do);
+  with several, every process holds a share of the seeds, as it must to
+  take part in the run.
 
   Raises:
     ValueError: several processes whose devices cannot split num_seeds
       evenly.
   """
   devices = list(jax.devices() if devices is None else devices)
-  if len({d.process_index for d in devices}) > 1:
-    return _process_mesh(num_seeds, devices, axis)
-  n = max(d for d in range(1, len(devices) + 1) if num_seeds % d == 0)
-  return jax.sharding.Mesh(np.array(devices[:n]), (axis,))
-
-
-def _process_mesh(num_seeds: int, devices: Sequence[Any],
-                  axis: str) -> jax.sharding.Mesh:
-  """A mesh over k devices of each of the P processes, process by process,
-  with the largest k that makes k * P divide num_seeds (every process must
-  hold a share of the seeds to take part in the run)."""
   by_process: dict[int, list[Any]] = {}
   for d in devices:
     by_process.setdefault(d.process_index, []).append(d)
