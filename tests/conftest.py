@@ -38,7 +38,10 @@ def pytest_sessionfinish(session):
 
 
 def pytest_collection_modifyitems(config, items):
-  """Slow tests first: xdist hands tests out in this order, so the longest
-  ones start early instead of leaving one worker alone at the end."""
+  """Slow tests first within each file. Under `--dist loadfile` xdist (3.7
+  and later) hands out the files with the most tests first: the unit-test
+  files, which fill the compilation cache that the few-test slow files'
+  subprocesses then read. (Sending the slow files first, with a cold
+  cache, made the whole run about 25% slower.)"""
   del config
   items.sort(key=lambda item: item.get_closest_marker('slow') is None)

@@ -63,6 +63,9 @@ class CifarDownloadRunTest(absltest.TestCase):
     self.cache = os.path.join(self.tmp, 'cache')
 
   def run_py(self, *args):
+    # The MLP and one glance: this test is about getting the data; the
+    # reduced ResNet's learning on CIFAR-format files is
+    # test_learnable_images.py's.
     env = dict(os.environ, PYTHONPATH=f'{ROOT}:{ROOT}/tests',
                JAX_PLATFORMS='cpu', EMCL_JAX_MIRROR=self.server.base,
                EMCL_JAX_DATA=self.cache,
@@ -71,6 +74,7 @@ class CifarDownloadRunTest(absltest.TestCase):
         [sys.executable, os.path.join(ROOT, 'tests', 'download_driver.py'),
          '--dataset=cifar100', '--method=emcl', '--num_tasks=2',
          '--samples_per_task=10', '--config.method.memory_size=0',
+         '--model=mlp', '--config.method.glances=1',
          f'--workdir={self.tmp}/runs', *args],
         capture_output=True, text=True, env=env, timeout=600)
 
