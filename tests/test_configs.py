@@ -63,10 +63,8 @@ class ConfigsTest(parameterized.TestCase):
                      (0.15, 0.3, 5))
 
   @parameterized.parameters(
-      # Table II's EMCL rows: alpha0, beta, lambda, gamma, memory; Many
-      # Permutations' alpha0 and beta are the study's (docs/algorithm.md #9;
-      # Table II: 0.15, 0.03).
-      ('many_permutations', 0.2, 0.1, 10.0, 0.1, 500),
+      # Table II's EMCL rows: alpha0, beta, lambda, gamma, memory.
+      ('many_permutations', 0.15, 0.03, 10.0, 0.1, 500),
       ('cifar100', 0.1, 0.075, 50.0, 0.1, 200),
       ('miniimagenet', 0.1, 0.075, 50.0, 0.1, 200))
   def test_table_ii_emcl(self, dataset, alpha0, beta, lam, gamma, memory):

@@ -45,7 +45,7 @@ from emcl_jax.reporting import metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = ('run', 'sweep', 'reproduce', 'bench', 'summarize', 'cost',
-           'grid_cost')
+           'grid_cost', 'front')
 # absl's own flags, which `--help` does not list.
 ABSL_FLAGS = {'help', 'helpfull', 'helpshort', 'helpxml', 'flagfile'}
 # Flags of other programs the docs quote: pytest's (`--dist loadfile`).

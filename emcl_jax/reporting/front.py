@@ -1,0 +1,143 @@
+"""Accuracy against training cost: EMCL's front over glances.
+
+Glances (meta-updates per incoming batch, docs/algorithm.md #7) are what
+EMCL's training time scales with. Given the results of a sweep whose
+settings vary glances and the other settings at each, `points` reduces
+them to one point per setting (mean ACC over the seeds, mean training
+seconds), `best_per_glances` keeps the most accurate setting at each
+number of glances, and `front` the settings that no other setting beats
+at less or equal cost. `cheaper_near` is the check the shipped default is
+held to: no setting markedly cheaper within `margin` ACC of it.
+
+Pure functions over results dictionaries (`tables.load`); the script is
+experiments/front.py, the figure `figures.front_figure`.
+"""
+
+import json
+from typing import Any, NamedTuple, Optional, Sequence
+
+import numpy as np
+
+from emcl_jax.training import workdir
+
+
+class Point(NamedTuple):
+  """One setting over its seeds: ACC (%) mean and population std, BWT
+  mean, mean training seconds (compiled training calls; all the seeds of a
+  setting trained as one vmapped program share them), and the run config
+  (`configs.flat`, as its results file records it)."""
+  name: str
+  method: str
+  config_hash: str
+  glances: Optional[int]
+  seeds: tuple[int, ...]
+  acc: float
+  acc_std: float
+  bwt: float
+  seconds: float
+  config: dict[str, Any]
+
+
+def points(results: Sequence[dict[str, Any]], dataset: str) -> list[Point]:
+  """One Point per config hash of `dataset`'s results, in order of first
+  appearance (a setting run under two names is one point, named by the
+  first)."""
+  groups: dict[str, list[dict[str, Any]]] = {}
+  for res in results:
+    if res['dataset'] == dataset:
+      groups.setdefault(workdir.results_hash(res), []).append(res)
+  out = []
+  for chash, runs in groups.items():
+    acc = np.array([r['acc'] for r in runs], np.float64)
+    glances = runs[0].get('config', {}).get('glances')
+    out.append(Point(
+        name=runs[0].get('name', runs[0]['method']),
+        method=runs[0]['method'], config_hash=chash,
+        glances=None if glances is None else int(glances),
+        seeds=tuple(sorted(r['seed'] for r in runs)),
+        acc=float(acc.mean()), acc_std=float(acc.std()),
+        bwt=float(np.mean([r['bwt'] for r in runs])),
+        seconds=float(np.mean([r['train_seconds'] for r in runs])),
+        config=runs[0].get('config', {})))
+  return out
+
+
+def best_per_glances(pts: Sequence[Point]) -> list[Point]:
+  """The most accurate point at each number of glances, fewest glances
+  first (points without glances are left out)."""
+  best: dict[int, Point] = {}
+  for p in pts:
+    if p.glances is not None and (p.glances not in best
+                                  or p.acc > best[p.glances].acc):
+      best[p.glances] = p
+  return [best[g] for g in sorted(best)]
+
+
+def front(pts: Sequence[Point]) -> list[Point]:
+  """The points no other point dominates (as cheap or cheaper and at least
+  as accurate, one of the two strictly), cheapest first: ACC rises along
+  it."""
+  out, best = [], -np.inf
+  for p in sorted(pts, key=lambda p: (p.seconds, -p.acc)):
+    if p.acc > best:
+      out.append(p)
+      best = p.acc
+  return out
+
+
+def cheaper_near(pts: Sequence[Point], target: Point, margin: float,
+                 tolerance: float = 0.1) -> list[Point]:
+  """The points cheaper than `target` by more than `tolerance` of its
+  seconds whose ACC is within `margin` of its ACC or above it.
+
+  Empty: `target` sits on the front in the sense docs/algorithm.md #9 asks
+  of the shipped default. Settings with the same glances run the same
+  number of steps, and their seconds differ by timing noise only, which
+  `tolerance` absorbs.
+  """
+  return [p for p in pts
+          if p.seconds < (1.0 - tolerance) * target.seconds
+          and p.acc >= target.acc - margin]
+
+
+# Where the data came from, resolved at run time ('auto' -> 'bundled'):
+# not part of what a setting is.
+_SOURCE_KEYS = ('data_source', 'data_dir')
+
+
+def find(pts: Sequence[Point], method: str,
+         config: dict[str, Any]) -> Optional[Point]:
+  """The point of `method` whose recorded config equals `config` (a
+  `configs.flat` dict) in every setting but the data's source, or None."""
+  want = {k: v for k, v in json.loads(json.dumps(config, default=str)).items()
+          if k not in _SOURCE_KEYS}
+  for p in pts:
+    if p.method == method and all(p.config.get(k) == v
+                                  for k, v in want.items()):
+      return p
+  return None
+
+
+def markdown(pts: Sequence[Point], others: Sequence[Point],
+             default: Optional[Point]) -> str:
+  """The table: the best of EMCL's points `pts` at each number of glances
+  and the shipped default where it is not one of them (each marked when it
+  is on the front), then `others` (La-MAML) for comparison."""
+  keys = {p.config_hash for p in front(pts)}
+  rows = best_per_glances(pts)
+  if default is not None and default not in rows:
+    rows = sorted([*rows, default], key=lambda p: (p.glances, -p.acc))
+  lines = ['| glances | setting | seeds | ACC | BWT | train s | on the front |',
+           '| --- | --- | --- | --- | --- | --- | --- |']
+  for p in [*rows, *others]:
+    if p.method != 'emcl':
+      mark = '-'
+    else:
+      mark = 'yes' if p.config_hash in keys else 'no'
+      if default is not None and p.config_hash == default.config_hash:
+        mark += ', the default'
+    glances = '-' if p.glances is None else str(p.glances)
+    lines.append(f'| {glances} | {p.name} | {len(p.seeds)} | '
+                 f'{p.acc:.2f} +- {p.acc_std:.2f} | {p.bwt:.2f} | '
+                 f'{p.seconds:.1f} | {mark} |')
+  return '\n'.join(lines) + '\n'

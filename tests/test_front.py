@@ -1,0 +1,144 @@
+"""EMCL's accuracy-cost front (reporting/front.py, experiments/front.py)
+on results written by hand: the numbers are chosen so that the front, the
+best setting at each glances and the default's verdict are known."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from absl.testing import absltest
+
+from emcl_jax import configs
+from emcl_jax.reporting import front
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def result(name, glances, seed, acc, seconds, method='emcl', **config):
+  return {'dataset': 'mnist_permutations', 'method': method, 'name': name,
+          'seed': seed, 'acc': acc, 'bwt': -acc / 10,
+          'train_seconds': seconds,
+          'config': {'glances': glances, **config},
+          'config_hash': f'{name}-hash'}
+
+
+# (name, glances, ACC of seeds 0 and 1, seconds)
+SETTINGS = [
+    ('g1a', 1, (70.0, 72.0), 10.0),   # best at 1 glance: 71
+    ('g1b', 1, (60.0, 60.0), 9.0),    # cheapest; on the front (60)
+    ('g2a', 2, (74.0, 74.0), 20.0),   # best at 2: 74, on the front
+    ('g2b', 2, (73.0, 73.0), 21.0),   # dominated by g2a
+    ('g5a', 5, (75.0, 74.0), 50.0),   # best at 5: 74.5, on the front
+    ('g5b', 5, (74.4, 74.4), 49.0),   # on the front too (cheaper, 74.4)
+]
+
+
+def results():
+  return [result(n, g, s, a, t) for n, g, accs, t in SETTINGS
+          for s, a in enumerate(accs)]
+
+
+class FrontTest(absltest.TestCase):
+
+  def test_points_are_means_over_seeds_per_setting(self):
+    pts = {p.name: p for p in front.points(results(), 'mnist_permutations')}
+    self.assertLen(pts, 6)
+    self.assertEqual(pts['g1a'].seeds, (0, 1))
+    self.assertAlmostEqual(pts['g1a'].acc, 71.0)
+    self.assertAlmostEqual(pts['g1a'].acc_std, 1.0)  # population std
+    self.assertAlmostEqual(pts['g5a'].bwt, -7.45)
+    self.assertEqual(pts['g5a'].glances, 5)
+    self.assertEqual(front.points(results(), 'many_permutations'), [])
+
+  def test_best_per_glances(self):
+    pts = front.points(results(), 'mnist_permutations')
+    self.assertEqual([p.name for p in front.best_per_glances(pts)],
+                     ['g1a', 'g2a', 'g5a'])
+
+  def test_front_keeps_the_undominated_cheapest_first(self):
+    pts = front.points(results(), 'mnist_permutations')
+    self.assertEqual([p.name for p in front.front(pts)],
+                     ['g1b', 'g1a', 'g2a', 'g5b', 'g5a'])
+
+  def test_cheaper_near(self):
+    pts = {p.name: p for p in front.points(results(),
+                                           'mnist_permutations')}
+    everything = list(pts.values())
+    # g2a (74.0, 20 s) is within 0.6 of g5a (74.5) at less than 0.9 x 50 s;
+    # g5b (49 s) is cheaper by 2% only: timing noise.
+    self.assertEqual([p.name for p in front.cheaper_near(
+        everything, pts['g5a'], margin=0.6)], ['g2a'])
+    self.assertEqual(front.cheaper_near(everything, pts['g5a'], margin=0.3),
+                     [])
+    self.assertEqual([p.name for p in front.cheaper_near(
+        everything, pts['g5a'], margin=0.3, tolerance=0.0)], ['g5b'])
+
+  def test_find_ignores_the_data_source(self):
+    rs = results() + [result('lamaml', 5, 0, 73.0, 150.0, method='lamaml',
+                             data_source='bundled', alpha_init=0.15)]
+    pts = front.points(rs, 'mnist_permutations')
+    got = front.find(pts, 'lamaml', {'glances': 5, 'alpha_init': 0.15,
+                                     'data_source': 'auto'})
+    self.assertEqual(got.name, 'lamaml')
+    self.assertIsNone(front.find(pts, 'lamaml', {'alpha_init': 0.3}))
+    self.assertIsNone(front.find(pts, 'emcl', {'alpha_init': 0.15}))
+
+  def test_markdown_marks_the_front_and_the_default(self):
+    pts = {p.name: p for p in front.points(results(),
+                                           'mnist_permutations')}
+    text = front.markdown(list(pts.values()), [], pts['g2b'])
+    rows = [line.split(' | ') for line in text.splitlines()[2:]]
+    self.assertEqual([(r[0], r[1], r[-1]) for r in rows],
+                     [('| 1', 'g1a', 'yes |'), ('| 2', 'g2a', 'yes |'),
+                      ('| 2', 'g2b', 'no, the default |'),
+                      ('| 5', 'g5a', 'yes |')])
+
+
+class FrontScriptTest(absltest.TestCase):
+
+  def test_table_figure_and_verdict_from_a_work_directory(self):
+    tmp = tempfile.mkdtemp()
+    self.addCleanup(shutil.rmtree, tmp, True)
+    shipped = configs.flat(configs.get_config('mnist_permutations', 'emcl'))
+    self.assertEqual(shipped.pop('glances'), 5)
+    rs = results()
+    # The shipped default: 5 glances, 75 ACC in 50 s; g2a comes within 1.0.
+    for seed in (0, 1):
+      rs.append(dict(result('emcl', 5, seed, 75.0, 50.0, **shipped),
+                     config_hash='default-hash'))
+    for i, res in enumerate(rs):
+      folder = os.path.join(tmp, 'mnist_permutations', res['name'],
+                            res['config_hash'], f"seed{res['seed']}")
+      os.makedirs(folder)
+      with open(os.path.join(folder, 'results.json'), 'w') as f:
+        json.dump(res, f)
+    script = os.path.join(ROOT, 'experiments', 'front.py')
+    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu')
+    run = lambda *a: subprocess.run(  # pylint: disable=g-long-lambda
+        [sys.executable, script, f'--workdir={tmp}', *a],
+        capture_output=True, text=True, env=env, timeout=300, check=False)
+    proc = run()
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    self.assertIn('| 5 | emcl | 2 | 75.00 +- 0.00 | -7.50 | 50.0 | '
+                  'yes, the default |', proc.stdout)
+    self.assertIn('is on the front', proc.stdout)
+    with open(os.path.join(tmp, 'mnist_permutations', 'front.md')) as f:
+      self.assertEqual(f.read(), proc.stdout)
+    png = os.path.join(tmp, 'mnist_permutations', 'front.png')
+    with open(png, 'rb') as f:
+      self.assertEqual(f.read(8), b'\x89PNG\r\n\x1a\n')
+    proc = run('--margin=1.0')
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    self.assertIn('is not on the front: g2a 74.00 in 20.0 s.', proc.stdout)
+    proc = run('--dataset=many_permutations')
+    self.assertEqual(proc.returncode, 2)
+    self.assertEqual(proc.stderr.strip().splitlines(),
+                     [f'error: no EMCL results of many_permutations under '
+                      f"{tmp}; run the sweep of this script's --help first"])
+
+
+if __name__ == '__main__':
+  absltest.main()
