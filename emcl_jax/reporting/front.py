@@ -91,9 +91,9 @@ def cheaper_near(pts: Sequence[Point], target: Point, margin: float,
   seconds whose ACC is within `margin` of its ACC or above it.
 
   Empty: `target` sits on the front in the sense docs/algorithm.md #9 asks
-  of the shipped default. Settings with the same glances run the same
-  number of steps, and their seconds differ by timing noise only, which
-  `tolerance` absorbs.
+  of the shipped default. Settings at the same glances take the same
+  number of steps; `tolerance` keeps timing noise between them from
+  deciding.
   """
   return [p for p in pts
           if p.seconds < (1.0 - tolerance) * target.seconds
