@@ -1,13 +1,14 @@
-"""The grid study of docs/algorithm.md #9 ("One grid program per
-benchmark"): EMCL's numeric settings around the shipped defaults (alpha0 x
-gamma x beta x r, 16 settings, as shipped and with `importance=none`: two
-grid programs of 16 settings x 5 seeds) and La-MAML, in one sweep:
+"""A grid over EMCL's numeric settings around the MNIST Permutations
+defaults (alpha0 x gamma x beta x r, 16 settings, as shipped and with
+`importance=none`: two grid programs of 16 settings x 5 seeds) and La-MAML,
+in one sweep; the example grid of docs/cluster.md:
 
   python experiments/sweep.py --dataset=mnist_rotations --seeds=5 \
       --workdir=sweeps/numeric --grid_file=experiments/grids/numeric_study.py
 
 (the same for mnist_permutations and many_permutations; each benchmark's
-own glances, lambda and memory).
+own glances, lambda and memory). The tables of docs/algorithm.md #9 come
+from the smaller grids written above each of them.
 """
 
 
