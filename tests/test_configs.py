@@ -75,8 +75,10 @@ class ConfigsTest(parameterized.TestCase):
       self.assertEqual(rot, perm, method)
 
   @parameterized.parameters(
-      # Table II's EMCL rows: alpha0, beta, lambda, gamma, memory.
-      ('many_permutations', 0.15, 0.03, 10.0, 0.1, 500),
+      # Table II's EMCL rows: alpha0, beta, lambda, gamma, memory; on Many
+      # Permutations gamma 0.3 where the table prints 0.1 (docs/algorithm.md
+      # #9, the gamma study: 49.39 against 48.56 over ten seeds).
+      ('many_permutations', 0.15, 0.03, 10.0, 0.3, 500),
       ('cifar100', 0.1, 0.075, 50.0, 0.1, 200),
       ('miniimagenet', 0.1, 0.075, 50.0, 0.1, 200))
   def test_table_ii_emcl(self, dataset, alpha0, beta, lam, gamma, memory):

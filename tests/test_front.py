@@ -96,6 +96,26 @@ class FrontTest(absltest.TestCase):
                       ('| 2', 'g2b', 'no, the default |'),
                       ('| 5', 'g5a', 'yes |')])
 
+  def test_controls_leave_the_front_and_give_their_cost(self):
+    # g2a without the importance: 70.5 in 5 s, the cheapest point of all;
+    # a control whose setting was not run (3 glances) has no cost.
+    rs = results() + [
+        result('g2a-none', 2, s, a, 5.0, importance='none')
+        for s, a in enumerate((70.0, 71.0))] + [
+            result('g3-none', 3, 0, 60.0, 5.0, importance='none')]
+    pts = front.points(rs, 'mnist_permutations')
+    settings, controls = front.split_controls(pts, 'taylor')
+    self.assertEqual([p.name for p in controls], ['g2a-none', 'g3-none'])
+    self.assertEqual([p.name for p in front.front(settings)],
+                     ['g1b', 'g1a', 'g2a', 'g5b', 'g5a'])
+    costs = front.control_costs(settings, controls)
+    self.assertEqual([(c.name, b.name) for c, b, _ in costs],
+                     [('g2a-none', 'g2a')])
+    self.assertAlmostEqual(costs[0][2], 3.5)
+    self.assertEqual(front.controls_markdown(costs).splitlines()[2],
+                     '| g2a-none | 70.50 +- 0.50 | g2a | 74.00 +- 0.00 | '
+                     '3.50 |')
+
 
 class FrontScriptTest(absltest.TestCase):
 
@@ -109,6 +129,10 @@ class FrontScriptTest(absltest.TestCase):
     for seed in (0, 1):
       rs.append(dict(result('emcl', 5, seed, 75.0, 50.0, **shipped),
                      config_hash='default-hash'))
+    # The importance=none control of g2a, 74.9 in 20 s: within 0.3 of the
+    # default and cheaper, but a control, not a setting the front ranks.
+    rs += [result('g2a-none', 2, seed, acc, 20.0, importance='none')
+           for seed, acc in enumerate((74.8, 75.0))]
     for i, res in enumerate(rs):
       folder = os.path.join(tmp, 'mnist_permutations', res['name'],
                             res['config_hash'], f"seed{res['seed']}")
@@ -125,6 +149,8 @@ class FrontScriptTest(absltest.TestCase):
     self.assertIn('| 5 | emcl | 2 | 75.00 +- 0.00 | -7.50 | 50.0 | '
                   'yes, the default |', proc.stdout)
     self.assertIn('is on the front', proc.stdout)
+    self.assertIn('| g2a-none | 74.90 +- 0.10 | g2a | 74.00 +- 0.00 | '
+                  '-0.90 |', proc.stdout)
     with open(os.path.join(tmp, 'mnist_permutations', 'front.md')) as f:
       self.assertEqual(f.read(), proc.stdout)
     png = os.path.join(tmp, 'mnist_permutations', 'front.png')

@@ -149,6 +149,40 @@ class ReproduceTest(absltest.TestCase):
     self.assertNotIn('finetune', table)
     self.assertIn('| emcl', table)
 
+  def test_two_submitit_jobs_give_the_one_process_report(self):
+    # The two (dataset, method) programs as two jobs of submitit's real
+    # local executor, each a process of its own: the same runs, bit for
+    # bit, and the same Table III but for the training seconds.
+    jobs = os.path.join(tempfile.mkdtemp(), 'jobs')
+    self.addCleanup(shutil.rmtree, os.path.dirname(jobs), True)
+    proc = reproduce('--methods=emcl,finetune', '--seeds=2',
+                     '--progress=false', f'--workdir={jobs}',
+                     '--launcher=submitit_local', '--jobs=2')
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    self.assertRegex(proc.stderr, r'submitted 2 jobs \(submitit_local, ids '
+                     r'\d+, \d+\) for 2 programs')
+    for name in ('emcl', 'finetune'):
+      for seed in (0, 1):
+        with open(os.path.join(self.folder(name, seed), 'results.json')) as f:
+          want = json.load(f)
+        found = glob.glob(os.path.join(jobs, 'runs', 'mnist_permutations',
+                                       name, '*', f'seed{seed}',
+                                       'results.json'))
+        self.assertLen(found, 1)
+        with open(found[0]) as f:
+          got = json.load(f)
+        self.assertEqual((got['config_hash'], got['accuracy_matrix'],
+                          got['task_losses']),
+                         (want['config_hash'], want['accuracy_matrix'],
+                          want['task_losses']), (name, seed))
+
+    def rows(folder):
+      with open(os.path.join(folder, 'table_iii.md')) as f:
+        return [line.rsplit('|', 2)[0] for line in f
+                if line.startswith(('| emcl', '| finetune'))]
+    self.assertLen(rows(jobs), 2)
+    self.assertEqual(rows(jobs), rows(self.out))
+
   def test_corrupt_results_file_is_one_line(self):
     copy = os.path.join(tempfile.mkdtemp(), 'copy')
     self.addCleanup(shutil.rmtree, os.path.dirname(copy), True)

@@ -14,8 +14,9 @@ Eq 8 read per task (`meta_lr='task'`: alpha fixed within a task and
 multiplied by r / h at each task boundary, h mean-normalised, alpha in
 [0, 1]). Deviation from Table II, measured: beta 0.1 instead of 0.15
 (0.15 gave 76.02 +- 0.84 in the same study). The cheapest setting, the
-single pass: `--glances=1 --meta_lr=inverse --meta_h_norm=same --beta=0.03
---r=0.2` (EMCLConfig's class defaults; 71.78 +- 0.67).
+single pass: glances=1, meta_lr='inverse', meta_h_norm='same', beta=0.03,
+r=0.2 (EMCLConfig's class defaults, `--config.method.FIELD=VALUE` each;
+71.78 +- 0.67).
 
 La-MAML, C-MAML and Sync: montrealrobotics/La-MAML's run_experiments.sh.
 Table II's La-MAML column lists alpha_0 0.3, eta 0.15 where the script runs

@@ -18,7 +18,9 @@ training seconds are its own). Prints, and writes to --output (default
   shipped setting where the sweep ran them;
 - whether any setting cheaper than the default by more than --tolerance of
   its seconds comes within --margin ACC of it (none: the default is on the
-  front).
+  front);
+- the `importance=none` controls, which the front leaves out, each beside
+  the setting it ablates and the ACC it costs.
 
 A work directory without EMCL results of --dataset is one line, exit 2.
 """
@@ -81,7 +83,10 @@ def main(argv):
     pts = front.points(tables.load(FLAGS.workdir), dataset)
   except ValueError as e:
     cli.fail(str(e))
-  emcl = [p for p in pts if p.method == 'emcl']
+  importance = configs.flat(configs.get_config(dataset, 'emcl'))[
+      'importance']
+  emcl, controls = front.split_controls(
+      [p for p in pts if p.method == 'emcl'], importance)
   if not emcl:
     cli.fail(f'no EMCL results of {dataset} under {FLAGS.workdir}; run '
              'the sweep of this script\'s --help first')
@@ -89,6 +94,10 @@ def main(argv):
   lamaml = shipped(pts, dataset, 'lamaml')
   others = [] if lamaml is None else [lamaml]
   text = report(emcl, others, default, FLAGS.margin, FLAGS.tolerance)
+  costs = front.control_costs(emcl, controls)
+  if costs:
+    text += ('\nWhat removing the importance costs (the controls, which '
+             'the front leaves out):\n\n' + front.controls_markdown(costs))
   path = FLAGS.output or os.path.join(FLAGS.workdir, dataset, 'front.md')
   try:
     os.makedirs(os.path.dirname(path) or '.', exist_ok=True)

@@ -8,6 +8,8 @@ seconds), `best_per_glances` keeps the most accurate setting at each
 number of glances, and `front` the settings that no other setting beats
 at less or equal cost. `cheaper_near` is the check the shipped default is
 held to: no setting markedly cheaper within `margin` ACC of it.
+`split_controls` keeps the `importance=none` controls out of all of that,
+and `control_costs` gives what removing the importance costs.
 
 Pure functions over results dictionaries (`tables.load`); the script is
 experiments/front.py, the figure `figures.front_figure`.
@@ -116,6 +118,46 @@ def find(pts: Sequence[Point], method: str,
                                   for k, v in want.items()):
       return p
   return None
+
+
+def split_controls(pts: Sequence[Point], importance: str
+                   ) -> tuple[list[Point], list[Point]]:
+  """EMCL's points as (settings, controls): the settings use the Taylor
+  importance of Eq 8 read as `importance` (the shipped one, 'taylor'); the
+  controls replace it (`importance=none`, the ablation of docs/algorithm.md
+  #9) and are a question about H, not a setting the front ranks. A point
+  that records no importance counts as a setting."""
+  settings, controls = [], []
+  for p in pts:
+    same = p.config.get('importance', importance) == importance
+    (settings if same else controls).append(p)
+  return settings, controls
+
+
+def control_costs(settings: Sequence[Point], controls: Sequence[Point]
+                  ) -> list[tuple[Point, Point, float]]:
+  """Each control with the setting it ablates (the same config but for
+  `importance`) and what the ablation costs: the setting's ACC minus the
+  control's. Controls whose setting was not run are left out."""
+  def rest(p):
+    return {k: v for k, v in p.config.items() if k != 'importance'}
+  out = []
+  for c in controls:
+    base = next((p for p in settings if rest(p) == rest(c)), None)
+    if base is not None:
+      out.append((c, base, base.acc - c.acc))
+  return out
+
+
+def controls_markdown(costs: Sequence[tuple[Point, Point, float]]) -> str:
+  """`control_costs` as a Markdown table, one row per control."""
+  lines = ['| control | ACC | setting | ACC | cost |',
+           '| --- | --- | --- | --- | --- |']
+  for c, base, cost in costs:
+    lines.append(f'| {c.name} | {c.acc:.2f} +- {c.acc_std:.2f} | '
+                 f'{base.name} | {base.acc:.2f} +- {base.acc_std:.2f} | '
+                 f'{cost:.2f} |')
+  return '\n'.join(lines) + '\n'
 
 
 def markdown(pts: Sequence[Point], others: Sequence[Point],
