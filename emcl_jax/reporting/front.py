@@ -122,11 +122,11 @@ def find(pts: Sequence[Point], method: str,
 
 def split_controls(pts: Sequence[Point], importance: str
                    ) -> tuple[list[Point], list[Point]]:
-  """EMCL's points as (settings, controls): the settings use the Taylor
-  importance of Eq 8 read as `importance` (the shipped one, 'taylor'); the
-  controls replace it (`importance=none`, the ablation of docs/algorithm.md
-  #9) and are a question about H, not a setting the front ranks. A point
-  that records no importance counts as a setting."""
+  """EMCL's points as (settings, controls): the settings use the shipped
+  importance `importance` ('taylor', Eq 13's h); the controls replace it
+  (`importance=none`, the ablation of docs/algorithm.md #9) and ask what h
+  is worth, so the front does not rank them. A point that records no
+  importance counts as a setting."""
   settings, controls = [], []
   for p in pts:
     same = p.config.get('importance', importance) == importance
