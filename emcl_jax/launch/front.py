@@ -83,14 +83,13 @@ def main(argv):
     pts = front.points(tables.load(FLAGS.workdir), dataset)
   except ValueError as e:
     cli.fail(str(e))
-  importance = configs.flat(configs.get_config(dataset, 'emcl'))[
-      'importance']
+  emcl_config = configs.flat(configs.get_config(dataset, 'emcl'))
   emcl, controls = front.split_controls(
-      [p for p in pts if p.method == 'emcl'], importance)
+      [p for p in pts if p.method == 'emcl'], emcl_config['importance'])
   if not emcl:
     cli.fail(f'no EMCL results of {dataset} under {FLAGS.workdir}; run '
              'the sweep of this script\'s --help first')
-  default = shipped(emcl, dataset, 'emcl')
+  default = front.find(emcl, 'emcl', emcl_config)
   lamaml = shipped(pts, dataset, 'lamaml')
   others = [] if lamaml is None else [lamaml]
   text = report(emcl, others, default, FLAGS.margin, FLAGS.tolerance)

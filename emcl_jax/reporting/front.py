@@ -139,11 +139,10 @@ def control_costs(settings: Sequence[Point], controls: Sequence[Point]
   """Each control with the setting it ablates (the same config but for
   `importance`) and what the ablation costs: the setting's ACC minus the
   control's. Controls whose setting was not run are left out."""
-  def rest(p):
-    return {k: v for k, v in p.config.items() if k != 'importance'}
   out = []
   for c in controls:
-    base = next((p for p in settings if rest(p) == rest(c)), None)
+    base = find(settings, c.method, {k: v for k, v in c.config.items()
+                                     if k != 'importance'})
     if base is not None:
       out.append((c, base, base.acc - c.acc))
   return out
