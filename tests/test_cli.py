@@ -1,6 +1,7 @@
 """experiments/run.py: the results file, and one clear line for bad input."""
 
 import glob
+import io
 import json
 import os
 import shutil
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from unittest import mock
 
 from absl.testing import absltest
 import pytest
@@ -15,6 +17,9 @@ from absl.testing import parameterized
 import numpy as np
 
 from emcl_jax.data import idx
+from emcl_jax.errors import DataError
+from emcl_jax.errors import NonFiniteLossError
+from emcl_jax.launch import cli
 
 pytestmark = pytest.mark.slow  # subprocess and whole-protocol runs
 
@@ -428,6 +433,40 @@ class BadInputTest(parameterized.TestCase):
                           text=True, env=env, timeout=300)
     self._check(proc.returncode, proc.stderr, message,
                 os.path.join(root, name, 'out'))
+
+
+class FailingTest(parameterized.TestCase):
+  """`cli.failing`, which every launch script wraps its work in: which
+  error becomes which exit code and line."""
+
+  @parameterized.named_parameters(
+      ('bad_input', ValueError('--seeds must be >= 1'), 2,
+       'error: --seeds must be >= 1\n'),
+      ('bad_data', DataError('MNIST is corrupt; delete it'), 2,
+       'error: MNIST is corrupt; delete it\n'),
+      ('diverged', NonFiniteLossError('loss is nan at task 2'), 1,
+       'error: loss is nan at task 2\n'),
+      ('unwritable', PermissionError(13, 'Permission denied'), 2,
+       'error: cannot write under --workdir=/ro: Permission denied; choose '
+       'a writable --workdir\n'))
+  def test_exit_code_and_line(self, error, code, line):
+    stderr = io.StringIO()
+    with mock.patch.object(sys, 'stderr', stderr):
+      with self.assertRaises(SystemExit) as raised:
+        with cli.failing(workdir='/ro'):
+          raise error
+    self.assertEqual(raised.exception.code, code)
+    self.assertEqual(stderr.getvalue(), line)
+
+  def test_os_error_without_a_workdir_is_not_called_a_write(self):
+    with self.assertRaises(FileNotFoundError):
+      with cli.failing():
+        raise FileNotFoundError(2, 'No such file')
+
+  def test_other_errors_pass(self):
+    with self.assertRaises(KeyError):
+      with cli.failing(workdir='/ro'):
+        raise KeyError('x')
 
 
 if __name__ == '__main__':

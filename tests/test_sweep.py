@@ -214,6 +214,17 @@ class SweepScriptTest(absltest.TestCase):
       self.assertIn(message, lines[0])
     self.assertFalse(os.listdir(self.out))  # nothing half-written
 
+  def test_a_workdir_that_cannot_be_made_is_one_line(self):
+    blocker = os.path.join(self.out, 'a-file')
+    with open(blocker, 'w') as f:
+      f.write('x')
+    proc = sweep([f'--workdir={blocker}/sweeps', '--grid=r=0.1', *SMALL])
+    self.assertEqual(proc.returncode, 2, proc.stderr)
+    self.assertEqual(proc.stderr, f'error: cannot write under --workdir='
+                     f'{blocker}/sweeps: Not a directory; choose a writable '
+                     '--workdir\n')
+    os.remove(blocker)
+
 
   @pytest.mark.slow
   def test_same_setting_same_run_in_every_script(self):

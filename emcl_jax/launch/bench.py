@@ -42,7 +42,6 @@ import numpy as np
 
 from emcl_jax import experiment
 from emcl_jax import models
-from emcl_jax.errors import DataError
 from emcl_jax.launch import cli
 from emcl_jax.launch import timing
 from emcl_jax.methods import JOINT, METHODS
@@ -208,13 +207,11 @@ def main(argv):
   out: dict[str, Any] = {'device': jax.default_backend(),
                          'cpu_count': os.cpu_count(),
                          'versions': experiment.versions(), 'table': []}
-  try:
+  with cli.failing():
     out['table'] = time_table(methods)
     headline(out)
     if FLAGS.scaling:
       scaling(out, out['table'][0]['dataset'], out['table'][0]['model'])
-  except (ValueError, DataError) as e:
-    cli.fail(str(e))
   out['peak_rss_mib'] = peak_rss_mib()
   if FLAGS.output:
     try:

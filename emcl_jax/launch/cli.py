@@ -11,15 +11,18 @@
   absl parses it (`overrides` returns them) and applied by `run_config`.
 """
 
+import contextlib
 import os
 import sys
-from typing import Any, Callable, NoReturn, Optional, Sequence
+from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence
 
 from absl import app
 from absl import flags
 
 from emcl_jax import configs
 from emcl_jax.configs import schema
+from emcl_jax.errors import DataError
+from emcl_jax.errors import NonFiniteLossError
 from emcl_jax.launch import run_flags
 
 PREFIX = '--config.'
@@ -38,6 +41,25 @@ def fail(message: str, code: int = 2) -> NoReturn:
     sys.stderr.flush()
     os._exit(code)  # pylint: disable=protected-access
   sys.exit(code)
+
+
+@contextlib.contextmanager
+def failing(workdir: Optional[str] = None) -> Iterator[None]:
+  """Turns the library's errors inside the block into `fail`: bad input
+  (ValueError, DataError) exits 2, a loss that became NaN or infinite
+  (NonFiniteLossError) exits 1, and with `workdir` (the --workdir the
+  script writes under) an OSError exits 2 naming it."""
+  try:
+    yield
+  except (ValueError, DataError) as e:
+    fail(str(e))
+  except NonFiniteLossError as e:
+    fail(str(e), code=1)
+  except OSError as e:
+    if workdir is None:
+      raise
+    fail(f'cannot write under --workdir={workdir}: {e.strerror or e}; '
+         'choose a writable --workdir')
 
 
 def split_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:

@@ -20,7 +20,6 @@ from absl import flags
 from absl import logging
 
 from emcl_jax import experiment
-from emcl_jax.errors import DataError, NonFiniteLossError
 from emcl_jax.launch import cli
 from emcl_jax.launch import timing
 
@@ -41,7 +40,7 @@ def main(argv):
   sizes = dict(num_tasks=FLAGS.num_tasks,
                samples_per_task=FLAGS.samples_per_task)
   seconds, accs = {'emcl': [], base: []}, {'emcl': [], base: []}
-  try:
+  with cli.failing():
     stream = (timing.floor_overrides(FLAGS.dataset) if base == 'finetune'
               else {})
     runs = {'emcl': cli.run_config(FLAGS.dataset, 'emcl', {'seeds': 1}),
@@ -53,10 +52,6 @@ def main(argv):
         accs[method].append(res['acc'])
         print(f'{method:9s} train_s={res["train_seconds"]:.3f} '
               f'ACC={res["acc"]:.2f}', flush=True)
-  except (ValueError, DataError) as e:
-    cli.fail(str(e))
-  except NonFiniteLossError as e:
-    cli.fail(str(e), code=1)
   med = {m: statistics.median(s) for m, s in seconds.items()}
   ratio = med['emcl'] / med[base]
   label = f'{base} (same stream)' if stream else base

@@ -29,7 +29,6 @@ import numpy as np
 
 from emcl_jax import configs
 from emcl_jax import experiment
-from emcl_jax.errors import DataError
 from emcl_jax.experiment import grid_run
 from emcl_jax.launch import cli
 from emcl_jax.launch import run_flags
@@ -107,10 +106,8 @@ def report(grouped: dict, apart: dict, num_settings: int,
 def main(argv):
   del argv  # cli.parse_flags refused any argument left over
   logging.set_verbosity(logging.ERROR)
-  try:
+  with cli.failing():
     run_configs = settings()
-  except (ValueError, DataError) as e:
-    cli.fail(str(e))
   if FLAGS.mode:
     print(json.dumps(run_mode(FLAGS.mode)))
     return

@@ -51,7 +51,6 @@ from absl import logging
 
 from emcl_jax import configs
 from emcl_jax import experiment
-from emcl_jax.errors import DataError, NonFiniteLossError
 from emcl_jax.launch import cli
 from emcl_jax.launch import distributed
 from emcl_jax.launch import launcher
@@ -80,7 +79,7 @@ flags.DEFINE_bool('run', True, 'Run missing runs (false: tables and '
 def main(argv):
   logging.set_verbosity(logging.ERROR)
   del argv  # cli.parse_flags refused any argument left over
-  try:
+  with cli.failing(workdir=FLAGS.workdir):
     seeds = run_flags.seeds(5)
     if FLAGS.columns is not None:
       tables.check_columns(FLAGS.columns)
@@ -101,13 +100,6 @@ def main(argv):
       return  # process 0 of several writes the report
     written = write_report(results, FLAGS.workdir, FLAGS.methods,
                            columns=FLAGS.columns)
-  except (ValueError, DataError) as e:
-    cli.fail(str(e))
-  except NonFiniteLossError as e:
-    cli.fail(str(e), code=1)
-  except OSError as e:
-    cli.fail(f'cannot write under --workdir={FLAGS.workdir}: '
-             f'{e.strerror or e}; choose a writable --workdir')
   for path in written:
     print(f'wrote {path}')
 

@@ -28,7 +28,6 @@ import numpy as np
 
 from emcl_jax import configs
 from emcl_jax import experiment
-from emcl_jax.errors import DataError, NonFiniteLossError
 from emcl_jax.launch import cli
 from emcl_jax.launch import distributed
 from emcl_jax.launch import run_flags
@@ -65,7 +64,7 @@ def config_from_flags() -> configs.RunConfig:
 def main(argv):
   logging.set_verbosity(logging.ERROR)  # keep library chatter off stderr
   del argv  # cli.parse_flags refused any argument left over
-  try:
+  with cli.failing(workdir=FLAGS.workdir):
     config = config_from_flags()
     if FLAGS.print_config:
       cli.print_config(config)
@@ -77,13 +76,6 @@ def main(argv):
         config, together=FLAGS.parallel_seeds and config.seeds > 1,
         echo=print if config.output.verbose else None,
         on_results=_print_run)
-  except (ValueError, DataError) as e:
-    cli.fail(str(e))
-  except NonFiniteLossError as e:
-    cli.fail(str(e), code=1)
-  except OSError as e:
-    cli.fail(f'cannot write under --workdir={FLAGS.workdir}: '
-             f'{e.strerror or e}; choose a writable --workdir')
   if len(runs) > 1:
     mean_std = lambda k: (  # noqa: E731
         f'{np.mean([r[k] for r in runs]):.2f}+-'

@@ -60,7 +60,7 @@ import numpy as np
 
 from emcl_jax import configs
 from emcl_jax import experiment
-from emcl_jax.errors import DataError, NonFiniteLossError
+from emcl_jax.errors import NonFiniteLossError
 from emcl_jax.experiment import grid_run
 from emcl_jax.launch import cli
 from emcl_jax.launch import distributed
@@ -168,8 +168,9 @@ def _settings() -> list[tuple[dict[str, Any], configs.RunConfig]]:
 def main(argv):
   logging.set_verbosity(logging.ERROR)
   del argv  # cli.parse_flags refused any argument left over
-  try:
+  with cli.failing(workdir=FLAGS.workdir):
     settings = _settings()
+    os.makedirs(FLAGS.workdir, exist_ok=True)  # unwritable: one line, now
     shard, count = launcher.shard(FLAGS.shard)
     programs = (grid_run.groups([c for _, c in settings],
                                 max_size=FLAGS.group_size)
@@ -192,11 +193,6 @@ def main(argv):
         rows.append(row)
       done += len(group)
       sys.stderr.write(f'settings done: {done} of {len(settings)}\n')
-  except (ValueError, DataError) as e:
-    cli.fail(str(e))
-  except OSError as e:
-    cli.fail(f'cannot write under {FLAGS.workdir}: {e.strerror or e}; '
-             'choose a writable --workdir')
   if FLAGS.shard:
     return
   _write_table(rows, settings[0][1])
