@@ -170,7 +170,8 @@ def main(argv):
   del argv  # cli.parse_flags refused any argument left over
   with cli.failing(workdir=FLAGS.workdir):
     settings = _settings()
-    os.makedirs(FLAGS.workdir, exist_ok=True)  # unwritable: one line, now
+    if workdir.is_primary():  # unwritable: one line, before any progress
+      os.makedirs(FLAGS.workdir, exist_ok=True)
     shard, count = launcher.shard(FLAGS.shard)
     programs = (grid_run.groups([c for _, c in settings],
                                 max_size=FLAGS.group_size)
