@@ -76,13 +76,11 @@ def report(pts: list[front.Point], others: list[front.Point],
 def main(argv):
   del argv  # cli.parse_flags refused any argument left over
   dataset = FLAGS.dataset
-  try:
+  with cli.failing():
     if dataset not in configs.BENCHMARKS:
       raise ValueError(f'unknown --dataset {dataset!r}; use one of '
                        f'{", ".join(configs.BENCHMARKS)}')
     pts = front.points(tables.load(FLAGS.workdir), dataset)
-  except ValueError as e:
-    cli.fail(str(e))
   emcl_config = configs.flat(configs.get_config(dataset, 'emcl'))
   emcl, controls = front.split_controls(
       [p for p in pts if p.method == 'emcl'], emcl_config['importance'])

@@ -26,14 +26,12 @@ flags.DEFINE_list('columns', None, 'Metrics to show, from acc, bwt, la, fwt, '
 
 def main(argv):
   del argv  # cli.parse_flags refused any argument left over
-  try:
+  with cli.failing():
     rows = tables.aggregate(tables.load(FLAGS.workdir))
     if not rows:
       cli.fail(f'no results under {FLAGS.workdir}; run experiments/run.py '
                '--workdir=... first')
     text = tables.markdown(rows, FLAGS.columns)
-  except ValueError as e:
-    cli.fail(str(e))
   print(text, end='')
 
 
