@@ -1,0 +1,34 @@
+"""Writes tests/data/golden_3tasks.json: every method's accuracy matrix and
+task losses on a 3-task Permuted MNIST run (seed 0), the numbers the run
+path must keep bitwise (tests/test_golden.py reads them).
+
+  python tests/golden.py     # only when a change of numbers is intended
+"""
+
+import json
+import os
+
+GOLDEN = os.path.join(os.path.dirname(__file__), 'data',
+                      'golden_3tasks.json')
+# The run: 3 tasks of 200 samples of the bundled subset, seed 0.
+OVERRIDES = {'data.num_tasks': 3, 'data.samples_per_task': 200,
+             'output.progress': False}
+
+
+def main():
+  from emcl_jax import experiment  # pylint: disable=g-import-not-at-top
+  from emcl_jax import configs  # pylint: disable=g-import-not-at-top
+  out = {}
+  for method in experiment.METHODS:
+    config = configs.get_config('mnist_permutations', method, OVERRIDES)
+    (res,) = experiment.run(config)
+    out[method] = {'accuracy_matrix': res['accuracy_matrix'],
+                   'task_losses': res['task_losses']}
+    print(method, res['acc'])
+  with open(GOLDEN, 'w') as f:
+    json.dump(out, f, indent=1)
+    f.write('\n')
+
+
+if __name__ == '__main__':
+  main()

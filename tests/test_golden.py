@@ -1,0 +1,39 @@
+"""No number changes: every method's 3-task run (tests/golden.py) gives the
+accuracy matrix and task losses recorded in tests/data/golden_3tasks.json,
+bitwise."""
+
+import json
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import numpy as np
+import pytest
+
+from emcl_jax import configs
+from emcl_jax import experiment
+import golden
+
+pytestmark = pytest.mark.slow  # 16 runs of 3 tasks
+
+with open(golden.GOLDEN) as _f:
+  WANT = json.load(_f)
+
+
+class GoldenTest(parameterized.TestCase):
+
+  def test_every_method_is_recorded(self):
+    self.assertEqual(sorted(WANT), sorted(experiment.METHODS))
+
+  @parameterized.named_parameters((m, m) for m in sorted(WANT))
+  def test_the_run_gives_the_recorded_numbers(self, method):
+    config = configs.get_config('mnist_permutations', method,
+                                golden.OVERRIDES)
+    (got,) = experiment.run(config)
+    np.testing.assert_array_equal(got['accuracy_matrix'],
+                                  WANT[method]['accuracy_matrix'])
+    np.testing.assert_array_equal(got['task_losses'],
+                                  WANT[method]['task_losses'])
+
+
+if __name__ == '__main__':
+  absltest.main()
