@@ -13,11 +13,11 @@ optax transformation); in `emcl_jax.training`: `memory` (reservoir replay),
 23). Each stays importable as `emcl_jax.<name>`.
 
 The packages, each importing only those listed before it:
-`base`, `errors`, `trees`, `clipping`, `losses`, `patch_conv`, `models`, `data`
-(foundations) < `emcl` (the paper) < `training` < `methods` < `configs` (a
-run as one typed config) < `reporting` < `experiment`
-(`train_and_evaluate(config, workdir)`) < `sweeps` < `launch` (the
-command-line scripts). `emcl_jax.configs` and `emcl_jax.experiment` load on
+`base`, `errors`, `files`, `trees`, `clipping`, `losses`, `patch_conv`,
+`models`, `data` (foundations) < `emcl` (the paper) < `training` <
+`methods` < `configs` (a run as one typed config) < `reporting` <
+`experiment` (`sweep(run_configs, workdir)`: the one entry of a run) <
+`launch` (the command-line scripts). `emcl_jax.configs` and `emcl_jax.experiment` load on
 first use.
 """
 

@@ -77,8 +77,13 @@ def bind(init_fn: Callable[..., Any], update_fn: Callable[..., Any],
          loss_fn: LossFn, example: Batch, config: Any) -> Method:
   """The `Method` of a module's `init(params, example, config)` and
   `update(state, batch, key, *, loss_fn, config)`, for a state whose
-  `.params` are the model's parameters. Validates `config` first."""
-  config.validate()
+  `.params` are the model's parameters.
+
+  `config` is used as it is: its values were checked where they entered,
+  by its class's `validate` (`configs.resolve` calls it for every run), and
+  its float fields may be traced scalars (a grid of settings,
+  `training.grid`), which no Python check could read.
+  """
   return Method(
       init=lambda params, key: init_fn(params, example, config),
       update=functools.partial(update_fn, loss_fn=loss_fn, config=config),

@@ -15,8 +15,13 @@ EMCL's `meta_clip` is that of La-MAML, whose code the EMCL paper ran).
 max_norm exactly instead of max_norm * ||g|| / (||g|| + 1e-6); the two
 agree to a relative 1e-6 / ||g||.
 
-`max_norm` <= 0 turns clipping off (the gradient is returned as it is),
-the convention of the methods' `grad_clip_norm` and `meta_clip`.
+`max_norm` <= 0 turns clipping off (the factor is 1, the gradient comes
+back unchanged), the convention of the methods' `grad_clip_norm` and
+`meta_clip`. One formula serves a Python float and a traced array alike (a
+grid of settings, `training.grid`, may hold 0 and 2.0 in one program): the
+off switch is a `jnp.where` on the value. XLA folds it for a float, and
+with it the norm an unclipped gradient does not need, so a run with floats
+keeps its numbers (tests/test_golden.py).
 """
 
 import chex
@@ -39,12 +44,8 @@ def clip_scale(norm: chex.Array, max_norm: float) -> chex.Array:
   Returns:
     min(1, max_norm / (norm + 1e-6)) like `norm`; ones when max_norm <= 0.
   """
-  if isinstance(max_norm, jax.Array):  # traced (a grid): 0 is still off
-    return jnp.where(max_norm > 0,
-                     jnp.minimum(1.0, max_norm / (norm + EPS)), 1.0)
-  if max_norm <= 0:
-    return jnp.ones_like(norm)
-  return jnp.minimum(1.0, max_norm / (norm + EPS))
+  return jnp.where(max_norm > 0, jnp.minimum(1.0, max_norm / (norm + EPS)),
+                   1.0)
 
 
 def global_norm(grads: chex.ArrayTree) -> chex.Array:
@@ -68,14 +69,12 @@ def clip_by_global_norm(grads: chex.ArrayTree,
 
   Args:
     grads: a gradient, any pytree of float arrays.
-    max_norm: the global norm to clip to (a float, or an array in a grid);
-      <= 0 leaves `grads` as they are.
+    max_norm: the global norm to clip to (a float, or a traced scalar in a
+      grid); <= 0 leaves the values of `grads` as they are.
 
   Returns:
     The clipped gradient, like `grads` (each leaf keeps its dtype).
   """
-  if not isinstance(max_norm, jax.Array) and max_norm <= 0:
-    return grads
   grads = trees.materialize(grads)
   scale = clip_scale(global_norm(grads), max_norm)
   return jax.tree.map(lambda g: g * scale.astype(g.dtype), grads)

@@ -19,3 +19,7 @@ def first_line(e: BaseException) -> str:
 class ProcessLostError(RuntimeError):
   """Another process of a multi-process run stopped (or cannot be
   reached) while this one waited for it."""
+
+
+class JobError(RuntimeError):
+  """A submitit job that ended without a result (killed, cancelled)."""

@@ -2,7 +2,7 @@
 reads {name: [flag, ...]} as JSON on stdin and writes {name: {'code',
 'stderr'}} as JSON on stdout, where `code` is the exit code the command
 would have ended with and `stderr` what it printed there. Each command goes
-through the launcher's own flag parsing (`cli.parse_flags`) and `main`,
+through the launcher's own flag parsing (`cli.parse`) and `main`,
 with the flags reset to their defaults in between; one process instead of
 one per input (the JAX import is the cost of each)."""
 
@@ -25,7 +25,7 @@ def one(argv):
   with contextlib.redirect_stderr(err), contextlib.redirect_stdout(
       io.StringIO()):
     try:
-      run.main(cli.parse_flags(['run.py', *argv]))
+      run.main(cli.parse('run', ['run.py', *argv]))
     except SystemExit as e:
       code = e.code
     except Exception:  # pylint: disable=broad-except

@@ -1,23 +1,22 @@
-"""The speed benchmark: its arithmetic (medians, ratios, the faster mode)
-under scripted clocks against hand-computed values, and experiments/bench.py
-end to end on a shrunk stream (every section written; no timing asserted)."""
+"""The speed benchmark: its arithmetic (experiments/timing.py: medians,
+ratios, the faster mode) under scripted clocks against hand-computed values,
+and experiments/bench.py end to end on a shrunk stream (every section
+written; no timing asserted)."""
 
 import json
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import types
 
 from absl.testing import absltest
 import pytest
 
+import fixtures
 import runs
 from emcl_jax import models
-from emcl_jax.launch import timing
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# experiments/timing.py: the studies' helpers are modules beside the
+# scripts, not part of the package.
+timing = fixtures.study('timing')
 
 
 class ScriptedClock:
@@ -36,10 +35,9 @@ class ScriptedClock:
 
 def _timer(durations):
   # 3 tasks x 20 samples (2 batches of 10) of a tiny fine-tuning MLP.
-  s = runs.setup('mnist_permutations', 'finetune', num_tasks=3,
-                       samples_per_task=20,
-                       model_fn=lambda n: models.MLP(hidden=(8,),
-                                                     num_classes=n))
+  s = runs.setup('mnist_permutations', 'finetune', 0,
+                 {'data.num_tasks': 3, 'data.samples_per_task': 20},
+                 model_fn=lambda n: models.MLP(hidden=(8,), num_classes=n))
   return timing.Timer(s, clock=ScriptedClock(durations))
 
 
@@ -94,19 +92,14 @@ class TimingTest(absltest.TestCase):
 
 class BenchScriptTest(absltest.TestCase):
 
-  @pytest.mark.slow  # a subprocess timing every section
+  @pytest.mark.slow  # timing every section
   def test_writes_the_full_report(self):
-    folder = tempfile.mkdtemp()
-    self.addCleanup(shutil.rmtree, folder, True)
-    out = os.path.join(folder, 'bench.json')
-    proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, 'experiments', 'bench.py'),
-         '--methods=emcl', '--timed_tasks=2', '--num_tasks=3',
-         '--samples_per_task=20', '--widths=16', '--seed_counts=2',
-         '--scaling_methods=floor,emcl', '--protocol_repeats=1', '--rounds=3',
-         f'--output={out}'],
-        env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu'),
-        capture_output=True, text=True, timeout=900, check=False)
+    out = os.path.join(fixtures.tmp_dir(self), 'bench.json')
+    proc = fixtures.call(
+        'bench', '--methods=emcl', '--timed_tasks=2',
+        '--config.data.num_tasks=3', '--config.data.samples_per_task=20',
+        '--widths=16', '--seed_counts=2', '--scaling_methods=floor,emcl',
+        '--protocol_repeats=1', '--rounds=3', f'--output={out}')
     self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
     with open(out) as f:
       res = json.load(f)

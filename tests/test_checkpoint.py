@@ -3,20 +3,19 @@
 
 import glob
 import os
-import shutil
-import tempfile
 
 from absl.testing import absltest
 import pytest
 import numpy as np
 
+import fixtures
 import runs
 from emcl_jax import data
 from emcl_jax.training.checkpoint import CheckpointError
 
-pytestmark = pytest.mark.slow  # subprocess and whole-protocol runs
+pytestmark = pytest.mark.slow  # whole-protocol runs
 
-SMALL = dict(num_tasks=4, samples_per_task=60)
+SMALL = {'data.num_tasks': 4, 'data.samples_per_task': 60}
 
 
 class Kill(Exception):
@@ -33,13 +32,8 @@ def _killed_after(task):
 
 class CheckpointTest(absltest.TestCase):
 
-  def _dir(self):
-    folder = tempfile.mkdtemp()
-    self.addCleanup(shutil.rmtree, folder, True)
-    return folder
-
   def _resume_equals_uninterrupted(self, run, kill_after):
-    folder = self._dir()
+    folder = fixtures.tmp_dir(self)
     full = run()
     with self.assertRaises(Kill):
       run(checkpoint_dir=folder, record_fn=_killed_after(kill_after))
@@ -54,22 +48,23 @@ class CheckpointTest(absltest.TestCase):
     # Killed while logging task 3: tasks 1-2 are saved, 3-4 are retrained.
     for method in ('emcl', 'gem'):
       run = lambda method=method, **kw: [runs.run(  # noqa: E731
-          'mnist_permutations', method, 1, **SMALL, **kw)]
+          'mnist_permutations', method, 1, SMALL, **kw)]
       self._resume_equals_uninterrupted(run, kill_after=3)
 
   def test_resume_of_vmapped_seeds(self):
     run = lambda **kw: runs.run_seeds(  # noqa: E731
-        'mnist_permutations', 'emcl', (1, 2), **SMALL, **kw)
+        'mnist_permutations', 'emcl', (1, 2), SMALL, **kw)
     self._resume_equals_uninterrupted(run, kill_after=2)
 
   def test_resume_with_overlapped_evaluation(self):
     # Evaluation on its second thread: the pending evaluations are logged
     # before each save, so a run killed while logging task 2 and resumed
     # (both overlapped) equals a serial, uninterrupted run.
-    serial = lambda **kw: [runs.run(  # noqa: E731
-        'mnist_permutations', 'emcl', 0, **SMALL, **kw)]
-    overlapped = lambda **kw: serial(overlap_eval=True, **kw)  # noqa: E731
-    folder = self._dir()
+    serial = lambda overrides=SMALL, **kw: [runs.run(  # noqa: E731
+        'mnist_permutations', 'emcl', 0, overrides, **kw)]
+    overlapped = lambda **kw: serial(  # noqa: E731
+        {**SMALL, 'output.overlap_eval': True}, **kw)
+    folder = fixtures.tmp_dir(self)
     with self.assertRaises(Kill):
       overlapped(checkpoint_dir=folder, record_fn=_killed_after(2))
     resumed = overlapped(checkpoint_dir=folder, resume=True)[0]
@@ -80,8 +75,8 @@ class CheckpointTest(absltest.TestCase):
   def test_other_data_is_refused(self):
     # Same benchmark, shapes and settings, one pixel of the stream changed:
     # the data checksum in the fingerprint refuses the resume.
-    tasks = data.load('mnist_permutations', **SMALL)
-    folder = self._dir()
+    tasks = data.load('mnist_permutations', num_tasks=4, samples_per_task=60)
+    folder = fixtures.tmp_dir(self)
     runs.run('mnist_permutations', 'emcl', 0, tasks=tasks,
                    checkpoint_dir=folder)
     train_x = tasks.train_x.copy()
@@ -93,10 +88,10 @@ class CheckpointTest(absltest.TestCase):
                      checkpoint_dir=folder, resume=True)
 
   def test_finished_run_resumes_to_the_same_results(self):
-    folder = self._dir()
-    first = runs.run('mnist_permutations', 'emcl', 0, **SMALL,
+    folder = fixtures.tmp_dir(self)
+    first = runs.run('mnist_permutations', 'emcl', 0, SMALL,
                            checkpoint_dir=folder)
-    again = runs.run('mnist_permutations', 'emcl', 0, **SMALL,
+    again = runs.run('mnist_permutations', 'emcl', 0, SMALL,
                            checkpoint_dir=folder, resume=True)
     self.assertEqual(first['accuracy_matrix'], again['accuracy_matrix'])
     # Nothing retrained: the saved per-task seconds come back as they were.
@@ -104,27 +99,27 @@ class CheckpointTest(absltest.TestCase):
                      again['task_train_seconds'])
 
   def test_refusals(self):
-    folder = self._dir()
-    runs.run('mnist_permutations', 'emcl', 0, **SMALL,
+    folder = fixtures.tmp_dir(self)
+    runs.run('mnist_permutations', 'emcl', 0, SMALL,
                    checkpoint_dir=folder)
     with self.assertRaisesRegex(CheckpointError, r'resume it \(resume=True\)'):
-      runs.run('mnist_permutations', 'emcl', 0, **SMALL,
+      runs.run('mnist_permutations', 'emcl', 0, SMALL,
                      checkpoint_dir=folder)
     with self.assertRaisesRegex(CheckpointError,
                                 r'another run \(config.beta: 0.1 -> 0.05\)'):
       # 0.1: MNIST Permutations' EMCL beta (emcl_jax/configs/).
-      runs.run('mnist_permutations', 'emcl', 0, **SMALL,
-                     checkpoint_dir=folder, resume=True,
-                     overrides={'beta': 0.05})
+      runs.run('mnist_permutations', 'emcl', 0,
+                     {**SMALL, 'method.beta': 0.05},
+                     checkpoint_dir=folder, resume=True)
     with self.assertRaisesRegex(CheckpointError, r'another run \(seeds'):
-      runs.run('mnist_permutations', 'emcl', 1, **SMALL,
+      runs.run('mnist_permutations', 'emcl', 1, SMALL,
                      checkpoint_dir=folder, resume=True)
     with self.assertRaisesRegex(ValueError, 'resume=True needs checkpoint_dir'):
-      runs.run('mnist_permutations', 'emcl', 0, **SMALL, resume=True)
+      runs.run('mnist_permutations', 'emcl', 0, SMALL, resume=True)
 
   def test_corrupt_checkpoint_is_refused(self):
-    folder = self._dir()
-    runs.run('mnist_permutations', 'emcl', 0, **SMALL,
+    folder = fixtures.tmp_dir(self)
+    runs.run('mnist_permutations', 'emcl', 0, SMALL,
                    checkpoint_dir=folder)
     for path in glob.glob(os.path.join(folder, '3', 'arrays', '**', 'd', '*'),
                           recursive=True):
@@ -132,24 +127,24 @@ class CheckpointTest(absltest.TestCase):
         f.truncate(16)
     with self.assertRaisesRegex(CheckpointError,
                                 'cannot read the checkpoint of task 4'):
-      runs.run('mnist_permutations', 'emcl', 0, **SMALL,
+      runs.run('mnist_permutations', 'emcl', 0, SMALL,
                      checkpoint_dir=folder, resume=True)
 
   def test_half_written_save_is_ignored(self):
     # A kill during a save leaves orbax's temporary folder, never a step
     # folder: the run resumes from the last complete step.
-    folder = self._dir()
+    folder = fixtures.tmp_dir(self)
     with self.assertRaises(Kill):
-      runs.run('mnist_permutations', 'emcl', 0, **SMALL,
+      runs.run('mnist_permutations', 'emcl', 0, SMALL,
                      checkpoint_dir=folder, record_fn=_killed_after(3))
     self.assertEqual(sorted(os.listdir(folder)), ['0', '1'])
     os.makedirs(os.path.join(folder, '2.orbax-checkpoint-tmp-123', 'arrays'))
     with open(os.path.join(folder, '2.orbax-checkpoint-tmp-123', 'arrays',
                            'junk'), 'w') as f:
       f.write('half')
-    resumed = runs.run('mnist_permutations', 'emcl', 0, **SMALL,
+    resumed = runs.run('mnist_permutations', 'emcl', 0, SMALL,
                              checkpoint_dir=folder, resume=True)
-    full = runs.run('mnist_permutations', 'emcl', 0, **SMALL)
+    full = runs.run('mnist_permutations', 'emcl', 0, SMALL)
     np.testing.assert_array_equal(resumed['accuracy_matrix'],
                                   full['accuracy_matrix'])
 

@@ -6,58 +6,28 @@ line and exit 2, and the next run fetches it again (tests/download_driver.py:
 only the expected MD5 is the small archive's)."""
 
 import hashlib
-import io
 import os
-import pickle
-import shutil
 import subprocess
 import sys
-import tarfile
-import tempfile
 
 from absl.testing import absltest
-import numpy as np
 import pytest
 
+import fixtures
 from test_download import Server
 
 pytestmark = pytest.mark.slow  # runs of run.py in processes of their own
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARCHIVE = 'cifar-100-python.tar.gz'
-
-
-def cifar_archive() -> bytes:
-  """cifar-100-python.tar.gz with train (2 images a class), test (1 a
-  class) and meta, pickled as the official files are (protocol 2, byte
-  keys)."""
-  rng = np.random.default_rng(0)
-  buf = io.BytesIO()
-  with tarfile.open(fileobj=buf, mode='w:gz') as tar:
-    for name, per_class in (('train', 2), ('test', 1)):
-      labels = [c for c in range(100) for _ in range(per_class)]
-      blob = pickle.dumps({
-          b'data': rng.integers(0, 256, (len(labels), 3072), np.uint8),
-          b'fine_labels': labels, b'coarse_labels': [c // 5 for c in labels],
-          b'filenames': [b'x.png'] * len(labels)}, protocol=2)
-      info = tarfile.TarInfo(f'cifar-100-python/{name}')
-      info.size = len(blob)
-      tar.addfile(info, io.BytesIO(blob))
-    blob = pickle.dumps({b'fine_label_names': [b'c%d' % i
-                                               for i in range(100)]}, 2)
-    info = tarfile.TarInfo('cifar-100-python/meta')
-    info.size = len(blob)
-    tar.addfile(info, io.BytesIO(blob))
-  return buf.getvalue()
 
 
 class CifarDownloadRunTest(absltest.TestCase):
 
   def setUp(self):
     super().setUp()
-    self.tmp = tempfile.mkdtemp()
-    self.addCleanup(shutil.rmtree, self.tmp, True)
-    self.data = cifar_archive()
+    self.tmp = fixtures.tmp_dir(self)
+    # Train 2 images a class, test 1 a class (labels cycle over the 100).
+    self.data, _ = fixtures.cifar_archive(n_train=200, n_test=100)
     self.server = Server({f'/{ARCHIVE}': self.data})
     self.addCleanup(self.server.stop)
     self.cache = os.path.join(self.tmp, 'cache')
@@ -66,15 +36,15 @@ class CifarDownloadRunTest(absltest.TestCase):
     # The MLP and one glance: this test is about getting the data; the
     # reduced ResNet's learning on CIFAR-format files is
     # test_learnable_images.py's.
-    env = dict(os.environ, PYTHONPATH=f'{ROOT}:{ROOT}/tests',
-               JAX_PLATFORMS='cpu', EMCL_JAX_MIRROR=self.server.base,
+    env = dict(fixtures.ENV, EMCL_JAX_MIRROR=self.server.base,
                EMCL_JAX_DATA=self.cache,
                EMCL_JAX_TEST_MD5=hashlib.md5(self.data).hexdigest())
     return subprocess.run(
-        [sys.executable, os.path.join(ROOT, 'tests', 'download_driver.py'),
-         '--dataset=cifar100', '--method=emcl', '--num_tasks=2',
-         '--samples_per_task=10', '--config.method.memory_size=0',
-         '--model=mlp', '--config.method.glances=1',
+        [sys.executable, os.path.join(fixtures.ROOT, 'tests',
+                                      'download_driver.py'),
+         '--dataset=cifar100', '--method=emcl', '--config.data.num_tasks=2',
+         '--config.data.samples_per_task=10', '--config.method.memory_size=0',
+         '--config.model.name=mlp', '--config.method.glances=1',
          f'--workdir={self.tmp}/runs', *args],
         capture_output=True, text=True, env=env, timeout=600)
 
@@ -94,7 +64,7 @@ class CifarDownloadRunTest(absltest.TestCase):
                           ['train', 'test', 'meta', '.complete'])
     # The second run reads the cache; the server is not asked.
     self.server.stop()
-    second = self.run_py('--overwrite')
+    second = self.run_py('--config.output.overwrite=true')
     self.assertEqual(second.returncode, 0, second.stderr)
     self.assertLen(self.gets(), 1)
 

@@ -16,29 +16,25 @@ import pytest
 from absl.testing import parameterized
 import numpy as np
 
-from emcl_jax.data import idx
+import fixtures
 from emcl_jax.errors import DataError
 from emcl_jax.errors import NonFiniteLossError
 from emcl_jax.launch import cli
 
 pytestmark = pytest.mark.slow  # subprocess and whole-protocol runs
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = fixtures.ROOT
 RUN = os.path.join(ROOT, 'experiments', 'run.py')
-SMALL = ['--num_tasks=2', '--samples_per_task=50']
+SMALL = ['--config.data.num_tasks=2', '--config.data.samples_per_task=50']
 
 
-def _tmp(test):
-  folder = tempfile.mkdtemp()
-  test.addCleanup(shutil.rmtree, folder, True)
-  return folder
+_tmp = fixtures.tmp_dir
 
 
 def run(args, out):
-  env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu')
-  proc = subprocess.run([sys.executable, RUN, f'--output_dir={out}', *args],
-                        capture_output=True, text=True, env=env, timeout=300)
-  return proc
+  """run.py with `args` and --workdir=`out`, in this process (the tests
+  below that need a process of its own start one)."""
+  return fixtures.call('run', f'--workdir={out}', *args)
 
 
 def results_path(out, name, seed, dataset='mnist_permutations'):
@@ -51,41 +47,48 @@ def results_path(out, name, seed, dataset='mnist_permutations'):
 
 
 def write_mnist_dir(folder, corrupt=None):
-  rng = np.random.default_rng(0)
-  files = {'train-images-idx3-ubyte': rng.integers(0, 256, (60, 28, 28)),
-           'train-labels-idx1-ubyte': rng.integers(0, 10, 60),
-           't10k-images-idx3-ubyte': rng.integers(0, 256, (20, 28, 28)),
-           't10k-labels-idx1-ubyte': rng.integers(0, 10, 20)}
-  for name, arr in files.items():
-    path = os.path.join(folder, name)
-    idx.write_idx(path, arr)
-    if name == 'train-images-idx3-ubyte' and corrupt == 'magic':
-      with open(path, 'r+b') as f:
-        f.write(b'\x00\x00\x08\x01')
-    if name == 'train-images-idx3-ubyte' and corrupt == 'truncated':
-      with open(path, 'r+b') as f:
-        f.truncate(1000)
+  """An IDX folder (60 train, 20 test images); `corrupt`: the train
+  images' magic number ('magic') or its end ('truncated')."""
+  fixtures.write_mnist(folder, n_train=60, n_test=20, gz=False)
+  path = os.path.join(folder, 'train-images-idx3-ubyte')
+  if corrupt == 'magic':
+    with open(path, 'r+b') as f:
+      f.write(b'\x00\x00\x08\x01')
+  if corrupt == 'truncated':
+    with open(path, 'r+b') as f:
+      f.truncate(1000)
 
 
 # Bad inputs: (name, flags, the regex the one printed line must match
 # after 'error: '). Tags stand for files the test writes: EMPTY, MAGIC,
 # TRUNC (IDX folders: empty, wrong magic, truncated), TFDS (an empty TFDS
-# folder), CFGRAISE, CFGTYPE, CFGFIELD (--config files that fail).
+# folder), CFGRAISE, CFGTYPE, CFGFIELD (--config files that fail), CFGOK
+# (one that works).
 BAD_INPUTS = (
     # Flags absl cannot parse: one line too, exit 2.
-    ('type_int', ['--num_tasks=abc'], r"flag --num_tasks=abc: invalid "
+    ('type_int', ['--seeds=abc'], r"flag --seeds=abc: invalid "
      r"literal for int\(\) with base 10: 'abc'; pass --help to list "
      'the flags$'),
     ('type_float', ['--config.method.beta=fast'],
      r"method.beta='fast' is not a float; give a float$"),
     ('type_int_path', ['--config.data.num_tasks=three'],
-     r"data.num_tasks='three' is not a int"),
-    ('enum', ['--eval=all'], r"protocol.eval='all' is not one of task, "
+     r"data.num_tasks='three' is not an int; give an int$"),
+    ('enum', ['--config.protocol.eval=all'], r"protocol.eval='all' is not one of task, "
      'class, both$'),
     ('unknown_flag', ['--betta=0.1'], "Unknown command line flag 'betta'"),
     ('old_method_flag', ['--beta=0.1'], "Unknown command line flag 'beta'; "
-     r'method settings are --config.method.beta=VALUE \(--print_config '
-     r'lists them\)$'),
+     r'settings are --config.PATH=VALUE: --config.method.beta=VALUE '
+     r'\(--print_config lists them\)$'),
+    ('old_setting_flag', ['--num_tasks=3'], "Unknown command line flag "
+     r"'num_tasks'; settings are --config.PATH=VALUE: "
+     r'--config.data.num_tasks=VALUE \(--print_config lists them\)$'),
+    ('other_scripts_flag', ['--grid=beta=0.1'], 'run.py takes no --grid; '
+     'pass --help to list the flags$'),
+    ('twice', ['--config.output.workdir=elsewhere'],
+     '--workdir and --config.output.workdir both set output.workdir; give '
+     'one$'),
+    ('file_and_dataset', ['--config=CFGOK', '--dataset=split_mnist'],
+     r'--config=\S+ chooses the dataset and method; drop --dataset$'),
     ('unknown_path', ['--config.method.betta=0.1'],
      r"unknown setting 'method.betta' for method emcl; did you mean "
      r'method.beta\? --print_config lists every setting$'),
@@ -99,13 +102,13 @@ BAD_INPUTS = (
      'the form --name=value$'),
     # Ranges: negative, zero, NaN, infinities.
     ('seed', ['--seed=-1'], '--seed must be >= 0, got -1$'),
-    ('num_tasks', ['--num_tasks=0'],
+    ('num_tasks', ['--config.data.num_tasks=0'],
      'data.num_tasks must be a positive integer, got 0$'),
-    ('samples', ['--samples_per_task=-5'],
+    ('samples', ['--config.data.samples_per_task=-5'],
      'data.samples_per_task must be a positive integer, got -5$'),
-    ('batch_size', ['--batch_size=0'],
+    ('batch_size', ['--config.protocol.batch_size=0'],
      'protocol.batch_size must be a positive integer, got 0$'),
-    ('epochs', ['--epochs=0'],
+    ('epochs', ['--config.protocol.epochs=0'],
      'protocol.epochs must be a positive integer, got 0$'),
     ('memory', ['--config.method.memory_size=-1'],
      'method.memory_size and replay_size must be >= 0$'),
@@ -123,10 +126,10 @@ BAD_INPUTS = (
      'method.gamma must be > 0, got 0.0$'),
     # --config files that fail.
     ('config_raises', ['--config=CFGRAISE'],
-     r'--config \S+ failed to load: get_config\(\) raised '
+     r'--config \S+ failed: get_config\(\) raised '
      'ZeroDivisionError: division by zero$'),
     ('config_type', ['--config=CFGTYPE'],
-     r'--config \S+: get_config\(\) must return a dict like '),
+     r'--config \S+: get_config\(\) returned a list, not a RunConfig; '),
     ('config_field', ['--config=CFGFIELD'],
      r"unknown setting 'method.betta' for method emcl; did you mean "
      r'method.beta\?'),
@@ -138,7 +141,7 @@ BAD_INPUTS = (
     ('missing', ['--data_dir=EMPTY'], 'train-images-idx3-ubyte.*not found'),
     ('magic', ['--data_dir=MAGIC'], 'magic number 2049'),
     ('truncated', ['--data_dir=TRUNC'], 'truncated'),
-    ('multiple', ['--samples_per_task=15'], 'multiple of batch_size'),
+    ('multiple', ['--config.data.samples_per_task=15'], 'multiple of batch_size'),
     ('beta', ['--config.method.beta=-0.1'], 'method.beta must be > 0'),
     ('alpha', ['--config.method.alpha0=0'], 'method.alpha0 must be > 0'),
     ('lr', ['--method=finetune', '--config.method.lr=0'],
@@ -148,29 +151,30 @@ BAD_INPUTS = (
     ('meta_lr', ['--config.method.meta_lr=cosine'],
      'method.meta_lr must be one of'),
     ('seeds', ['--seeds=0'], '--seeds must be >= 1'),
-    ('seeds_overlap', ['--seeds=2', '--overlap_eval'],
-     '--overlap_eval applies to one seed'),
-    ('max_tasks', ['--method=gem', '--num_tasks=3',
+    ('seeds_overlap', ['--seeds=2', '--config.output.overlap_eval=true'],
+     '--config.output.overlap_eval applies to one seed; drop it or '
+     '--seeds$'),
+    ('max_tasks', ['--method=gem', '--config.data.num_tasks=3',
                    '--config.method.max_tasks=2'],
      'method.max_tasks=2 is less than the 3 tasks.*set method.max_tasks=3'),
     # Offline, the cause is the network check (not whatever else TFDS
     # might raise), and the fix names the offline reader.
     # Unprepared TFDS data without TensorFlow: what to install, before any
     # download (tests/test_tfds_source.py covers the offline message).
-    ('tfds_offline', ['--data_source=tfds', '--data_dir=TFDS'],
+    ('tfds_offline', ['--config.data.source=tfds', '--data_dir=TFDS'],
      r"TFDS needs TensorFlow to prepare mnist \(No module named "
      r"'tensorflow'\): pip install 'emcl_jax\[tfds\]' \(tensorflow-cpu\), "
      r'or use data_dir with the IDX files$'),
-    ('class_order', ['--dataset=split_mnist', '--class_order=sorted'],
+    ('class_order', ['--dataset=split_mnist', '--config.data.class_order=sorted'],
      "data.class_order='sorted' is not one of natural, random"),
-    ('class_order_single_head', ['--class_order=random'],
+    ('class_order_single_head', ['--config.data.class_order=random'],
      'data.class_order applies to the class-split benchmarks'),
-    ('eval_single_head', ['--eval=class'],
+    ('eval_single_head', ['--config.protocol.eval=class'],
      'protocol.eval=class applies to the class-split benchmarks'),
-    ('norm_mlp', ['--norm=batch'],
+    ('norm_mlp', ['--config.model.norm=batch'],
      'model.norm applies to resnet18_reduced, not mlp'),
-    ('norm_unknown', ['--dataset=split_mnist', '--model=resnet18_reduced',
-                      '--norm=bn'], "unknown norm 'bn'"),
+    ('norm_unknown', ['--dataset=split_mnist', '--config.model.name=resnet18_reduced',
+                      '--config.model.norm=bn'], "unknown norm 'bn'"),
 )
 
 
@@ -195,8 +199,8 @@ class RunScriptTest(parameterized.TestCase):
                 'task_train_seconds', 'peak_rss_bytes', 'device_peak_bytes'):
       self.assertIn(key, res)
     # Times nest: each task's training within the run's training, within
-    # the loop over tasks, within the whole run, within this process's
-    # wall time (measured here, around the subprocess).
+    # the loop over tasks, within the whole run, within the wall time
+    # measured here, around the run.
     self.assertLen(res['task_train_seconds'], 2)
     self.assertTrue(all(t > 0 for t in res['task_train_seconds']))
     self.assertLessEqual(max(res['task_train_seconds']),
@@ -253,7 +257,7 @@ class RunScriptTest(parameterized.TestCase):
     proc = run(['--method=emcl_gd', *SMALL], out)
     self.assertEqual(proc.returncode, 0, proc.stderr)
     proc = run(['--method=emcl', '--config.method.inner=lr_modulation',
-                '--name=mine', *SMALL], out)
+                '--config.output.name=mine', *SMALL], out)
     self.assertEqual(proc.returncode, 0, proc.stderr)
     self.assertCountEqual(os.listdir(os.path.join(out, 'mnist_permutations')),
                           ['emcl_gd', 'mine'])
@@ -274,8 +278,8 @@ class RunScriptTest(parameterized.TestCase):
     matrices = {}
     for order in ('natural', 'random'):
       proc = run(['--dataset=split_mnist', '--method=finetune',
-                  '--num_tasks=2', '--samples_per_task=20',
-                  f'--class_order={order}'], out)
+                  '--config.data.num_tasks=2', '--config.data.samples_per_task=20',
+                  f'--config.data.class_order={order}'], out)
       self.assertEqual(proc.returncode, 0, proc.stderr)
     paths = glob.glob(os.path.join(out, 'split_mnist', 'finetune', '*',
                                    'seed0', 'results.json'))
@@ -291,8 +295,8 @@ class RunScriptTest(parameterized.TestCase):
     data = _tmp(self)
     write_mnist_dir(data)
     out = _tmp(self)
-    proc = run([f'--data_dir={data}', '--method=finetune', '--num_tasks=2',
-                '--samples_per_task=20'], out)
+    proc = run([f'--data_dir={data}', '--method=finetune', '--config.data.num_tasks=2',
+                '--config.data.samples_per_task=20'], out)
     self.assertEqual(proc.returncode, 0, proc.stderr)
     with open(results_path(out, 'finetune', 0)) as f:
       self.assertEqual(json.load(f)['data_source'], f'dir:{data}')
@@ -322,7 +326,7 @@ class RunScriptTest(parameterized.TestCase):
     self.assertRegex(proc.stdout, r'method.beta +0.3 ')
 
   def test_help_lists_the_flags_and_settings(self):
-    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu')
+    env = fixtures.ENV
     for script in ('run', 'sweep', 'reproduce', 'bench', 'summarize'):
       proc = subprocess.run(
           [sys.executable, os.path.join(ROOT, 'experiments', f'{script}.py'),
@@ -331,9 +335,15 @@ class RunScriptTest(parameterized.TestCase):
       if script != 'bench':  # it writes --output only
         self.assertIn('--workdir', proc.stdout, script)
       if script != 'summarize':
-        for flag in ('--seed:', '--seeds:', '--num_tasks:', '--config:',
+        for flag in ('--seed:', '--data_dir:', '--config:',
                      'method.glances = ', '--config.PATH=VALUE'):
           self.assertIn(flag, proc.stdout, (script, flag))
+        if script != 'bench':  # it times one seed
+          self.assertIn('--seeds:', proc.stdout, script)
+      # One spelling per setting: no flag mirrors a setting.
+      for gone in ('--num_tasks', '--samples_per_task', '--model:',
+                   '--overwrite', '--output_dir', '--tensorboard:'):
+        self.assertNotIn(gone, proc.stdout, (script, gone))
       if script in ('sweep', 'reproduce'):
         for flag in ('--launcher:', '--jobs:', '--slurm_partition:'):
           self.assertIn(flag, proc.stdout, (script, flag))
@@ -361,8 +371,13 @@ def _materialize(root, name, args):
   """`args` with its tags replaced by files written under `root`."""
   texts = {'CFGRAISE': 'def get_config():\n  return 1 / 0\n',
            'CFGTYPE': 'def get_config():\n  return [1]\n',
-           'CFGFIELD': "def get_config():\n  return {'methods': {'emcl': "
-                       "{'betta': 1.0}}}\n"}
+           'CFGFIELD': 'from emcl_jax import configs\n'
+                       'def get_config():\n'
+                       "  return configs.get_config('mnist_permutations', "
+                       "'emcl', {'method.betta': 1.0})\n",
+           'CFGOK': 'from emcl_jax import configs\n'
+                    'def get_config():\n'
+                    '  return configs.get_config()\n'}
   out = []
   for a in args:
     tag = a.rsplit('=', 1)[-1]
@@ -379,7 +394,7 @@ def _materialize(root, name, args):
         f.write(texts[tag])
       a = a[:-len(tag)] + path
     out.append(a)
-  return [f'--output_dir={os.path.join(root, name, "out")}', *SMALL, *out]
+  return [f'--workdir={os.path.join(root, name, "out")}', *SMALL, *out]
 
 
 class BadInputTest(parameterized.TestCase):
@@ -397,8 +412,7 @@ class BadInputTest(parameterized.TestCase):
     proc = subprocess.run(
         [sys.executable, os.path.join(ROOT, 'tests', 'cli_driver.py')],
         input=json.dumps(cases), capture_output=True, text=True,
-        env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu'),
-        timeout=600, check=False)
+        env=fixtures.ENV, timeout=600, check=False)
     if proc.returncode:
       raise RuntimeError(proc.stderr[-3000:])
     cls.results = json.loads(proc.stdout)
@@ -428,7 +442,7 @@ class BadInputTest(parameterized.TestCase):
     args, message = {n: (a, m) for n, a, m in BAD_INPUTS}[name]
     root = _tmp(self)
     argv = _materialize(root, name, args)
-    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu')
+    env = fixtures.ENV
     proc = subprocess.run([sys.executable, RUN, *argv], capture_output=True,
                           text=True, env=env, timeout=300)
     self._check(proc.returncode, proc.stderr, message,

@@ -1,6 +1,6 @@
 """The one global-norm clip: hand-computed values of torch's formula, the
-off switch, dtypes, jit against no-jit, the optax form, and no second
-clipping formula anywhere in the library."""
+off switch (a float's and a traced value's), dtypes, jit against no-jit,
+the optax form, and no second clipping formula anywhere in the library."""
 
 import ast
 import os
@@ -12,9 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+import fixtures
 from emcl_jax import clipping
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tree(a, b):
@@ -46,11 +46,23 @@ class ClipTest(chex.TestCase):
         got, jax.tree.map(lambda v: v * (2.0 / (2.0 + 1e-6)), at),
         rtol=0, atol=1e-7)
 
+  @chex.variants(with_jit=True, without_jit=True)
   def test_zero_max_norm_turns_it_off(self):
     g = tree([30.0, 0.0], [40.0])
-    self.assertIs(clipping.clip_by_global_norm(g, 0.0), g)
+    chex.assert_trees_all_equal(
+        self.variant(lambda g: clipping.clip_by_global_norm(g, 0.0))(g), g)
     np.testing.assert_array_equal(clipping.clip_scale(jnp.array([5.0]), 0.0),
                                   [1.0])
+
+  def test_a_traced_max_norm_of_zero_is_off_too(self):
+    # A grid traces the clip norm: 0 (off) and 2 in one vmapped program,
+    # each as its float gives it.
+    g = tree([3.0, 0.0], [4.0])  # norm 5
+    got = jax.jit(jax.vmap(clipping.clip_by_global_norm, in_axes=(None, 0)))(
+        g, jnp.array([0.0, 2.0]))
+    chex.assert_trees_all_equal(jax.tree.map(lambda a: a[0], got), g)
+    chex.assert_trees_all_equal(jax.tree.map(lambda a: a[1], got),
+                                clipping.clip_by_global_norm(g, 2.0))
 
   def test_clip_scale_of_several_norms(self):
     scale = clipping.clip_scale(jnp.array([5.0, 0.5, 0.0]), 2.0)
@@ -97,7 +109,7 @@ class ClipTest(chex.TestCase):
     # Every global-norm clip goes through emcl_jax.clipping: no optax clip
     # and no other function named like one.
     found = []
-    for folder, _, files in os.walk(os.path.join(ROOT, 'emcl_jax')):
+    for folder, _, files in os.walk(os.path.join(fixtures.ROOT, 'emcl_jax')):
       for f in files:
         path = os.path.join(folder, f)
         if not f.endswith('.py') or f == 'clipping.py':
@@ -109,7 +121,7 @@ class ClipTest(chex.TestCase):
               and isinstance(node.value, ast.Name)
               and node.value.id == 'optax') or (
                   isinstance(node, ast.FunctionDef) and 'clip' in node.name):
-            found.append(f'{os.path.relpath(path, ROOT)}:{node.lineno}')
+            found.append(f'{os.path.relpath(path, fixtures.ROOT)}:{node.lineno}')
     self.assertEqual(found, [])
 
 if __name__ == '__main__':

@@ -19,23 +19,21 @@ import time
 from absl.testing import absltest
 import pytest
 
+import fixtures
+
 pytestmark = pytest.mark.slow  # subprocesses and submitit jobs
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SWEEP = os.path.join(ROOT, 'experiments', 'sweep.py')
+SWEEP = os.path.join(fixtures.ROOT, 'experiments', 'sweep.py')
 # 4 settings x 2 seeds in 2 grid programs (EMCL's two betas, finetune's two
 # learning rates); four tasks, so that a job can be killed mid-run.
 ARGS = ['--grid=beta=0.1,0.2 | method=finetune;lr=0.03,0.1', '--seeds=2',
-        '--num_tasks=4', '--samples_per_task=300', '--progress=false']
-ENV = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu')
+        '--config.data.num_tasks=4', '--config.data.samples_per_task=300', '--config.output.progress=false']
 JOBS = ['--launcher=submitit_local', '--jobs=2']
 
 
-def sweep(workdir, *extra, env=ENV, timeout=600):
-  return subprocess.run([sys.executable, SWEEP, *ARGS,
-                         f'--workdir={workdir}', *extra],
-                        capture_output=True, text=True, env=env,
-                        timeout=timeout, check=False)
+def sweep(workdir, *extra, env=None, timeout=600):
+  return fixtures.run_script('sweep', *ARGS, f'--workdir={workdir}', *extra,
+                             env=env, timeout=timeout)
 
 
 def results(workdir):
@@ -121,7 +119,8 @@ class SubmititLocalTest(absltest.TestCase):
     workdir = os.path.join(self.tmp, 'killed')
     launcher = subprocess.Popen(
         [sys.executable, SWEEP, *ARGS, f'--workdir={workdir}', *JOBS],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=fixtures.ENV)
     # When EMCL's grid program has written its first task, kill the job
     # process that holds the run's lock.
     pattern = os.path.join(workdir, '*', 'emcl,beta=0.1', '*', 'seed0',
@@ -157,7 +156,7 @@ class SubmititLocalTest(absltest.TestCase):
     self.assertEqual(steps, [None, 1, 2, 3, 4, 4])  # hparams, tasks, final
 
   def test_a_job_whose_data_cannot_be_read_fails_with_the_local_line(self):
-    bad = ['--dataset=cifar100', '--data_source=dir',
+    bad = ['--dataset=cifar100', '--config.data.source=dir',
            f'--data_dir={self.tmp}/no_data', '--grid=beta=0.1',
            '--seeds=1']
     local = sweep(os.path.join(self.tmp, 'bad_local'), *bad)
@@ -182,7 +181,7 @@ class MissingExtraTest(absltest.TestCase):
         proc = subprocess.run(
             [sys.executable, '-c', code, '--grid=beta=0.1',
              f'--launcher={launcher}', f'--workdir={tmp}'],
-            capture_output=True, text=True, env=ENV, timeout=300,
+            capture_output=True, text=True, env=fixtures.ENV, timeout=300,
             check=False)
         self.assertEqual(proc.returncode, 2, proc.stderr)
         self.assertEqual(proc.stderr.strip().splitlines(), [

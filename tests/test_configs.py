@@ -2,12 +2,11 @@
 configs, carries Table II's values, and a user's file merges over it."""
 
 import os
-import shutil
-import tempfile
 
 from absl.testing import absltest
 from absl.testing import parameterized
 
+import fixtures
 from emcl_jax import configs
 from emcl_jax.configs import schema
 from emcl_jax.methods import METHODS
@@ -141,42 +140,40 @@ class ConfigsTest(parameterized.TestCase):
     self.assertEqual(_params('tinyimagenet', 'agem').lr, 0.01)
 
   def _write(self, text):
-    folder = tempfile.mkdtemp()
-    self.addCleanup(shutil.rmtree, folder, True)
-    path = os.path.join(folder, 'my_config.py')
+    path = os.path.join(fixtures.tmp_dir(self), 'my_config.py')
     with open(path, 'w') as f:
       f.write(text)
     return path
 
-  def test_user_file_merges_and_flags_win(self):
-    path = self._write("def get_config():\n"
-                       "  return {'methods': {'emcl': {'beta': 0.05}}}\n")
-    c = configs.get_config('mnist_permutations', 'emcl',
-                           config_file=path).method
-    self.assertEqual((c.beta, c.alpha0, c.lam), (0.05, 0.3, 10.0))
-    c = configs.get_config('mnist_permutations', 'emcl',
-                           {'method.beta': 0.07}, config_file=path).method
-    self.assertEqual(c.beta, 0.07)
-    # The dotted form, any section.
-    path = self._write("def get_config():\n"
-                       "  return {'method.r': 0.5, 'data.num_tasks': 4}\n")
-    c = configs.get_config('mnist_permutations', 'emcl', config_file=path)
-    self.assertEqual((c.method.r, c.data.num_tasks, c.method.beta),
-                     (0.5, 4, 0.1))
+  def test_a_config_file_returns_the_run_config(self):
+    # As in flax's examples: get_config(ARG) returns the run config.
+    path = self._write(
+        'from emcl_jax import configs\n'
+        'def get_config(arg=None):\n'
+        "  return configs.get_config('split_mnist', arg or 'emcl',\n"
+        "                            {'data.num_tasks': 3})\n")
+    c = configs.load_config(path)
+    self.assertEqual((c.dataset, c.method.name, c.data.num_tasks),
+                     ('split_mnist', 'emcl', 3))
+    self.assertEqual(configs.load_config(f'{path}:lamaml').method.name,
+                     'lamaml')
+    # A benchmark's own module is such a file.
+    module = os.path.join(os.path.dirname(configs.__file__), 'cifar100.py')
+    self.assertEqual(configs.load_config(f'{module}:lamaml'),
+                     configs.get_config('cifar100', 'lamaml'))
 
   @parameterized.parameters(
       ('x = 1\n', 'defines no get_config'),
-      ('def get_config():\n  return 3\n', 'must return a dict'),
-      ("def get_config():\n  return {'method.betta': 1.0}\n",
-       'did you mean method.beta'),
+      ('def get_config():\n  return 3\n', 'returned a int, not a RunConfig'),
+      ("def get_config():\n  return {'method.beta': 0.05}\n",
+       'returned a dict, not a RunConfig'),
+      ('def get_config():\n  raise KeyError(3)\n', 'raised KeyError'),
       ('def get_config(:\n', 'failed to load: SyntaxError'))
-  def test_bad_user_files(self, text, message):
+  def test_bad_config_files(self, text, message):
     with self.assertRaisesRegex(ValueError, message):
-      configs.get_config('mnist_permutations', 'emcl',
-                         config_file=self._write(text))
+      configs.load_config(self._write(text))
     with self.assertRaisesRegex(ValueError, 'is not a file'):
-      configs.get_config('mnist_permutations', 'emcl',
-                         config_file='/no/such/config.py')
+      configs.load_config('/no/such/config.py')
 
   def test_unknown_dataset(self):
     with self.assertRaisesRegex(ValueError, "unknown dataset 'cifar10'"):
@@ -235,7 +232,7 @@ class SchemaTest(parameterized.TestCase):
       ('data.num_task', '3', 'did you mean data.num_tasks'),
       ('method.beta', 'abc', "method.beta='abc' is not a float"),
       ('method.beta', 'nan', 'must be a finite number'),
-      ('method.glances', '2.5', "is not a int"),
+      ('method.glances', '2.5', "is not an int"),
       ('output.progress', 'maybe', 'is not a bool'),
       ('method.name', 'lamaml', 'chosen with --method'))
   def test_bad_overrides(self, path, text, message):

@@ -1,36 +1,29 @@
-"""experiments/cost.py end to end on a shrunk stream: alternating runs, one
-line each, the JSON it writes, and its bad inputs (one line, exit 2)."""
+"""experiments/cost.py end to end on a shrunk stream, in this process:
+alternating runs, one line each, the JSON it writes, and its bad inputs
+(one line, exit 2)."""
 
 import json
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 
 from absl.testing import absltest
 from absl.testing import parameterized
 import pytest
 
-pytestmark = pytest.mark.slow  # subprocesses
+import fixtures
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COST = os.path.join(ROOT, 'experiments', 'cost.py')
-ENV = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu')
-SMALL = ['--num_tasks=2', '--samples_per_task=20']
+pytestmark = pytest.mark.slow  # whole-protocol runs
+
+SMALL = ['--config.data.num_tasks=2', '--config.data.samples_per_task=20']
 
 
 def cost(*args):
-  return subprocess.run([sys.executable, COST, *SMALL, *args],
-                        capture_output=True, text=True, env=ENV, timeout=600)
+  return fixtures.call('cost', *SMALL, *args)
 
 
 class CostScriptTest(parameterized.TestCase):
 
   def test_alternating_runs_and_their_json(self):
-    folder = tempfile.mkdtemp()
-    self.addCleanup(shutil.rmtree, folder, True)
-    out = os.path.join(folder, 'cost.json')
+    out = os.path.join(fixtures.tmp_dir(self), 'cost.json')
     proc = cost('--repeats=2', f'--output={out}')
     self.assertEqual(proc.returncode, 0, proc.stderr)
     lines = proc.stdout.strip().splitlines()

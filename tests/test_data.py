@@ -2,12 +2,11 @@
 
 import gzip
 import os
-import shutil
-import tempfile
 
 from absl.testing import absltest
 import numpy as np
 
+import fixtures
 from emcl_jax import data
 from emcl_jax.training import engine
 from emcl_jax.data import idx
@@ -17,32 +16,12 @@ from emcl_jax.data import tasks as tasks_lib
 from emcl_jax.errors import DataError
 
 
-def _tmp(test):
-  folder = tempfile.mkdtemp()
-  test.addCleanup(shutil.rmtree, folder, True)
-  return folder
-
-
-def write_mnist(folder, n_train=30, n_test=12, gz=True, seed=0):
-  rng = np.random.default_rng(seed)
-  sfx = '.gz' if gz else ''
-  arrays = {
-      'train-images-idx3-ubyte': rng.integers(0, 256, (n_train, 28, 28)),
-      'train-labels-idx1-ubyte': rng.integers(0, 10, n_train),
-      't10k-images-idx3-ubyte': rng.integers(0, 256, (n_test, 28, 28)),
-      't10k-labels-idx1-ubyte': rng.integers(0, 10, n_test),
-  }
-  for name, arr in arrays.items():
-    idx.write_idx(os.path.join(folder, name + sfx), arr)
-  return arrays
-
-
 class IdxTest(absltest.TestCase):
 
   def test_round_trip_plain_and_gzip(self):
-    folder = _tmp(self)
+    folder = fixtures.tmp_dir(self)
     for gz in (False, True):
-      arrays = write_mnist(folder, gz=gz, seed=int(gz))
+      arrays = fixtures.write_mnist(folder, gz=gz, seed=int(gz))
       split = mnist.read_dir(folder)
       np.testing.assert_array_equal(split.train_x,
                                     arrays['train-images-idx3-ubyte'])
@@ -54,7 +33,7 @@ class IdxTest(absltest.TestCase):
         os.remove(os.path.join(folder, f))
 
   def test_header_bytes_match_the_format(self):
-    path = os.path.join(_tmp(self), 'x-idx3-ubyte')
+    path = os.path.join(fixtures.tmp_dir(self), 'x-idx3-ubyte')
     idx.write_idx(path, np.zeros((2, 3, 4), np.uint8))
     with open(path, 'rb') as f:
       raw = f.read()
@@ -63,8 +42,8 @@ class IdxTest(absltest.TestCase):
     self.assertLen(raw, 16 + 24)
 
   def test_wrong_magic(self):
-    folder = _tmp(self)
-    write_mnist(folder)
+    folder = fixtures.tmp_dir(self)
+    fixtures.write_mnist(folder)
     # A label file where an image file belongs: magic 2049, expected 2051.
     path = os.path.join(folder, 'train-images-idx3-ubyte.gz')
     idx.write_idx(path, np.zeros(30, np.uint8))
@@ -72,15 +51,15 @@ class IdxTest(absltest.TestCase):
       mnist.read_dir(folder)
 
   def test_garbage_file(self):
-    path = os.path.join(_tmp(self), 'junk')
+    path = os.path.join(fixtures.tmp_dir(self), 'junk')
     with open(path, 'wb') as f:
       f.write(b'PK\x03\x04 not an idx file at all')
     with self.assertRaisesRegex(DataError, 'not an MNIST IDX'):
       idx.read_idx(path)
 
   def test_truncated(self):
-    folder = _tmp(self)
-    write_mnist(folder, gz=False)
+    folder = fixtures.tmp_dir(self)
+    fixtures.write_mnist(folder, gz=False)
     path = os.path.join(folder, 't10k-images-idx3-ubyte')
     with open(path, 'rb') as f:
       raw = f.read()
@@ -90,7 +69,7 @@ class IdxTest(absltest.TestCase):
       mnist.read_dir(folder)
 
   def test_truncated_gzip_stream(self):
-    path = os.path.join(_tmp(self), 'a-idx1-ubyte.gz')
+    path = os.path.join(fixtures.tmp_dir(self), 'a-idx1-ubyte.gz')
     idx.write_idx(path, np.arange(100, dtype=np.uint8))
     with open(path, 'rb') as f:
       raw = f.read()
@@ -100,23 +79,23 @@ class IdxTest(absltest.TestCase):
       idx.read_idx(path)
 
   def test_missing_file_names_it(self):
-    folder = _tmp(self)
-    write_mnist(folder)
+    folder = fixtures.tmp_dir(self)
+    fixtures.write_mnist(folder)
     os.remove(os.path.join(folder, 'train-labels-idx1-ubyte.gz'))
     with self.assertRaisesRegex(DataError, 'train-labels-idx1-ubyte'):
       mnist.read_dir(folder)
 
   def test_count_mismatch(self):
-    folder = _tmp(self)
-    write_mnist(folder)
+    folder = fixtures.tmp_dir(self)
+    fixtures.write_mnist(folder)
     idx.write_idx(os.path.join(folder, 'train-labels-idx1-ubyte.gz'),
                   np.zeros(29, np.uint8))
     with self.assertRaisesRegex(DataError, 'do not match'):
       mnist.read_dir(folder)
 
   def test_gzip_reader_reads_alternate_spelling(self):
-    folder = _tmp(self)
-    arrays = write_mnist(folder, gz=False)
+    folder = fixtures.tmp_dir(self)
+    arrays = fixtures.write_mnist(folder, gz=False)
     os.rename(os.path.join(folder, 'train-images-idx3-ubyte'),
               os.path.join(folder, 'train-images.idx3-ubyte'))
     split = mnist.read_dir(folder)
@@ -124,7 +103,7 @@ class IdxTest(absltest.TestCase):
                                   arrays['train-images-idx3-ubyte'])
 
   def test_gzip_file_is_really_gzip(self):
-    path = os.path.join(_tmp(self), 'a-idx1-ubyte.gz')
+    path = os.path.join(fixtures.tmp_dir(self), 'a-idx1-ubyte.gz')
     idx.write_idx(path, np.arange(5, dtype=np.uint8))
     with gzip.open(path, 'rb') as f:
       self.assertEqual(f.read()[:4], b'\x00\x00\x08\x01')
@@ -141,8 +120,8 @@ class BenchmarkTest(absltest.TestCase):
     self.assertEqual(split.source, 'bundled:mnist-5k')
 
   def test_permuted_tasks(self):
-    folder = _tmp(self)
-    write_mnist(folder, n_train=50, n_test=7)
+    folder = fixtures.tmp_dir(self)
+    fixtures.write_mnist(folder, n_train=50, n_test=7)
     split = mnist.read_dir(folder)
     tasks = permutations.permuted_tasks(split, 3, 20, seed=1)
     self.assertEqual(tasks.train_x.shape, (3, 20, 784))
@@ -194,8 +173,8 @@ class BenchmarkTest(absltest.TestCase):
                                                   tasks.test_y.shape))
 
   def test_joint_stream_shuffles_all_tasks_keeping_identities(self):
-    folder = _tmp(self)
-    write_mnist(folder, n_train=50, n_test=7)
+    folder = fixtures.tmp_dir(self)
+    fixtures.write_mnist(folder, n_train=50, n_test=7)
     tasks = permutations.permuted_tasks(mnist.read_dir(folder), 3, 20, seed=1)
     merged = tasks_lib.joint(tasks, seed=0)
     self.assertEqual(merged.train_x.shape, (1, 60, 784))

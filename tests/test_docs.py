@@ -34,8 +34,9 @@ import sys
 import numpy as np
 import pytest
 
+import fixtures
 from emcl_jax import configs
-from emcl_jax import sweeps
+from emcl_jax.launch import grids as sweeps
 from emcl_jax.configs import schema
 from emcl_jax.emcl import importance
 from emcl_jax.emcl import transforms
@@ -43,7 +44,6 @@ from emcl_jax.methods import METHODS
 from emcl_jax.methods.emcl import EMCLConfig
 from emcl_jax.reporting import metrics
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = ('run', 'sweep', 'reproduce', 'bench', 'summarize', 'cost',
            'grid_cost', 'front')
 # absl's own flags, which `--help` does not list.
@@ -56,8 +56,8 @@ DEFAULT_DATASET = 'mnist_permutations'
 
 
 def doc_paths():
-  return [os.path.join(ROOT, 'README.md')] + sorted(
-      glob.glob(os.path.join(ROOT, 'docs', '*.md')))
+  return [os.path.join(fixtures.ROOT, 'README.md')] + sorted(
+      glob.glob(os.path.join(fixtures.ROOT, 'docs', '*.md')))
 
 
 @functools.lru_cache(maxsize=None)
@@ -67,7 +67,7 @@ def read(path):
 
 
 def rel(path):
-  return os.path.relpath(path, ROOT)
+  return os.path.relpath(path, fixtures.ROOT)
 
 
 FENCE = re.compile(r'^```[^\n]*\n(.*?)^```', re.S | re.M)
@@ -105,11 +105,10 @@ def is_placeholder(value):
 @functools.lru_cache(maxsize=None)
 def script_help():
   """{script: its --help text}, the scripts run in parallel."""
-  env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu')
   procs = {s: subprocess.Popen(
-      [sys.executable, os.path.join(ROOT, 'experiments', f'{s}.py'),
+      [sys.executable, os.path.join(fixtures.ROOT, 'experiments', f'{s}.py'),
        '--help'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-      env=env, cwd=ROOT) for s in SCRIPTS}
+      env=fixtures.ENV, cwd=fixtures.ROOT) for s in SCRIPTS}
   out = {}
   for script, proc in procs.items():
     stdout, stderr = proc.communicate(timeout=300)
@@ -122,16 +121,13 @@ def script_help():
 def script_flags():
   """{script: {flag name: is it a bool}} from the `--name:` lines of
   `--help` (a bool shows a default of True or False)."""
-  from emcl_jax.launch import run_flags  # pylint: disable=g-import-not-at-top
   out = {}
   for script, text in script_help().items():
     found = re.findall(r'^  --(\w+): .*?\n\s+\(default: (.*?)\)$', text,
                        re.M | re.S)
     flags = {}
     for name, default in found:
-      short = run_flags.SHORT.get(name)
-      flags[name] = (default in ('True', 'False') or
-                     (short is not None and short[1] == 'bool'))
+      flags[name] = default in ('True', 'False')
     assert flags, f'no flags parsed from {script} --help'
     out[script] = flags
   return out
@@ -250,7 +246,7 @@ def check_grid(dataset, given):
   """Every setting of a sweep command's grid builds (`sweeps.expand`)."""
   try:
     if 'grid_file' in given:
-      settings = sweeps.load_grid_file(os.path.join(ROOT,
+      settings = sweeps.load_grid_file(os.path.join(fixtures.ROOT,
                                                     given['grid_file']))
     elif 'grid' in given:
       settings = sweeps.parse_grid(given['grid'])
@@ -326,7 +322,7 @@ def test_every_dataset_and_method_named_exists():
 
 
 def console_scripts():
-  text = read(os.path.join(ROOT, 'pyproject.toml'))
+  text = read(os.path.join(fixtures.ROOT, 'pyproject.toml'))
   section = re.search(r'^\[project\.scripts\]\n(.*?)(?=^\[)', text,
                       re.S | re.M).group(1)
   return dict(re.findall(r'^([\w-]+) = "([\w.:]+)"', section, re.M))
@@ -335,7 +331,7 @@ def console_scripts():
 def test_console_scripts_exist():
   scripts = console_scripts()
   assert set(scripts) >= {'emcl-run', 'emcl-sweep', 'emcl-reproduce',
-                          'emcl-bench', 'emcl-summarize'}
+                          'emcl-summarize'}
   for target in scripts.values():
     # Read, not imported: the launch modules share absl's flags.
     module, function = target.split(':')
@@ -348,7 +344,7 @@ def test_console_scripts_exist():
         problems.append(f'{rel(path)}: {name}')
   assert not problems, ('not a console script of pyproject.toml: '
                         + ', '.join(problems))
-  readme = read(os.path.join(ROOT, 'README.md'))
+  readme = read(os.path.join(fixtures.ROOT, 'README.md'))
   for name in scripts:
     assert name in readme, f'README.md does not mention {name}'
 
@@ -359,7 +355,7 @@ def test_scripts_of_commands_exist():
     if console:
       assert f'emcl-{script}' in scripts, (doc, line)
     else:
-      assert os.path.exists(os.path.join(ROOT, 'experiments',
+      assert os.path.exists(os.path.join(fixtures.ROOT, 'experiments',
                                          f'{script}.py')), (doc, line)
 
 
@@ -395,7 +391,7 @@ def test_dotted_names_resolve():
 def test_api_module_table_functions_exist():
   """In api.md's table of modules, each function listed is the module's."""
   rows = re.findall(r'^\| `(emcl_jax\.\w+)` [^|]*\| (.*) \|$',
-                    read(os.path.join(ROOT, 'docs', 'api.md')), re.M)
+                    read(os.path.join(fixtures.ROOT, 'docs', 'api.md')), re.M)
   assert len(rows) >= 6
   problems = []
   for module, cell in rows:
@@ -415,7 +411,7 @@ def test_repository_paths_exist():
       for p in re.findall(r'(?<![\w/.])((?:emcl_jax|experiments|tests|docs)'
                           r'/[\w/.-]*)', span):
         p = p.rstrip('.')
-        if not os.path.exists(os.path.join(ROOT, p)):
+        if not os.path.exists(os.path.join(fixtures.ROOT, p)):
           problems.append(f'{rel(path)}: {p}')
   assert not problems, 'no such file: ' + ', '.join(problems)
 
@@ -424,7 +420,7 @@ def test_repository_paths_exist():
 
 
 def api():
-  return read(os.path.join(ROOT, 'docs', 'api.md'))
+  return read(os.path.join(fixtures.ROOT, 'docs', 'api.md'))
 
 
 def test_summary_keys_are_the_code_s():
@@ -508,7 +504,7 @@ def test_links_reach_files_and_headings():
 
 
 def test_readme_stays_short():
-  assert len(read(os.path.join(ROOT, 'README.md')).splitlines()) < 150
+  assert len(read(os.path.join(fixtures.ROOT, 'README.md')).splitlines()) < 150
 
 
 if __name__ == '__main__':

@@ -7,14 +7,12 @@ import hashlib
 import http.server
 import io
 import os
-import pickle
 import re
 import shutil
 import socket
 import subprocess
 import sys
 import tarfile
-import tempfile
 import threading
 import time
 import zipfile
@@ -23,58 +21,18 @@ from unittest import mock
 from absl.testing import absltest
 import numpy as np
 
+import fixtures
 from emcl_jax.data import cifar100
 from emcl_jax.data import download
 from emcl_jax.data import tinyimagenet
 from emcl_jax.errors import DataError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CIFAR = 'cifar-100-python.tar.gz'
 TINY = 'tiny-imagenet-200.zip'
 
 
-def _tmp(test):
-  folder = tempfile.mkdtemp()
-  test.addCleanup(shutil.rmtree, folder, True)
-  return folder
-
-
 def _md5(raw: bytes) -> str:
   return hashlib.md5(raw).hexdigest()
-
-
-def _cifar_pickle(rng, n):
-  """One CIFAR-100 file as the official one: a dict with byte-string keys,
-  data [n, 3072] uint8, fine and coarse labels as lists."""
-  fine = rng.integers(0, 100, n)
-  return {
-      b'filenames': [f'img_{i}.png'.encode() for i in range(n)],
-      b'batch_label': b'training batch 1 of 1',
-      b'fine_labels': [int(v) for v in fine],
-      b'coarse_labels': [int(v) // 5 for v in fine],
-      b'data': rng.integers(0, 256, (n, 3072)).astype(np.uint8),
-  }
-
-
-def cifar_archive(seed=0, n_train=12, n_test=6):
-  """A tiny cifar-100-python.tar.gz (folder cifar-100-python/ with train,
-  test and meta pickled with protocol 2) and the pickled dicts."""
-  rng = np.random.default_rng(seed)
-  files = {'train': _cifar_pickle(rng, n_train),
-           'test': _cifar_pickle(rng, n_test),
-           'meta': {b'fine_label_names': [b'c%d' % i for i in range(100)],
-                    b'coarse_label_names': [b'g%d' % i for i in range(20)]}}
-  buf = io.BytesIO()
-  with tarfile.open(fileobj=buf, mode='w:gz') as tar:
-    folder = tarfile.TarInfo('cifar-100-python')
-    folder.type, folder.mode = tarfile.DIRTYPE, 0o755
-    tar.addfile(folder)
-    for name, obj in files.items():
-      raw = pickle.dumps(obj, protocol=2)
-      info = tarfile.TarInfo(f'cifar-100-python/{name}')
-      info.size = len(raw)
-      tar.addfile(info, io.BytesIO(raw))
-  return buf.getvalue(), files
 
 
 def tiny_zip():
@@ -188,8 +146,8 @@ class FetchTestBase(absltest.TestCase):
 
   def setUp(self):
     super().setUp()
-    self.cache = _tmp(self)
-    self.raw, self.files = cifar_archive()
+    self.cache = fixtures.tmp_dir(self)
+    self.raw, self.files = fixtures.cifar_archive(n_train=12, n_test=6)
     self.server = Server({'/files/' + CIFAR: self.raw})
     self.addCleanup(self.server.stop)
     patcher = mock.patch.dict(os.environ)
@@ -497,7 +455,7 @@ class FetchTest(FetchTestBase):
                                'failed its checksum')
 
   def test_file_url_mirror(self):
-    mirror = _tmp(self)
+    mirror = fixtures.tmp_dir(self)
     with open(os.path.join(mirror, CIFAR), 'wb') as f:
       f.write(self.raw)
     os.environ[download.MIRROR_ENV] = 'file://' + mirror
@@ -522,7 +480,7 @@ class FetchTest(FetchTestBase):
 class CacheDirTest(absltest.TestCase):
 
   def test_explicit_then_environment_then_home(self):
-    home = _tmp(self)
+    home = fixtures.tmp_dir(self)
     with mock.patch.dict(os.environ, {'HOME': home,
                                       download.DATA_ENV: '/from/env'}):
       self.assertEqual(download.cache_dir('/explicit'), '/explicit')
@@ -538,8 +496,8 @@ class CacheDirTest(absltest.TestCase):
                          os.path.join(home, '.cache', 'emcl_jax'))
 
   def test_fetch_uses_the_environment(self):
-    cache = _tmp(self)
-    raw, _ = cifar_archive()
+    cache = fixtures.tmp_dir(self)
+    raw, _ = fixtures.cifar_archive(n_train=12, n_test=6)
     server = Server({'/files/' + CIFAR: raw})
     self.addCleanup(server.stop)
     record = download.Archive('test', f'{server.base}/files/{CIFAR}',
@@ -582,7 +540,7 @@ class RegistryTest(absltest.TestCase):
       self.assertFalse(download.safe_member(name), name)
 
   def test_md5sum_matches_hashlib(self):
-    path = os.path.join(_tmp(self), 'f')
+    path = os.path.join(fixtures.tmp_dir(self), 'f')
     raw = os.urandom(3 * download.CHUNK + 7)
     with open(path, 'wb') as f:
       f.write(raw)
@@ -635,8 +593,7 @@ class ImportTest(absltest.TestCase):
             "('PIL', 'tensorflow', 'tensorflow_datasets', 'tqdm')))")
     out = subprocess.run([sys.executable, '-c', code], capture_output=True,
                          text=True, check=True,
-                         env=dict(os.environ, PYTHONPATH=ROOT,
-                                  JAX_PLATFORMS='cpu'))
+                         env=fixtures.ENV)
     self.assertEqual(out.stdout.strip(), '[]')
 
 

@@ -12,25 +12,13 @@ import numpy as np
 import optax
 
 import emcl_jax
+import fixtures
 from emcl_jax import configs
 from emcl_jax.training import memory as memory_lib
 from emcl_jax.training import stream as stream_lib
 from emcl_jax.base import Batch
 from emcl_jax.losses import cross_entropy
 from emcl_jax.methods import finetune
-
-
-def apply_fn(params, x):
-  hidden = jnp.tanh(x @ params['w1'] + params['b1'])
-  return hidden @ params['w2'] + params['b2']
-
-
-def make_params(key, d=5, hidden=4, classes=3):
-  k1, k2, k3 = jax.random.split(key, 3)
-  return {'w1': jax.random.normal(k1, (d, hidden)) * 0.5,
-          'b1': jax.random.normal(k3, (hidden,)) * 0.1,
-          'w2': jax.random.normal(k2, (hidden, classes)) * 0.5,
-          'b2': jnp.zeros((classes,))}
 
 
 def make_batch(key, n=4, d=5, classes=3, task=0):
@@ -40,7 +28,7 @@ def make_batch(key, n=4, d=5, classes=3, task=0):
                jnp.full((n,), task, jnp.int32))
 
 
-LOSS = cross_entropy(apply_fn)
+LOSS = cross_entropy(fixtures.mlp_apply)
 CONFIG = emcl_jax.EMCLConfig(alpha0=0.3, beta=0.1, lam=2.0, gamma=0.2,
                              eta=0.5, r=0.2, memory_size=0, h_min=0.05,
                              importance_grad='batch', h_norm='mean')
@@ -164,7 +152,7 @@ class EMCLUpdateTest(chex.TestCase):
 
   def setUp(self):
     super().setUp()
-    self.params = make_params(jax.random.PRNGKey(0))
+    self.params = fixtures.make_params(0, hidden=4, biases=True)
     self.batch = make_batch(jax.random.PRNGKey(1))
 
   def _check_against_reference(self, config, batches):
@@ -305,6 +293,10 @@ class EMCLUpdateTest(chex.TestCase):
   def test_config_validation(self):
     for bad, msg in ((dict(beta=0.0), 'beta must be > 0'),
                      (dict(alpha0=-1.0), 'alpha0 must be > 0'),
+                     (dict(r=0.0), 'r must be > 0'),
+                     (dict(alpha_min=0.5, alpha_max=0.5),
+                      'need 0 <= alpha_min < alpha_max'),
+                     (dict(meta_clip=-1.0), 'meta_clip must be >= 0'),
                      (dict(eta=1.0), 'eta must be in'),
                      (dict(meta_lr='exp'), 'meta_lr must be one of'),
                      (dict(inner='adam'), 'inner must be one of'),
@@ -318,7 +310,7 @@ class EMCLUpdateTest(chex.TestCase):
 class FinetuneTest(chex.TestCase):
 
   def test_is_per_sample_sgd_over_the_stream(self):
-    params = make_params(jax.random.PRNGKey(0))
+    params = fixtures.make_params(0, hidden=4, biases=True)
     batch = make_batch(jax.random.PRNGKey(1))
     config = finetune.FinetuneConfig(lr=0.1, memory_size=0)
     state = finetune.init(params, batch, config)

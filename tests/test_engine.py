@@ -22,11 +22,6 @@ from emcl_jax.errors import NonFiniteLossError
 from emcl_jax.methods import METHODS, finetune
 
 
-def _small(method, **overrides):
-  return runs.run('mnist_permutations', method, 0, num_tasks=5,
-                        overrides=overrides)
-
-
 class LearningTest(absltest.TestCase):
 
   @pytest.mark.slow
@@ -38,9 +33,9 @@ class LearningTest(absltest.TestCase):
     # larger than three standard errors of the differences, and forgetting
     # less on average.
     emcl = runs.run_seeds('mnist_permutations', 'emcl', (0, 1, 2),
-                                num_tasks=5)
+                          {'data.num_tasks': 5})
     ft = runs.run_seeds('mnist_permutations', 'finetune', (0, 1, 2),
-                              num_tasks=5)
+                        {'data.num_tasks': 5})
     diff = np.array([e['acc'] - f['acc'] for e, f in zip(emcl, ft)])
     self.assertTrue((diff > 0).all(), diff)
     self.assertGreater(diff.mean(), 3 * diff.std(ddof=1) / np.sqrt(3), diff)
@@ -244,8 +239,8 @@ class NoRetracingTest(parameterized.TestCase):
   def test_one_trace_for_all_tasks(self, name):
     # Every method's update is traced once for the whole stream: one
     # compilation per shape, reused for every task.
-    s = runs.setup('mnist_permutations', name, num_tasks=3,
-                         samples_per_task=20)
+    s = runs.setup('mnist_permutations', name, 0, {
+        'data.num_tasks': 3, 'data.samples_per_task': 20})
     traces = []
 
     def update(state, batch, key):

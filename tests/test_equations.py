@@ -319,16 +319,10 @@ class MetaLearningRateTest(chex.TestCase):
                                 rtol=0, atol=1.5e-7)
 
   def test_validation(self):
-    with self.assertRaisesRegex(ValueError, 'r must be > 0'):
-      transforms.scale_by_importance(r=0.0)
+    # The mode picks the code; the numbers' ranges are EMCLConfig.validate's
+    # (tests/test_emcl.py), as the numbers may be traced here.
     with self.assertRaisesRegex(ValueError, 'unknown meta learning-rate'):
       transforms.scale_by_importance(mode='exp')
-    with self.assertRaisesRegex(ValueError, 'alpha0 must be > 0'):
-      transforms.meta_learning_rate(-1.0)
-    with self.assertRaisesRegex(ValueError, 'need 0 <= lo < hi'):
-      transforms.scale_by_importance(lo=1.0, hi=0.5)
-    with self.assertRaisesRegex(ValueError, 'clip_norm must be >= 0'):
-      transforms.meta_learning_rate(0.1, clip_norm=-1.0)
 
 
 if __name__ == '__main__':

@@ -1,20 +1,19 @@
-"""EMCL's accuracy-cost front (reporting/front.py, experiments/front.py)
-on results written by hand: the numbers are chosen so that the front, the
-best setting at each glances and the default's verdict are known."""
+"""EMCL's accuracy-cost front (experiments/front_report.py,
+experiments/front.py) on results written by hand: the numbers are chosen so
+that the front, the best setting at each glances and the default's verdict
+are known."""
 
 import json
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 
 from absl.testing import absltest
 
+import fixtures
 from emcl_jax import configs
-from emcl_jax.reporting import front
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# experiments/front_report.py: the studies' helpers are modules beside the
+# scripts, not part of the package.
+front = fixtures.study('front_report')
 
 
 def result(name, glances, seed, acc, seconds, method='emcl', **config):
@@ -120,8 +119,7 @@ class FrontTest(absltest.TestCase):
 class FrontScriptTest(absltest.TestCase):
 
   def test_table_figure_and_verdict_from_a_work_directory(self):
-    tmp = tempfile.mkdtemp()
-    self.addCleanup(shutil.rmtree, tmp, True)
+    tmp = fixtures.tmp_dir(self)
     shipped = configs.flat(configs.get_config('mnist_permutations', 'emcl'))
     self.assertEqual(shipped.pop('glances'), 5)
     rs = results()
@@ -139,11 +137,7 @@ class FrontScriptTest(absltest.TestCase):
       os.makedirs(folder)
       with open(os.path.join(folder, 'results.json'), 'w') as f:
         json.dump(res, f)
-    script = os.path.join(ROOT, 'experiments', 'front.py')
-    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu')
-    run = lambda *a: subprocess.run(  # pylint: disable=g-long-lambda
-        [sys.executable, script, f'--workdir={tmp}', *a],
-        capture_output=True, text=True, env=env, timeout=300, check=False)
+    run = lambda *a: fixtures.call('front', f'--workdir={tmp}', *a)  # noqa: E731
     proc = run()
     self.assertEqual(proc.returncode, 0, proc.stderr)
     self.assertIn('| 5 | emcl | 2 | 75.00 +- 0.00 | -7.50 | 50.0 | '

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import optimize
 
+import fixtures
 from emcl_jax import clipping
 from emcl_jax import trees
 from emcl_jax.training import engine
@@ -252,18 +253,7 @@ class AGEMProjectionTest(chex.TestCase):
                                          [0, 2, 4, 2, 2, 2, 2]])
 
 
-def apply_fn(params, x):
-  return jnp.tanh(x @ params['w1'] + params['b1']) @ params['w2']
-
-
-LOSS = cross_entropy(apply_fn)
-
-
-def make_params():
-  rng = np.random.default_rng(3)
-  return {'w1': jnp.asarray(rng.normal(size=(5, 6)) * 0.5, jnp.float32),
-          'b1': jnp.zeros(6, jnp.float32),
-          'w2': jnp.asarray(rng.normal(size=(6, 3)) * 0.5, jnp.float32)}
+LOSS = cross_entropy(fixtures.mlp_apply)
 
 
 def task_batches(task, num_batches, n=10, conflict=False):
@@ -318,7 +308,7 @@ class GEMMethodTest(chex.TestCase):
 
   def test_memory_keeps_each_task_last_samples(self):
     stream = task_batches(0, 2) + task_batches(1, 3)
-    state = gem.init(make_params(), stream[0], GEM_CONFIG)
+    state = gem.init(fixtures.make_params(), stream[0], GEM_CONFIG)
     step = jitted_update(gem, GEM_CONFIG)
     for i, batch in enumerate(stream):
       state, _ = step(state, batch, jax.random.PRNGKey(i))
@@ -357,7 +347,7 @@ class GEMMethodTest(chex.TestCase):
     step = jitted_update(gem, GEM_CONFIG)
     task0 = task_batches(0, 2)
     conflict = task_batches(1, 1, conflict=True)[0]
-    params = make_params()
+    params = fixtures.make_params()
     state = gem.init(params, conflict, GEM_CONFIG)
     flat, unravel = trees.ravel(params)
     flat = np.asarray(flat, np.float64)
@@ -398,7 +388,7 @@ class AGEMMethodTest(chex.TestCase):
   def test_step_matches_the_formula(self):
     step = jitted_update(agem, AGEM_CONFIG)
     batch = task_batches(1, 1, conflict=True)[0]
-    state = agem.init(make_params(), batch, AGEM_CONFIG)
+    state = agem.init(fixtures.make_params(), batch, AGEM_CONFIG)
     state, metrics = step(state, task_batches(0, 1)[0], jax.random.PRNGKey(0))
     # During task 0 the reference excludes task 0: plain SGD, no projection.
     self.assertEqual(float(metrics['projected']), 0.0)
@@ -423,7 +413,7 @@ class AGEMMethodTest(chex.TestCase):
   def test_reference_batch_leaves_out_the_current_task(self):
     step = jitted_update(agem, AGEM_CONFIG)
     stream = task_batches(0, 1) + task_batches(1, 1)
-    state = agem.init(make_params(), stream[0], AGEM_CONFIG)
+    state = agem.init(fixtures.make_params(), stream[0], AGEM_CONFIG)
     for i, b in enumerate(stream):
       state, _ = step(state, b, jax.random.PRNGKey(i))
     config = AGEM_CONFIG._replace(replay_size=6)
@@ -452,7 +442,7 @@ class StreamTest(chex.TestCase):
   once), and the engine's scan over each task's batches, agree."""
 
   def _check(self, module, config):
-    params = make_params()
+    params = fixtures.make_params()
     # Task 1 relabels task 0's inputs: every one of its steps conflicts
     # with the memory, and no step of task 0 has anything to conflict with.
     stream = task_batches(0, 1) * 3 + task_batches(1, 1, conflict=True) * 3

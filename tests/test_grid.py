@@ -9,13 +9,16 @@ import tempfile
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from emcl_jax import base
 from emcl_jax import configs
 from emcl_jax import experiment
-from emcl_jax.experiment import grid_run
+from emcl_jax import methods
+from emcl_jax.experiment import build
 from emcl_jax.training import grid
 
 pytestmark = pytest.mark.slow  # 2x2 settings, each also run alone
@@ -23,8 +26,51 @@ pytestmark = pytest.mark.slow  # 2x2 settings, each also run alone
 SMALL = {'data.num_tasks': 2, 'data.samples_per_task': 50, 'seeds': 2,
          'output.progress': False}
 
+# Every method's grid: one float field that changes its training, and two
+# values of it. (Every config class has a float field, so no method is left
+# out; a clip norm's 0 is "off", traced beside a value that clips.)
+VARIED = {
+    'emcl': ('beta', (0.05, 0.1)),
+    'emcl_si': ('eta', (0.9, 0.99)),
+    'emcl_gd': ('lam', (3.0, 10.0)),
+    'emcl_lr_modulation': ('meta_clip', (0.0, 0.5)),
+    'finetune': ('lr', (0.01, 0.03)),
+    'joint': ('lr', (0.01, 0.03)),
+    'lamaml': ('opt_lr', (0.1, 0.3)),
+    'cmaml': ('alpha_init', (0.03, 0.1)),
+    'sync': ('opt_wt', (0.05, 0.1)),
+    'mer': ('beta', (0.03, 0.1)),
+    'gem': ('grad_clip_norm', (0.0, 0.5)),
+    'agem': ('lr', (0.03, 0.1)),
+    'ewc': ('lam', (1.0, 100.0)),
+    'ewc_online': ('lam', (1.0, 10.0)),
+    'si': ('c', (0.1, 1.0)),
+    'er': ('grad_clip_norm', (0.0, 1.0)),
+}
+
 
 class GridTest(parameterized.TestCase):
+
+  def assert_each_equals_its_own_run(self, settings, together):
+    """Each setting's grid results are those of `experiment.run` of its
+    config; returns every run's last accuracy row."""
+    self.assertLen(together, len(settings))
+    rows = []
+    for config, runs in zip(settings, together):
+      alone = experiment.run(config)
+      self.assertLen(runs, len(alone))
+      for got, want in zip(runs, alone):
+        r, r0 = (np.array(x['accuracy_matrix']) for x in (got, want))
+        # After the first task: the same numbers; after the last, to the
+        # tolerance vmapped seeds are held to (float reassociation).
+        np.testing.assert_array_equal(r[0], r0[0])
+        np.testing.assert_allclose(r, r0, atol=0.02)
+        np.testing.assert_allclose(got['task_losses'], want['task_losses'],
+                                   rtol=1e-5)
+        self.assertEqual((got['seed'], got['config']),
+                         (want['seed'], want['config']))
+        rows.append(r[-1])
+    return np.array(rows)
 
   @parameterized.parameters(
       ('emcl', 'beta', (0.03, 0.1), 'r', (0.1, 0.3)),
@@ -37,25 +83,25 @@ class GridTest(parameterized.TestCase):
                                    {**SMALL, f'method.{a}': u,
                                     f'method.{b}': v})
                 for u in avals for v in bvals]
-    together = experiment.run_grid(settings)
-    self.assertLen(together, 4)
-    rows = []
-    for config, runs in zip(settings, together):
-      alone = experiment.run(config)
-      self.assertLen(runs, 2)
-      for got, want in zip(runs, alone):
-        r, r0 = (np.array(x['accuracy_matrix']) for x in (got, want))
-        # After the first task: the same numbers; after the last, to the
-        # tolerance vmapped seeds are held to (float reassociation).
-        np.testing.assert_array_equal(r[0], r0[0])
-        np.testing.assert_allclose(r, r0, atol=0.02)
-        np.testing.assert_allclose(got['task_losses'], want['task_losses'],
-                                   rtol=1e-5)
-        self.assertEqual((got['seed'], got['config']),
-                         (want['seed'], want['config']))
-        rows.append(r[-1])
+    rows = self.assert_each_equals_its_own_run(
+        settings, experiment.run_grid(settings))
+    self.assertLen(rows, 8)  # 4 settings x 2 seeds
     # The settings trained differently (the values reached the program).
-    self.assertGreater(np.ptp(np.array(rows), axis=0).max(), 0)
+    self.assertGreater(np.ptp(rows, axis=0).max(), 0)
+
+  @parameterized.named_parameters((m, m) for m in sorted(methods.METHODS))
+  def test_every_method_runs_as_a_grid(self, method):
+    field, values = VARIED[method]
+    params = configs.get_config('mnist_permutations', method).method.params
+    self.assertIn(field, grid.traceable(params))
+    settings = [configs.get_config('mnist_permutations', method,
+                                   {**SMALL, 'seeds': 1,
+                                    f'method.{field}': v})
+                for v in values]
+    rows = self.assert_each_equals_its_own_run(
+        settings, experiment.run_grid(settings))
+    # The two settings trained differently: the traced value counted.
+    self.assertGreater(np.abs(rows[0] - rows[1]).max(), 0)
 
   def test_a_diverged_setting_leaves_the_others(self):
     settings = [configs.get_config('mnist_permutations', 'finetune',
@@ -74,8 +120,8 @@ class GridTest(parameterized.TestCase):
                                    {**SMALL, 'method.lr': lr,
                                     'output.name': f'lr={lr}'})
                 for lr in (0.03, 0.1, 1e30)]
-    runs = grid_run.train_and_evaluate_grid(settings, f'{tmp}/grid')
-    self.assertIsNone(runs[2])
+    outcomes = experiment.sweep(settings, f'{tmp}/grid')
+    self.assertEqual([o.error is None for o in outcomes], [True, True, False])
     for config in settings[:2]:
       experiment.train_and_evaluate(config, f'{tmp}/solo')
 
@@ -107,15 +153,6 @@ class GridTest(parameterized.TestCase):
                                  [m['loss'] for m in want if 'loss' in m],
                                  rtol=1e-5)
 
-  def test_methods_not_yet_checked_are_refused(self):
-    # Methods whose grid runs were not compared with their solo runs run
-    # one program per setting.
-    settings = [configs.get_config('mnist_permutations', 'cmaml',
-                                   {**SMALL, 'method.opt_lr': v})
-                for v in (0.1, 0.3)]
-    with self.assertRaisesRegex(ValueError, 'cmaml'):
-      experiment.run_grid(settings)
-
   def test_settings_that_change_the_program_are_refused(self):
     settings = [configs.get_config('mnist_permutations', 'emcl',
                                    {**SMALL, 'method.glances': g})
@@ -141,6 +178,33 @@ class TracedConfigTest(absltest.TestCase):
     np.testing.assert_allclose(stacked['beta'], [0.1, 0.3])
     with self.assertRaisesRegex(ValueError, 'same fields'):
       grid.stack([{'beta': 0.1}, {'r': 0.3}])
+
+
+class EveryFloatTracesTest(parameterized.TestCase):
+
+  @parameterized.named_parameters((m, m) for m in sorted(methods.METHODS))
+  def test_every_float_field_traces(self, method):
+    # The method built from its config with every float traced: no builder
+    # reads a value in Python (`jax.eval_shape` would refuse it).
+    config = configs.resolve(configs.get_config(
+        'mnist_permutations', method, {**SMALL, 'seeds': 1}))
+    params_cfg = config.method.params
+    setup = build.setup(config, 0)
+    tuned = grid.tuned(lambda hp: build.make_method(
+        config, setup.tasks, setup.apply_fn, grid.with_values(params_cfg, hp)))
+    tasks = setup.tasks
+    batch = base.Batch(jnp.asarray(tasks.train_x[0, :10]),
+                       jnp.asarray(tasks.train_y[0, :10]),
+                       jnp.zeros((10,), jnp.int32))
+    hparams = {k: jnp.float32(getattr(params_cfg, k))
+               for k in grid.traceable(params_cfg)}
+    self.assertNotEmpty(hparams)
+
+    def step(hp):
+      state = tuned.init(setup.params, setup.key, hp)
+      return tuned.update(state, batch, setup.key)
+
+    jax.eval_shape(step, hparams)
 
 
 if __name__ == '__main__':

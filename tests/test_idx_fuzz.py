@@ -5,12 +5,12 @@ exception, never a hang (each read is bounded in time)."""
 
 import gzip
 import os
-import tempfile
 import time
 
 from absl.testing import absltest
 import numpy as np
 
+import fixtures
 from emcl_jax.data import idx
 from emcl_jax.errors import DataError
 
@@ -47,9 +47,7 @@ class IdxFuzzTest(absltest.TestCase):
 
   def test_random_and_corrupted_files(self):
     rng = np.random.default_rng(0)
-    folder = tempfile.mkdtemp()
-    self.addCleanup(lambda: [os.remove(os.path.join(folder, f))
-                             for f in os.listdir(folder)])
+    folder = fixtures.tmp_dir(self)
     outcomes = {'read': 0, 'refused': 0}
     start = time.perf_counter()
     for i in range(CASES):

@@ -203,8 +203,8 @@ class LearningTest(absltest.TestCase):
     # 2 permuted tasks x 100 real images: every variant learns well above
     # the 10% of chance.
     for name in ('lamaml', 'cmaml', 'sync'):
-      r = runs.run('mnist_permutations', name, 0, num_tasks=2,
-                         samples_per_task=100)
+      r = runs.run('mnist_permutations', name, 0, {
+          'data.num_tasks': 2, 'data.samples_per_task': 100})
       self.assertGreater(r['acc'], 50.0, name)
       self.assertEqual(r['config']['learn_lr'], name != 'cmaml')
       self.assertEqual(r['config']['sync_update'], name != 'lamaml')

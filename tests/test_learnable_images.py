@@ -11,13 +11,12 @@ and class 5 apart. Each task is then learned well above the 20% chance of its
 
 import os
 import pickle
-import shutil
-import tempfile
 
 from absl.testing import absltest
 import numpy as np
 import pytest
 
+import fixtures
 from emcl_jax import configs
 from emcl_jax import experiment
 
@@ -58,8 +57,7 @@ def write_cifar(folder):
 class LearnableImagesTest(absltest.TestCase):
 
   def test_emcl_resnet_learns_every_task(self):
-    folder = tempfile.mkdtemp()
-    self.addCleanup(shutil.rmtree, folder, True)
+    folder = fixtures.tmp_dir(self)
     write_cifar(folder)
     # CIFAR-100's EMCL (Table II) with 3 glances and no replay memory: a
     # short run on the CPU (each glance is one inner step per sample).

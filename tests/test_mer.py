@@ -322,8 +322,8 @@ class LearningTest(absltest.TestCase):
     # above the 10% of chance. (ER's step is checked exactly above.)
     # Registered here for the test only (the registry is restored after).
     with mock.patch.dict(METHODS, {'mer': (mer.method, mer.MERConfig)}):
-      r = runs.run('mnist_permutations', 'mer', 0, num_tasks=2,
-                         samples_per_task=100)
+      r = runs.run('mnist_permutations', 'mer', 0, {
+          'data.num_tasks': 2, 'data.samples_per_task': 100})
     self.assertGreater(r['acc'], 50.0)
 
 

@@ -4,10 +4,6 @@ and evaluation by hand, a one-task CIFAR-100 smoke run on written files."""
 import glob
 import json
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 
 from absl.testing import absltest
 import pytest
@@ -15,14 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+import fixtures
 from emcl_jax.training import engine
 from emcl_jax import losses
 from emcl_jax.base import Batch
 from emcl_jax.data import tasks as tasks_lib
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'tests'))
-from test_vision_data import write_cifar  # noqa: E402  pylint: disable=g-import-not-at-top
 
 
 def toy_tasks():
@@ -82,19 +75,15 @@ class MultiHeadTest(absltest.TestCase):
 
   @pytest.mark.slow
   def test_cifar100_one_task_smoke_run(self):
-    folder = tempfile.mkdtemp()
-    self.addCleanup(shutil.rmtree, folder, True)
-    write_cifar(folder, n_train=300, n_test=200)  # 3 / 2 images per class
+    folder = fixtures.tmp_dir(self)
+    fixtures.write_cifar(folder, n_train=300, n_test=200)  # 3 / 2 a class
     out = os.path.join(folder, 'out')
-    proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, 'experiments', 'run.py'),
-         '--dataset=cifar100', f'--data_dir={folder}', '--num_tasks=1',
-         '--samples_per_task=10', '--method=finetune',
-         '--config.method.memory_size=0',
-         '--config.method.replay_size=0', '--eval=both',
-         f'--output_dir={out}'],
-        env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu'),
-        capture_output=True, text=True, timeout=600, check=False)
+    proc = fixtures.call(
+        'run', '--dataset=cifar100', f'--data_dir={folder}',
+        '--config.data.num_tasks=1', '--config.data.samples_per_task=10',
+        '--method=finetune', '--config.method.memory_size=0',
+        '--config.method.replay_size=0', '--config.protocol.eval=both',
+        f'--workdir={out}')
     self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
     path, = glob.glob(os.path.join(out, 'cifar100', 'finetune', '*', 'seed0',
                                    'results.json'))
@@ -103,7 +92,7 @@ class MultiHeadTest(absltest.TestCase):
     self.assertEqual(res['config']['model'], 'resnet18_reduced')
     self.assertEqual(np.array(res['accuracy_matrix']).shape, (1, 1))
     self.assertTrue(res['data_source'].startswith(f'dir:{folder}'))
-    # The run is multi-head: --eval=both is accepted (a single-head
+    # The run is multi-head: --config.protocol.eval=both is accepted (a single-head
     # benchmark refuses it) and reports both evaluations; after the first
     # task the classes seen so far are exactly that task's, so the
     # class-incremental accuracy equals the task-incremental one.

@@ -16,18 +16,18 @@ import time
 from absl.testing import absltest
 import pytest
 
+import fixtures
+
 pytestmark = pytest.mark.slow  # subprocess and whole-protocol runs
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUN = os.path.join(ROOT, 'experiments', 'run.py')
-SWEEP = os.path.join(ROOT, 'experiments', 'sweep.py')
-GRID = ['--grid=beta=0.1,0.2', '--seeds=2', '--num_tasks=2',
-        '--samples_per_task=50', '--progress=false']
-AUDIT = os.path.join(ROOT, 'tests', 'write_audit.py')
-KILL = os.path.join(ROOT, 'tests', 'kill_during.py')
-ARGS = ['--method=finetune', '--seeds=4', '--num_tasks=2',
-        '--samples_per_task=50', '--progress=false']
-ENV = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu')
+RUN = os.path.join(fixtures.ROOT, 'experiments', 'run.py')
+SWEEP = os.path.join(fixtures.ROOT, 'experiments', 'sweep.py')
+GRID = ['--grid=beta=0.1,0.2', '--seeds=2', '--config.data.num_tasks=2',
+        '--config.data.samples_per_task=50', '--config.output.progress=false']
+AUDIT = os.path.join(fixtures.ROOT, 'tests', 'write_audit.py')
+KILL = os.path.join(fixtures.ROOT, 'tests', 'kill_during.py')
+ARGS = ['--method=finetune', '--seeds=4', '--config.data.num_tasks=2',
+        '--config.data.samples_per_task=50', '--config.output.progress=false']
 LOST_WITHIN_S = 60
 
 
@@ -40,7 +40,7 @@ def _free_port():
 def _start(prefix, workdir, extra=()):
   return subprocess.Popen(
       [sys.executable, *prefix, *ARGS, f'--workdir={workdir}', *extra],
-      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=fixtures.ENV)
 
 
 def run_pair(workdir, second=(RUN,)):
@@ -94,10 +94,9 @@ class MultiProcessTest(absltest.TestCase):
     cls.one = os.path.join(cls.tmp, 'one')
     # One process with two devices: the same per-device program as two
     # processes of one device.
-    env = dict(ENV, XLA_FLAGS='--xla_force_host_platform_device_count=2')
-    proc = subprocess.run([sys.executable, RUN, *ARGS, f'--workdir={cls.one}'],
-                          capture_output=True, text=True, env=env,
-                          timeout=600, check=False)
+    env = dict(fixtures.ENV,
+               XLA_FLAGS='--xla_force_host_platform_device_count=2')
+    proc = fixtures.run_script('run', *ARGS, f'--workdir={cls.one}', env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
   @classmethod
@@ -151,18 +150,17 @@ class GridOverProcessesTest(absltest.TestCase):
   def test_a_grid_program_over_two_processes_equals_one_process(self):
     with tempfile.TemporaryDirectory() as tmp:
       one, two = os.path.join(tmp, 'one'), os.path.join(tmp, 'two')
-      env = dict(ENV, XLA_FLAGS='--xla_force_host_platform_device_count=2')
-      proc = subprocess.run([sys.executable, SWEEP, *GRID,
-                             f'--workdir={one}'], capture_output=True,
-                            text=True, env=env, timeout=600, check=False)
+      env = dict(fixtures.ENV,
+                 XLA_FLAGS='--xla_force_host_platform_device_count=2')
+      proc = fixtures.run_script('sweep', *GRID, f'--workdir={one}', env=env)
       self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
       port = _free_port()
       common = [*GRID, f'--workdir={two}', '--num_processes=2',
                 f'--coordinator_address=127.0.0.1:{port}']
       procs = [subprocess.Popen(
           [sys.executable, *prefix, *common, f'--process_id={i}'],
-          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
-               for i, prefix in enumerate([(SWEEP,), (AUDIT, two,
+          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+          env=fixtures.ENV) for i, prefix in enumerate([(SWEEP,), (AUDIT, two,
                                                       '--script=sweep')])]
       outs = [p.communicate(timeout=600) for p in procs]
       for p, (_, err) in zip(procs, outs):

@@ -12,10 +12,10 @@ import sys
 
 from absl.testing import absltest
 
+import fixtures
 import emcl_jax
 from emcl_jax import version
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 try:
   import tomllib
@@ -24,7 +24,7 @@ except ImportError:  # Python 3.10
 
 
 def _pyproject():
-  with open(os.path.join(ROOT, 'pyproject.toml'), 'rb') as f:
+  with open(os.path.join(fixtures.ROOT, 'pyproject.toml'), 'rb') as f:
     return tomllib.load(f)
 
 
@@ -34,10 +34,10 @@ def _name(requirement):
 
 # The package's layers, lowest first: a module may import only from its own
 # layer or those before it (emcl_jax/__init__.py).
-LAYERS = ['base', 'errors', 'version', 'trees', 'clipping', 'losses',
+LAYERS = ['base', 'errors', 'files', 'version', 'trees', 'clipping', 'losses',
           'patch_conv', 'models', 'data', 'emcl', 'training', 'methods',
           'configs',
-          'reporting', 'experiment', 'sweeps', 'launch']
+          'reporting', 'experiment', 'launch']
 
 
 def _layer(module):
@@ -49,12 +49,12 @@ class LayoutTest(absltest.TestCase):
 
   def test_every_import_points_downward(self):
     upward, seen = [], 0
-    for folder, _, files in os.walk(os.path.join(ROOT, 'emcl_jax')):
+    for folder, _, files in os.walk(os.path.join(fixtures.ROOT, 'emcl_jax')):
       for f in files:
         if not f.endswith('.py'):
           continue
         path = os.path.join(folder, f)
-        module = os.path.relpath(path, ROOT)[:-3].replace(os.sep, '.')
+        module = os.path.relpath(path, fixtures.ROOT)[:-3].replace(os.sep, '.')
         module = module.removesuffix('.__init__')
         if module in ('emcl_jax', 'emcl_jax.version'):
           continue  # the top level re-exports; version imports nothing
@@ -86,7 +86,7 @@ class PackagingTest(absltest.TestCase):
     self.assertEqual(project['tool']['setuptools']['dynamic']['version'],
                      {'attr': 'emcl_jax.version.__version__'})
     self.assertEqual(emcl_jax.__version__, version.__version__)
-    with open(os.path.join(ROOT, 'setup.py')) as f:
+    with open(os.path.join(fixtures.ROOT, 'setup.py')) as f:
       self.assertNotIn('version=', f.read())
 
   def test_requirements_pin_the_declared_floors(self):
@@ -95,7 +95,7 @@ class PackagingTest(absltest.TestCase):
       name, floor = re.fullmatch(r'([\w.-]+)>=([\w.]+)', req).groups()
       floors[name.lower()] = floor
     pins = {}
-    with open(os.path.join(ROOT, 'requirements.txt')) as f:
+    with open(os.path.join(fixtures.ROOT, 'requirements.txt')) as f:
       for line in f:
         line = line.split('#')[0].strip()
         if line:
@@ -108,15 +108,15 @@ class PackagingTest(absltest.TestCase):
              _pyproject()['project']['optional-dependencies']['test']}
     deps = {_name(r) for r in _pyproject()['project']['dependencies']}
     imported = set()
-    for name in os.listdir(os.path.join(ROOT, 'tests')):
+    for name in os.listdir(os.path.join(fixtures.ROOT, 'tests')):
       if name.endswith('.py'):
-        with open(os.path.join(ROOT, 'tests', name)) as f:
+        with open(os.path.join(fixtures.ROOT, 'tests', name)) as f:
           imported |= set(re.findall(r'^\s*(?:from|import) (\w+)', f.read(),
                                      re.M))
     distribution = {'absl': 'absl-py', 'PIL': 'pillow', 'tensorboardX':
                     'tensorboardx', 'orbax': 'orbax-checkpoint',
                     'tensorflow_datasets': 'tensorflow-datasets'}
-    local = {n[:-3] for n in os.listdir(os.path.join(ROOT, 'tests'))}
+    local = {n[:-3] for n in os.listdir(os.path.join(fixtures.ROOT, 'tests'))}
     third_party = {distribution.get(m, m).lower() for m in imported
                    if m not in sys.stdlib_module_names
                    and m != 'emcl_jax' and m not in local}
@@ -124,8 +124,10 @@ class PackagingTest(absltest.TestCase):
 
   def test_console_scripts_exist(self):
     scripts = _pyproject()['project']['scripts']
-    self.assertContainsSubset({'emcl-run', 'emcl-reproduce', 'emcl-bench'},
-                              set(scripts))
+    self.assertContainsSubset({'emcl-run', 'emcl-reproduce', 'emcl-sweep',
+                               'emcl-summarize'}, set(scripts))
+    # The studies of the paper's claims are scripts of experiments/ only.
+    self.assertNotIn('emcl-bench', scripts)
     for target in scripts.values():
       # (Read, not imported: the launchers define the same absl flags.)
       module, function = target.split(':')
@@ -143,8 +145,7 @@ class PackagingTest(absltest.TestCase):
             "'tensorboardX', 'submitit')))")
     out = subprocess.run([sys.executable, '-c', code], capture_output=True,
                          text=True, check=True,
-                         env=dict(os.environ, PYTHONPATH=ROOT,
-                                  JAX_PLATFORMS='cpu'))
+                         env=fixtures.ENV)
     self.assertEqual(out.stdout.strip(), '[]')
 
 

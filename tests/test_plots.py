@@ -15,7 +15,6 @@ import json
 import os
 from unittest import mock
 
-from absl import flags
 from absl.testing import absltest
 from absl.testing import parameterized
 from matplotlib import collections
@@ -26,6 +25,7 @@ from matplotlib.figure import Figure
 import numpy as np
 from PIL import Image
 
+import fixtures
 from emcl_jax.reporting import figures
 from emcl_jax.reporting import tables
 
@@ -100,12 +100,6 @@ EXPECTED_EMCL_MATRIX = {
 # colour of its first appearance in the rows (cifar100's order).
 DISPLAY = {'emcl': 'EMCL', 'lamaml': 'La-MAML', 'emcl_si': 'EMCL-SI'}
 COLOUR_INDEX = {'emcl': 0, 'lamaml': 1, 'emcl_si': 2}
-
-
-def setUpModule():
-  # self.create_tempdir() reads --test_tmpdir; pytest does not parse flags.
-  if not flags.FLAGS.is_parsed():
-    flags.FLAGS.mark_as_parsed()
 
 
 def _results():
@@ -189,9 +183,9 @@ class PlotsTest(parameterized.TestCase):
 
   def setUp(self):
     super().setUp()
-    self.folder = self.create_tempdir().full_path
+    self.folder = fixtures.tmp_dir(self)
     # Through files, as experiments/ scripts will use it.
-    results_dir = self.create_tempdir().full_path
+    results_dir = fixtures.tmp_dir(self)
     for i, r in enumerate(_results()):
       with open(os.path.join(results_dir, f'{i:02d}.json'), 'w') as f:
         json.dump(r, f)

@@ -1,11 +1,6 @@
 """Beyond the paper's protocol: class-incremental evaluation, several epochs
 per task, your own arrays as a benchmark, and the metrics' columns."""
 
-import os
-import subprocess
-import sys
-import tempfile
-
 from absl.testing import absltest
 import pytest
 from absl.testing import parameterized
@@ -13,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import fixtures
 import runs
 from emcl_jax import data
 from emcl_jax.data import tasks as tasks_lib
@@ -20,8 +16,7 @@ from emcl_jax.reporting import tables
 from emcl_jax.reporting import writers
 from emcl_jax.training import engine
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SPLIT = dict(num_tasks=3, samples_per_task=60)
+SPLIT = {'data.num_tasks': 3, 'data.samples_per_task': 60}
 
 
 class ClassIncrementalTest(absltest.TestCase):
@@ -36,18 +31,18 @@ class ClassIncrementalTest(absltest.TestCase):
 
   @pytest.mark.slow
   def test_both_matrices_and_an_independent_last_row(self):
-    both = runs.run('split_mnist', 'finetune', 0, eval_mode='both',
-                          **SPLIT)
-    task = runs.run('split_mnist', 'finetune', 0, **SPLIT)
-    klass = runs.run('split_mnist', 'finetune', 0, eval_mode='class',
-                           **SPLIT)
+    both = runs.run('split_mnist', 'finetune', 0,
+                    {**SPLIT, 'protocol.eval': 'both'})
+    task = runs.run('split_mnist', 'finetune', 0, SPLIT)
+    klass = runs.run('split_mnist', 'finetune', 0,
+                     {**SPLIT, 'protocol.eval': 'class'})
     self.assertEqual(both['accuracy_matrix'], task['accuracy_matrix'])
     self.assertEqual(both['accuracy_matrix_class'], klass['accuracy_matrix'])
     self.assertEqual(both['acc_class'], klass['acc'])
     self.assertEqual(both['config']['eval'], 'both')
     # The last row again, from the trained parameters: logits over every
     # class of the three tasks, argmax, against the labels.
-    s = runs.setup('split_mnist', 'finetune', 0, **SPLIT)
+    s = runs.setup('split_mnist', 'finetune', 0, SPLIT)
     result = engine.train_and_evaluate(s.method, s.apply_fn, s.params,
                                        s.tasks, batch_size=10, key=s.key)
     params = s.method.params_of(result.state)
@@ -65,8 +60,9 @@ class ClassIncrementalTest(absltest.TestCase):
   def test_single_head_refuses_class_eval(self):
     with self.assertRaisesRegex(ValueError, 'protocol.eval=class applies to the '
                                 'class-split benchmarks'):
-      runs.run('mnist_permutations', 'finetune', 0, eval_mode='class',
-                     num_tasks=2, samples_per_task=20)
+      runs.run('mnist_permutations', 'finetune', 0, {
+          'protocol.eval': 'class', 'data.num_tasks': 2,
+          'data.samples_per_task': 20})
 
   def test_task_scalars_of_a_class_row(self):
     record = engine.TaskRecord(1, 3, np.asarray(0.5),
@@ -97,9 +93,10 @@ class EpochsTest(absltest.TestCase):
 
   @pytest.mark.slow
   def test_memory_takes_the_first_epoch_only(self):
-    kwargs = dict(num_tasks=2, samples_per_task=40)
-    s = runs.setup('mnist_permutations', 'emcl', 0, epochs=3,
-                         overrides={'glances': 1}, **kwargs)
+    small = {'data.num_tasks': 2, 'data.samples_per_task': 40,
+             'method.glances': 1}
+    s = runs.setup('mnist_permutations', 'emcl', 0,
+                   {**small, 'protocol.epochs': 3})
     result = engine.train_and_evaluate(s.method, s.apply_fn, s.params,
                                        s.tasks, batch_size=10, key=s.key,
                                        epochs=3)
@@ -107,8 +104,7 @@ class EpochsTest(absltest.TestCase):
     # each of the 80 samples once.
     self.assertEqual(int(result.state.step), 24)
     self.assertEqual(int(result.state.memory.seen), 80)
-    one = runs.setup('mnist_permutations', 'emcl', 0,
-                           overrides={'glances': 1}, **kwargs)
+    one = runs.setup('mnist_permutations', 'emcl', 0, small)
     single = engine.train_and_evaluate(one.method, one.apply_fn, one.params,
                                        one.tasks, batch_size=10, key=one.key)
     # The first epoch fills the memory as a single-epoch run does.
@@ -196,15 +192,13 @@ class ColumnsTest(absltest.TestCase):
 
   @pytest.mark.slow
   def test_run_py_flags(self):
-    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu')
-    for args, message in ((['--epochs=0'], 'protocol.epochs must be a positive'),
-                          (['--eval=class'], 'protocol.eval=class applies to the '
+    for args, message in ((['--config.protocol.epochs=0'], 'protocol.epochs must be a positive'),
+                          (['--config.protocol.eval=class'], 'protocol.eval=class applies to the '
                            'class-split benchmarks')):
-      proc = subprocess.run(
-          [sys.executable, os.path.join(ROOT, 'experiments', 'run.py'),
-           '--num_tasks=2', '--samples_per_task=20',
-           f'--workdir={tempfile.mkdtemp()}', *args],
-          capture_output=True, text=True, env=env, timeout=300)
+      proc = fixtures.call(
+          'run', '--config.data.num_tasks=2',
+          '--config.data.samples_per_task=20',
+          f'--workdir={fixtures.tmp_dir(self)}', *args)
       self.assertEqual(proc.returncode, 2, proc.stderr)
       lines = proc.stderr.strip().splitlines()
       self.assertLen(lines, 1)

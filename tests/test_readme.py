@@ -1,6 +1,6 @@
 """The README's example (emcl_jax.update in a hand-written loop around a
-plain-function model) runs and learns, its experiment commands run (shrunk),
-and its test command is the one CI runs."""
+plain-function model) runs and learns, its experiment commands run (shrunk,
+in this process), and its test command is the one CI runs."""
 
 import contextlib
 import glob
@@ -8,20 +8,16 @@ import io
 import os
 import re
 import shlex
-import shutil
-import subprocess
-import sys
-import tempfile
 
 from absl.testing import absltest
 import pytest
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import fixtures
 
 
 def readme():
-  with open(os.path.join(ROOT, 'README.md')) as f:
+  with open(os.path.join(fixtures.ROOT, 'README.md')) as f:
     return f.read()
 
 
@@ -44,7 +40,7 @@ class ReadmeTest(absltest.TestCase):
     self.assertEqual(int(scope['state'].memory.seen), 1200)
 
   def test_from_arrays_example_runs_and_learns(self):
-    with open(os.path.join(ROOT, 'docs', 'api.md')) as f:
+    with open(os.path.join(fixtures.ROOT, 'docs', 'api.md')) as f:
       doc = f.read()
     block = re.search(r'<!-- begin from_arrays example -->\s*```python\n'
                       r'(.*?)```', doc, re.S).group(1)
@@ -69,18 +65,16 @@ class ReadmeTest(absltest.TestCase):
                 for b in blocks for c in b.replace('\\\n', ' ').splitlines()
                 if c.startswith('python experiments/')]
     self.assertGreaterEqual(len(commands), 3)
-    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu')
+    self.addCleanup(os.chdir, os.getcwd())
+    os.chdir(fixtures.ROOT)  # where the README's commands run: the checkout
     for command in commands:
-      out = tempfile.mkdtemp()
-      self.addCleanup(shutil.rmtree, out, True)
-      shrink = ['--num_tasks=2', '--samples_per_task=20', '--seeds=1',
-                f'--output_dir={out}']
+      out = fixtures.tmp_dir(self)
+      shrink = ['--config.data.num_tasks=2', '--config.data.samples_per_task=20', '--seeds=1',
+                f'--workdir={out}']
       if not command[1].endswith('sweep.py'):
-        shrink.append('--progress=false')
-      proc = subprocess.run(
-          [sys.executable, os.path.join(ROOT, command[1]), *command[2:],
-           *shrink], capture_output=True, text=True, env=env, timeout=600,
-          cwd=ROOT)
+        shrink.append('--config.output.progress=false')
+      script = re.fullmatch(r'experiments/(\w+)\.py', command[1]).group(1)
+      proc = fixtures.call(script, *command[2:], *shrink)
       self.assertEqual(proc.returncode, 0, (command, proc.stderr[-2000:]))
       self.assertNotEmpty(glob.glob(os.path.join(out, '**', 'results.json'),
                                     recursive=True), command)
@@ -88,7 +82,7 @@ class ReadmeTest(absltest.TestCase):
   def test_ci_runs_the_readme_test_command(self):
     command = re.search(r"pip install -e '\.\[test\]' && (.*)\n",
                         readme()).group(1)
-    with open(os.path.join(ROOT, '.ci', 'run')) as f:
+    with open(os.path.join(fixtures.ROOT, '.ci', 'run')) as f:
       ci = f.read()
     self.assertIn('\n' + command + '\n', ci)
 

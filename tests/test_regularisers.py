@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+import fixtures
 from emcl_jax.training import engine
 from emcl_jax.methods import fisher
 from emcl_jax.base import Batch
@@ -28,19 +29,8 @@ def linear_apply(params, x):
 LINEAR_LOSS = cross_entropy(linear_apply)
 
 
-def mlp_apply(params, x):
-  return jnp.tanh(x @ params['w1'] + params['b1']) @ params['w2']
-
-
-MLP_LOSS = cross_entropy(mlp_apply)
+MLP_LOSS = cross_entropy(fixtures.mlp_apply)
 MLP_FISHER = jax.jit(functools.partial(fisher.empirical_fisher, MLP_LOSS))
-
-
-def make_params():
-  rng = np.random.default_rng(3)
-  return {'w1': jnp.asarray(rng.normal(size=(5, 6)) * 0.5, jnp.float32),
-          'b1': jnp.zeros(6, jnp.float32),
-          'w2': jnp.asarray(rng.normal(size=(6, 3)) * 0.5, jnp.float32)}
 
 
 def task_batches(task, num_batches, n=4):
@@ -102,7 +92,7 @@ class FisherTest(chex.TestCase):
                               chunk_size=0)
 
   def test_per_sample_grads_match_single_sample_grads(self):
-    params, batch = make_params(), task_batches(0, 1)[0]
+    params, batch = fixtures.make_params(), task_batches(0, 1)[0]
     grads = jax.jit(functools.partial(fisher.per_sample_grads, MLP_LOSS))(
         params, batch)
     grad_fn = jax.jit(jax.grad(MLP_LOSS))
@@ -181,7 +171,7 @@ class EWCStreamTest(chex.TestCase):
   before the task's first batch, on the previous task's buffer."""
 
   def _run(self, config):
-    params = make_params()
+    params = fixtures.make_params()
     tasks = [task_batches(k, 3) for k in range(3)]
 
     @jax.jit
@@ -254,8 +244,8 @@ class EWCStreamTest(chex.TestCase):
     tasks = [task_batches(k, 3) for k in range(3)]
     method = ewc.method(MLP_LOSS, tasks[0][0], config)
     train_task = jax.jit(engine.make_train_task(method))
-    state = method.init(make_params(), jax.random.PRNGKey(0))
-    ref = ewc.init(make_params(), tasks[0][0], config)
+    state = method.init(fixtures.make_params(), jax.random.PRNGKey(0))
+    ref = ewc.init(fixtures.make_params(), tasks[0][0], config)
     step = jax.jit(functools.partial(ewc.update, loss_fn=MLP_LOSS,
                                      config=config))
     for k, batches in enumerate(tasks):
@@ -369,7 +359,7 @@ class SITest(chex.TestCase):
     def step(state, batch, key):
       return si.update(state, batch, key, loss_fn=MLP_LOSS, config=config)
 
-    state = si.init(make_params(), tasks[0][0], config)
+    state = si.init(fixtures.make_params(), tasks[0][0], config)
     ends = []
     for batches in tasks:
       ends.append(state.params)
@@ -381,7 +371,7 @@ class SITest(chex.TestCase):
 
     method = si.method(MLP_LOSS, tasks[0][0], config)
     train_task = jax.jit(engine.make_train_task(method))
-    scanned = method.init(make_params(), jax.random.PRNGKey(0))
+    scanned = method.init(fixtures.make_params(), jax.random.PRNGKey(0))
     for k, batches in enumerate(tasks):
       scanned, _ = train_task(scanned, *(jnp.stack(a) for a in zip(*batches)),
                               jax.random.PRNGKey(k))

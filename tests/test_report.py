@@ -4,18 +4,12 @@ import json
 import os
 import re
 
-from absl import flags
 from absl.testing import absltest
 from absl.testing import parameterized
 import numpy as np
 
+import fixtures
 from emcl_jax.reporting import tables
-
-
-def setUpModule():
-  # self.create_tempdir() reads --test_tmpdir; pytest does not parse flags.
-  if not flags.FLAGS.is_parsed():
-    flags.FLAGS.mark_as_parsed()
 
 
 def _result(name, seed, acc, bwt, la=80.0, seconds=1.0, method=None):
@@ -74,7 +68,7 @@ def _expected(results, dataset, name, key):
 class ReportTest(parameterized.TestCase):
 
   def test_aggregate_and_markdown(self):
-    folder = self.create_tempdir().full_path
+    folder = fixtures.tmp_dir(self)
     runs = [_result('emcl', 0, 70.0, -10.0, seconds=2.0),
             _result('emcl', 1, 72.0, -12.0, seconds=4.0),
             _result('emcl_gd', 0, 60.0, -20.0, method='emcl')]
@@ -101,7 +95,7 @@ class ReportTest(parameterized.TestCase):
 
   def test_table_iii_equals_json_means(self):
     results = _synthetic()
-    folder = self.create_tempdir().full_path
+    folder = fixtures.tmp_dir(self)
     _write(folder, results)
     loaded = tables.load(folder)
     rows = tables.aggregate(loaded)

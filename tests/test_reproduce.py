@@ -1,14 +1,13 @@
-"""experiments/reproduce.py end to end on a shrunk stream: results files,
-tables whose numbers are the JSONs', decodable figures, JSON-lines logs,
-skipping of completed runs and a one-line error for a foreign folder."""
+"""experiments/reproduce.py end to end on a shrunk stream, in this process:
+results files, tables whose numbers are the JSONs', decodable figures,
+JSON-lines logs, skipping of completed runs, submitit jobs (launched from a
+process of its own) and a one-line error for a foreign folder."""
 
 import glob
 import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 
 from absl.testing import absltest
@@ -16,18 +15,15 @@ import pytest
 from matplotlib import image
 import numpy as np
 
-pytestmark = pytest.mark.slow  # subprocess and whole-protocol runs
+import fixtures
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHRINK = ['--num_tasks=3', '--samples_per_task=20']
+pytestmark = pytest.mark.slow  # whole-protocol runs
+
+SHRINK = ['--config.data.num_tasks=3', '--config.data.samples_per_task=20']
 
 
 def reproduce(*args):
-  return subprocess.run(
-      [sys.executable, os.path.join(ROOT, 'experiments', 'reproduce.py'),
-       *SHRINK, *args],
-      env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu'),
-      capture_output=True, text=True, timeout=900, check=False)
+  return fixtures.call('reproduce', *SHRINK, *args)
 
 
 class ReproduceTest(absltest.TestCase):
@@ -37,7 +33,7 @@ class ReproduceTest(absltest.TestCase):
     super().setUpClass()
     cls.out = tempfile.mkdtemp()
     cls.proc = reproduce('--methods=emcl,finetune', '--seeds=2',
-                         f'--output_dir={cls.out}', '--tensorboard')
+                         f'--workdir={cls.out}', '--config.output.tensorboard=true')
 
   @classmethod
   def tearDownClass(cls):
@@ -119,7 +115,7 @@ class ReproduceTest(absltest.TestCase):
     path = os.path.join(self.folder('emcl', 0), 'results.json')
     before = os.stat(path).st_mtime_ns
     again = reproduce('--methods=emcl,finetune', '--seeds=2',
-                      '--progress=false', f'--output_dir={self.out}')
+                      '--config.output.progress=false', f'--workdir={self.out}')
     self.assertEqual(again.returncode, 0, again.stderr[-2000:])
     self.assertIn('mnist_permutations emcl: seeds [0, 1] done already, '
                   'skipped', again.stdout)
@@ -127,16 +123,13 @@ class ReproduceTest(absltest.TestCase):
     self.assertEqual(os.stat(path).st_mtime_ns, before)
 
     # (In a copy of the folder: the other tests read its tables.)
-    copy = os.path.join(tempfile.mkdtemp(), 'copy')
-    self.addCleanup(shutil.rmtree, os.path.dirname(copy), True)
+    copy = os.path.join(fixtures.tmp_dir(self), 'copy')
     shutil.copytree(self.out, copy)
     path = path.replace(self.out, copy)
-    other = subprocess.run(
-        [sys.executable, os.path.join(ROOT, 'experiments', 'reproduce.py'),
-         '--num_tasks=4', '--samples_per_task=20', '--methods=emcl',
-         f'--output_dir={copy}'],
-        env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu'),
-        capture_output=True, text=True, timeout=900, check=False)
+    other = fixtures.call(
+        'reproduce', '--config.data.num_tasks=4',
+        '--config.data.samples_per_task=20', '--methods=emcl',
+        f'--workdir={copy}')
     # Another benchmark size is another setting: its own folder, and a
     # table of its runs only (4 tasks), the 3-task runs left as they were.
     self.assertEqual(other.returncode, 0, other.stderr[-2000:])
@@ -152,12 +145,15 @@ class ReproduceTest(absltest.TestCase):
   def test_two_submitit_jobs_give_the_one_process_report(self):
     # The two (dataset, method) programs as two jobs of submitit's real
     # local executor, each a process of its own: the same runs, bit for
-    # bit, and the same Table III but for the training seconds.
-    jobs = os.path.join(tempfile.mkdtemp(), 'jobs')
-    self.addCleanup(shutil.rmtree, os.path.dirname(jobs), True)
-    proc = reproduce('--methods=emcl,finetune', '--seeds=2',
-                     '--progress=false', f'--workdir={jobs}',
-                     '--launcher=submitit_local', '--jobs=2')
+    # bit, and the same Table III but for the training seconds. The
+    # launching script runs in a process of its own too: importing submitit
+    # configures the logging of its process (and closes this one's
+    # handlers).
+    jobs = os.path.join(fixtures.tmp_dir(self), 'jobs')
+    proc = fixtures.run_script(
+        'reproduce', *SHRINK, '--methods=emcl,finetune', '--seeds=2',
+        '--config.output.progress=false', f'--workdir={jobs}',
+        '--launcher=submitit_local', '--jobs=2', timeout=900)
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
     self.assertRegex(proc.stderr, r'submitted 2 jobs \(submitit_local, ids '
                      r'\d+, \d+\) for 2 programs')
@@ -184,8 +180,7 @@ class ReproduceTest(absltest.TestCase):
     self.assertEqual(rows(jobs), rows(self.out))
 
   def test_corrupt_results_file_is_one_line(self):
-    copy = os.path.join(tempfile.mkdtemp(), 'copy')
-    self.addCleanup(shutil.rmtree, os.path.dirname(copy), True)
+    copy = os.path.join(fixtures.tmp_dir(self), 'copy')
     shutil.copytree(self.out, copy)
     victim = os.path.join(self.folder('finetune', 1), 'results.json').replace(
         self.out, copy)
@@ -200,7 +195,7 @@ class ReproduceTest(absltest.TestCase):
     self.assertNotIn('Traceback', proc.stderr)
 
   def test_unknown_method_is_one_line(self):
-    proc = reproduce('--methods=emcl,emlc', f'--output_dir={self.out}/x')
+    proc = reproduce('--methods=emcl,emlc', f'--workdir={self.out}/x')
     self.assertEqual(proc.returncode, 2)
     self.assertLen(proc.stderr.strip().splitlines(), 1)
     self.assertIn("unknown method 'emlc'", proc.stderr)
@@ -213,19 +208,16 @@ class ReproduceFlagsTest(absltest.TestCase):
   def test_data_dir_model_norm_and_parallel_seeds_reach_every_run(self):
     # Split MNIST from an IDX folder, the reduced ResNet with instance norm,
     # two seeds as one vmapped program: each results file records them.
-    sys.path.insert(0, os.path.join(ROOT, 'tests'))
-    from test_data import write_mnist  # pylint: disable=g-import-not-at-top
-    root = tempfile.mkdtemp()
-    self.addCleanup(shutil.rmtree, root, True)
+    root = fixtures.tmp_dir(self)
     data = os.path.join(root, 'mnist')
     os.makedirs(data)
-    write_mnist(data, n_train=400, n_test=60)
+    fixtures.write_mnist(data, n_train=400, n_test=60)
     out = os.path.join(root, 'out')
     proc = reproduce('--datasets=split_mnist', '--methods=finetune',
                      '--seeds=2', '--parallel_seeds', f'--data_dir={data}',
-                     '--model=resnet18_reduced', '--norm=instance',
-                     '--num_tasks=2', '--samples_per_task=20',
-                     '--progress=false', f'--output_dir={out}')
+                     '--config.model.name=resnet18_reduced', '--config.model.norm=instance',
+                     '--config.data.num_tasks=2', '--config.data.samples_per_task=20',
+                     '--config.output.progress=false', f'--workdir={out}')
     self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
     paths = sorted(glob.glob(os.path.join(out, 'runs', 'split_mnist',
                                           'finetune', '*', 'seed*',

@@ -3,7 +3,6 @@ unsharded on 4 fake CPU devices (a subprocess, since the device count is
 fixed when JAX starts)."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -12,14 +11,14 @@ import pytest
 from absl.testing import parameterized
 import numpy as np
 
+import fixtures
 import runs
 from emcl_jax import configs
 from emcl_jax import experiment
 
 pytestmark = pytest.mark.slow  # subprocess and whole-protocol runs
 
-SMALL = dict(num_tasks=3, samples_per_task=60)
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = {'data.num_tasks': 3, 'data.samples_per_task': 60}
 
 SHARDED_SCRIPT = r'''
 import json, jax
@@ -50,10 +49,9 @@ class SeedsTest(parameterized.TestCase):
   @parameterized.parameters('emcl', 'finetune', 'lamaml')
   def test_vmapped_seeds_equal_single_seed_runs(self, method):
     seeds = (2, 3)
-    together = runs.run_seeds('mnist_permutations', method, seeds,
-                                    **SMALL)
+    together = runs.run_seeds('mnist_permutations', method, seeds, SMALL)
     for seed, res in zip(seeds, together):
-      alone = runs.run('mnist_permutations', method, seed, **SMALL)
+      alone = runs.run('mnist_permutations', method, seed, SMALL)
       self.assertEqual(res['seed'], seed)
       self.assertEqual(res['parallel_seeds'], 2)
       np.testing.assert_allclose(res['accuracy_matrix'],
@@ -65,9 +63,8 @@ class SeedsTest(parameterized.TestCase):
                         together[1]['accuracy_matrix'])
 
   def test_sharded_equals_unsharded_on_four_cpu_devices(self):
-    env = {**os.environ, 'PYTHONPATH': ROOT,
-           'XLA_FLAGS': '--xla_force_host_platform_device_count=4',
-           'JAX_PLATFORMS': 'cpu'}
+    env = dict(fixtures.ENV,
+               XLA_FLAGS='--xla_force_host_platform_device_count=4')
     proc = subprocess.run([sys.executable, '-c', SHARDED_SCRIPT], env=env,
                           capture_output=True, text=True, timeout=600,
                           check=False)

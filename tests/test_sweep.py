@@ -6,27 +6,23 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 
 from absl.testing import absltest
 import pytest
 import numpy as np
 
+import fixtures
 from emcl_jax import configs
-from emcl_jax import sweeps
-from emcl_jax.experiment import grid_run
+from emcl_jax.launch import grids as sweeps
+from emcl_jax import experiment as experiment_lib
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SWEEP = os.path.join(ROOT, 'experiments', 'sweep.py')
-SMALL = ['--num_tasks=2', '--samples_per_task=30', '--seeds=2']
+SMALL = ['--config.data.num_tasks=2', '--config.data.samples_per_task=30', '--seeds=2']
 
 
 def sweep(args):
-  env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu')
-  return subprocess.run([sys.executable, SWEEP, *args], capture_output=True,
-                        text=True, env=env, timeout=600)
+  """sweep.py with `args`, in this process."""
+  return fixtures.call('sweep', *args)
 
 
 def _build(method, values):
@@ -77,11 +73,11 @@ class GridTest(absltest.TestCase):
         'method=cmaml;opt_lr=0.1,0.3 | method=finetune;lr=0.01,0.03,0.1'),
                                  {}, 'emcl', _build)
     run_configs = [c for _, c in settings]
-    # (C-MAML's grid runs are not checked against its solo runs: apart.)
-    self.assertEqual(grid_run.groups(run_configs),
-                     [[0, 1], [2], [3, 4], [5], [6], [7, 8, 9]])
-    self.assertEqual(grid_run.groups(run_configs, max_size=2),
-                     [[0, 1], [2], [3, 4], [5], [6], [7, 8], [9]])
+    # Every method joins a grid (C-MAML too); glances=1 changes the program.
+    self.assertEqual(experiment_lib.programs(run_configs),
+                     [[0, 1], [2], [3, 4], [5, 6], [7, 8, 9]])
+    self.assertEqual(experiment_lib.programs(run_configs, group_size=2),
+                     [[0, 1], [2], [3, 4], [5, 6], [7, 8], [9]])
 
   def test_grid_file(self):
     folder = tempfile.mkdtemp()
@@ -92,25 +88,25 @@ class GridTest(absltest.TestCase):
               '  return [{"beta": b} for b in (0.1, 0.2)]\n')
     self.assertEqual(self.sweep.load_grid_file(path),
                      [{'method.beta': 0.1}, {'method.beta': 0.2}])
-    with open(path, 'w') as f:
-      f.write('def get_grid():\n  return "beta=0.1 | method=er"\n')
-    self.assertEqual(self.sweep.load_grid_file(path),
-                     [{'method.beta': '0.1'}, {'method': 'er'}])
-    with open(path, 'w') as f:
-      f.write('def get_grid():\n  return {"beta": 0.1}\n')
-    with self.assertRaisesRegex(ValueError, 'must return a list of dicts'):
-      self.sweep.load_grid_file(path)
+    # A list of dicts only: a --grid string, a dict or nothing is refused.
+    for returned in ('"beta=0.1 | method=er"', '{"beta": 0.1}', '[]'):
+      with open(path, 'w') as f:
+        f.write(f'def get_grid():\n  return {returned}\n')
+      with self.assertRaisesRegex(ValueError,
+                                  'must return a non-empty list of dicts'):
+        self.sweep.load_grid_file(path)
 
   def test_bad_grids_raise_one_clear_error(self):
     for text, message in (
         ('beta', 'is not path=v1,v2'),
         ('betta=0.1', "unknown setting 'method.betta' for method emcl; did "
          'you mean method.beta'),
-        ('glances=two', "method.glances='two' is not a int"),
+        ('glances=two', "method.glances='two' is not an int"),
         ('method=nope', "unknown method 'nope'"),
         ('method=lamaml;beta=0.1', "unknown setting 'method.beta' for "
          'method lamaml'),
-        ('r=0.1 |', 'empty alternative')):
+        ('r=0.1 |', 'empty alternative'),
+        ('beta=0.1;beta=0.2', 'method.beta is given twice')):
       with self.assertRaisesRegex(ValueError, message):
         self.sweep.expand(self.sweep.parse_grid(text), {}, 'emcl', _build)
 
@@ -119,12 +115,11 @@ class SweepScriptTest(absltest.TestCase):
 
   def setUp(self):
     super().setUp()
-    self.out = tempfile.mkdtemp()
-    self.addCleanup(shutil.rmtree, self.out, True)
+    self.out = fixtures.tmp_dir(self)
 
   @pytest.mark.slow
   def test_runs_skips_and_tabulates(self):
-    args = [f'--output_dir={self.out}', *SMALL,
+    args = [f'--workdir={self.out}', *SMALL,
             '--grid=glances=1;r=0.1,0.2 | method=finetune']
     proc = sweep(args)
     self.assertEqual(proc.returncode, 0, proc.stderr)
@@ -190,7 +185,7 @@ class SweepScriptTest(absltest.TestCase):
     self.assertEqual(mixed.returncode, 2)
     self.assertRegex(mixed.stderr.strip().splitlines()[-1],
                      r'^error: .*finetune/\w+/seed0/config.json holds another '
-                     r'config; delete the folder or pass --overwrite$')
+                     r'config; delete the folder or pass --config.output.overwrite=true$')
 
   @pytest.mark.slow
   def test_bad_input_is_one_line_and_exit_2(self):
@@ -207,7 +202,7 @@ class SweepScriptTest(absltest.TestCase):
         (['--grid=r=0.1', '--config.method.betta=1'],
          'did you mean method.beta'),
         (['--grid_file=/nonexistent.py'], 'is not a file')):
-      proc = sweep([f'--output_dir={self.out}', *args])
+      proc = sweep([f'--workdir={self.out}', *args])
       self.assertEqual(proc.returncode, 2, (args, proc.stderr))
       lines = proc.stderr.strip().splitlines()
       self.assertLen(lines, 1, proc.stderr)
@@ -230,15 +225,11 @@ class SweepScriptTest(absltest.TestCase):
   def test_same_setting_same_run_in_every_script(self):
     # One override, given the way each script takes it: the same config
     # hash (the run's folder) and the same accuracy matrix.
-    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu')
-    common = ['--num_tasks=2', '--samples_per_task=30', '--seeds=1',
-              '--progress=false']
+    common = ['--config.data.num_tasks=2', '--config.data.samples_per_task=30', '--seeds=1',
+              '--config.output.progress=false']
 
     def script(name, *args):
-      proc = subprocess.run(
-          [sys.executable, os.path.join(ROOT, 'experiments', f'{name}.py'),
-           *args, *common], capture_output=True, text=True, env=env,
-          timeout=600)
+      proc = fixtures.call(name, *args, *common)
       self.assertEqual(proc.returncode, 0, proc.stderr)
       return proc.stdout
 

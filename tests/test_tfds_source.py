@@ -46,12 +46,12 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.core.download import checksums
 from tensorflow_datasets.core.download import downloader
 
+import fixtures
 from emcl_jax.data import cifar100
 from emcl_jax.data import mnist
 from emcl_jax.data import tfds_source
 from emcl_jax.errors import DataError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CIFAR_URL = 'https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz'
 MNIST_URL = 'https://storage.googleapis.com/cvdf-datasets/mnist/'
 MNIST_FILES = ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz',
@@ -257,9 +257,8 @@ def registered(name: str, files: dict[str, bytes]):
 
 
 def run_child(code: str, *args: str) -> subprocess.CompletedProcess:
-  env = dict(os.environ, PYTHONPATH=ROOT)
-  return subprocess.run([sys.executable, '-c', BLOCK + code, *args], cwd=ROOT,
-                        env=env, capture_output=True, text=True, timeout=300,
+  return subprocess.run([sys.executable, '-c', BLOCK + code, *args], cwd=fixtures.ROOT,
+                        env=fixtures.ENV, capture_output=True, text=True, timeout=300,
                         check=False)
 
 
@@ -460,7 +459,7 @@ class NoTensorflowTest(absltest.TestCase):
           downloader._open_url = transport
           sys.argv = ['experiments/run.py'] + sys.argv[1:]
           runpy.run_path('experiments/run.py', run_name='__main__')
-          """), '--dataset=cifar100', '--data_source=tfds',
+          """), '--dataset=cifar100', '--config.data.source=tfds',
                         f'--data_dir={empty}', f'--workdir={workdir}')
       self.assertEqual(child.returncode, 2, child.stderr)
       lines = child.stderr.splitlines()

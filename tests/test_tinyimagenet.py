@@ -7,12 +7,12 @@ import subprocess
 import sys
 from unittest import mock
 
-from absl import flags
 from absl.testing import absltest
 from absl.testing import parameterized
 import numpy as np
 from PIL import Image
 
+import fixtures
 from test_download import closed_port
 from emcl_jax.data import tinyimagenet
 from emcl_jax.errors import DataError
@@ -26,12 +26,6 @@ COLOURS = np.array([(220, 40, 40), (40, 220, 40), (40, 40, 220),
 TRAIN_PER_CLASS = 3
 # val_<i>.JPEG -> class id, the annotation lines shuffled: 2 per class.
 VAL = {0: 2, 1: 0, 2: 3, 3: 1, 4: 1, 5: 0, 6: 3, 7: 2}
-
-
-def setUpModule():
-  # self.create_tempdir() reads --test_tmpdir; pytest does not parse flags.
-  if not flags.FLAGS.is_parsed():
-    flags.FLAGS.mark_as_parsed()
 
 
 def write_jpeg(path, class_id, index, gray=False, size=64):
@@ -86,7 +80,7 @@ class ReadTest(parameterized.TestCase):
 
   def setUp(self):
     super().setUp()
-    self.parent = self.create_tempdir().full_path
+    self.parent = fixtures.tmp_dir(self)
     self.folder = write_folder(self.parent)
 
   def test_shapes_labels_and_order(self):
@@ -193,7 +187,7 @@ class ErrorTest(parameterized.TestCase):
 
   def setUp(self):
     super().setUp()
-    self.parent = self.create_tempdir().full_path
+    self.parent = fixtures.tmp_dir(self)
     self.folder = write_folder(self.parent)
 
   def path(self, *parts):
@@ -267,7 +261,7 @@ class ErrorTest(parameterized.TestCase):
     # port here: no network), 'dir' refuses.
     port = closed_port()
     env = {'EMCL_JAX_MIRROR': f'http://127.0.0.1:{port}',
-           'EMCL_JAX_DATA': self.create_tempdir().full_path}
+           'EMCL_JAX_DATA': fixtures.tmp_dir(self)}
     with mock.patch.dict(os.environ, env):
       with self.assertRaisesRegex(
           DataError, rf'^cannot download http://127.0.0.1:{port}/tiny-'
@@ -291,7 +285,7 @@ class ImportTest(absltest.TestCase):
     code = ('import sys, emcl_jax.data.tinyimagenet; '
             'print(sorted(m for m in sys.modules if m.split(".")[0] == "PIL"))')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True,
-                         text=True, check=True).stdout
+                         text=True, check=True, env=fixtures.ENV).stdout
     self.assertEqual(out.strip(), '[]')
 
 

@@ -11,11 +11,11 @@ import runs
 
 pytestmark = pytest.mark.slow  # whole-protocol runs
 
-SMALL = dict(num_tasks=3, samples_per_task=200)
+SMALL = {'data.num_tasks': 3, 'data.samples_per_task': 200}
 
 
 def _run(method):
-  return runs.run('mnist_permutations', method, 0, **SMALL)
+  return runs.run('mnist_permutations', method, 0, SMALL)
 
 
 class VariantsTest(parameterized.TestCase):

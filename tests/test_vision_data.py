@@ -7,12 +7,12 @@ import pickle
 import tarfile
 from unittest import mock
 
-from absl import flags
 from absl.testing import absltest
 from absl.testing import parameterized
 import numpy as np
 from PIL import Image
 
+import fixtures
 from test_download import closed_port
 from emcl_jax import data
 from emcl_jax.data import cifar100
@@ -20,36 +20,6 @@ from emcl_jax.data import miniimagenet
 from emcl_jax.data import splits
 from emcl_jax.data import tasks as tasks_lib
 from emcl_jax.errors import DataError
-
-
-def setUpModule():
-  # self.create_tempdir() reads --test_tmpdir; pytest does not parse flags.
-  if not flags.FLAGS.is_parsed():
-    flags.FLAGS.mark_as_parsed()
-
-
-def cifar_batch(n, seed, num_classes=100):
-  """A CIFAR-100 pickle's dict: n images, labels cycling over classes."""
-  rng = np.random.default_rng(seed)
-  return {
-      b'filenames': [b'img%d.png' % i for i in range(n)],
-      b'batch_label': b'training batch 1 of 1',
-      b'fine_labels': [i % num_classes for i in range(n)],
-      b'coarse_labels': [i % 20 for i in range(n)],
-      b'data': rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-  }
-
-
-def write_cifar(folder, n_train=300, n_test=100, protocol=2):
-  """The cifar-100-python folder in `folder`; returns the two dicts."""
-  sub = os.path.join(folder, cifar100.FOLDER)
-  os.makedirs(sub, exist_ok=True)
-  batches = {'train': cifar_batch(n_train, 0), 'test': cifar_batch(n_test, 1)}
-  batches['meta'] = {b'fine_label_names': [b'c%d' % i for i in range(100)]}
-  for name, batch in batches.items():
-    with open(os.path.join(sub, name), 'wb') as f:
-      pickle.dump(batch, f, protocol=protocol)
-  return batches
 
 
 def py2_pickle(data, labels):
@@ -127,8 +97,8 @@ SMALL = dict(train_per_class=5, test_per_class=1, num_classes=10)
 class Cifar100Test(parameterized.TestCase):
 
   def test_folder_parent_and_archive_read_the_same(self):
-    folder = self.create_tempdir().full_path
-    batches = write_cifar(folder)
+    folder = fixtures.tmp_dir(self)
+    batches = fixtures.write_cifar(folder)
     archive_dir, _ = tar_folder(folder)
     for where in (folder, os.path.join(folder, cifar100.FOLDER), archive_dir):
       split = cifar100.read_dir(where)
@@ -145,8 +115,8 @@ class Cifar100Test(parameterized.TestCase):
     self.assertTrue(split.source.endswith(cifar100.ARCHIVE))
 
   def test_python2_pickles(self):
-    folder = self.create_tempdir().full_path
-    batches = write_cifar(folder)
+    folder = fixtures.tmp_dir(self)
+    batches = fixtures.write_cifar(folder)
     for name in ('train', 'test'):
       batch = batches[name]
       with open(os.path.join(folder, cifar100.FOLDER, name), 'wb') as f:
@@ -158,24 +128,24 @@ class Cifar100Test(parameterized.TestCase):
     np.testing.assert_array_equal(split.train_y, np.arange(300) % 100)
 
   def test_truncated_pickle(self):
-    folder = self.create_tempdir().full_path
-    write_cifar(folder)
+    folder = fixtures.tmp_dir(self)
+    fixtures.write_cifar(folder)
     truncate(os.path.join(folder, cifar100.FOLDER, 'train'))
     with self.assertRaisesRegex(DataError, r'^\S+/train is truncated or '
                                 'corrupt, not a data pickle .*re-download'):
       cifar100.read_dir(folder)
 
   def test_truncated_archive(self):
-    folder = self.create_tempdir().full_path
-    write_cifar(folder)
+    folder = fixtures.tmp_dir(self)
+    fixtures.write_cifar(folder)
     archive_dir, path = tar_folder(folder)
     truncate(path, 0.6)
     with self.assertRaisesRegex(DataError, 'tar.gz is truncated or corrupt'):
       cifar100.read_dir(archive_dir)
 
   def test_pickle_that_would_run_code_is_refused(self):
-    folder = self.create_tempdir().full_path
-    write_cifar(folder)
+    folder = fixtures.tmp_dir(self)
+    fixtures.write_cifar(folder)
     with open(os.path.join(folder, cifar100.FOLDER, 'test'), 'wb') as f:
       pickle.dump(io.StringIO('x'), f)  # names the global _io.StringIO
     with self.assertRaisesRegex(DataError, 'refusing global _io.StringIO'):
@@ -191,9 +161,9 @@ class Cifar100Test(parameterized.TestCase):
       ('label_100', b'fine_labels', [100] * 100, r'in 100..100, outside 0..99'),
   )
   def test_bad_contents(self, key, value, message):
-    folder = self.create_tempdir().full_path
-    write_cifar(folder)
-    batch = cifar_batch(100, 1)
+    folder = fixtures.tmp_dir(self)
+    fixtures.write_cifar(folder)
+    batch = fixtures.cifar_batch(100, 1)
     batch[key] = value
     with open(os.path.join(folder, cifar100.FOLDER, 'test'), 'wb') as f:
       pickle.dump(batch, f)
@@ -201,8 +171,8 @@ class Cifar100Test(parameterized.TestCase):
       cifar100.read_dir(folder)
 
   def test_cifar10_file(self):
-    folder = self.create_tempdir().full_path
-    write_cifar(folder)
+    folder = fixtures.tmp_dir(self)
+    fixtures.write_cifar(folder)
     with open(os.path.join(folder, cifar100.FOLDER, 'test'), 'wb') as f:
       pickle.dump({b'data': np.zeros((2, 3072), np.uint8),
                    b'labels': [0, 1]}, f)
@@ -211,11 +181,11 @@ class Cifar100Test(parameterized.TestCase):
       cifar100.read_dir(folder)
 
   def test_missing_files(self):
-    folder = self.create_tempdir().full_path
+    folder = fixtures.tmp_dir(self)
     with self.assertRaisesRegex(DataError, 'no CIFAR-100 in .*put the '
                                 'cifar-100-python folder'):
       cifar100.read_dir(folder)
-    write_cifar(folder)
+    fixtures.write_cifar(folder)
     os.remove(os.path.join(folder, cifar100.FOLDER, 'test'))
     with self.assertRaisesRegex(DataError, 'test not found in'):
       cifar100.read_dir(folder)
@@ -225,7 +195,7 @@ class Cifar100Test(parameterized.TestCase):
     # a closed port, so no network is touched), 'dir' does not.
     port = closed_port()
     env = {'EMCL_JAX_MIRROR': f'http://127.0.0.1:{port}',
-           'EMCL_JAX_DATA': self.create_tempdir().full_path}
+           'EMCL_JAX_DATA': fixtures.tmp_dir(self)}
     with mock.patch.dict(os.environ, env):
       with self.assertRaisesRegex(
           DataError, rf'^cannot download http://127.0.0.1:{port}/cifar-100-'
@@ -244,7 +214,7 @@ class Cifar100Test(parameterized.TestCase):
 class MiniImageNetTest(absltest.TestCase):
 
   def test_pickles(self):
-    folder = self.create_tempdir().full_path
+    folder = fixtures.tmp_dir(self)
     write_mini(folder)
     split = miniimagenet.read_pickles(folder, **SMALL)
     self.assertEqual(split.train_x.shape, (50, 84, 84, 3))
@@ -262,14 +232,14 @@ class MiniImageNetTest(absltest.TestCase):
                      split.source)
 
   def test_extra_images_are_ignored(self):
-    folder = self.create_tempdir().full_path
+    folder = fixtures.tmp_dir(self)
     write_mini(folder, per_class=8)
     split = miniimagenet.read_pickles(folder, **SMALL)
     self.assertEqual(split.train_x.shape[0], 50)
     np.testing.assert_array_equal(split.test_x[:, 0, 0, 1], 5)
 
   def test_too_few_images(self):
-    folder = self.create_tempdir().full_path
+    folder = fixtures.tmp_dir(self)
     write_mini(folder, per_class=6)
     with self.assertRaisesRegex(DataError, 'class n00 in .* has 6 images, '
                                 r'fewer than the 600 needed \(500 train'):
@@ -279,7 +249,7 @@ class MiniImageNetTest(absltest.TestCase):
       miniimagenet.read_dir(folder, train_per_class=5, test_per_class=1)
 
   def test_truncated_pickle(self):
-    folder = self.create_tempdir().full_path
+    folder = fixtures.tmp_dir(self)
     write_mini(folder)
     truncate(os.path.join(folder, 'mini-imagenet-cache-val.pkl'))
     with self.assertRaisesRegex(DataError, 'cache-val.pkl is truncated or '
@@ -287,7 +257,7 @@ class MiniImageNetTest(absltest.TestCase):
       miniimagenet.read_dir(folder, **SMALL)
 
   def test_wrong_image_shape(self):
-    folder = self.create_tempdir().full_path
+    folder = fixtures.tmp_dir(self)
     write_mini(folder)
     path = os.path.join(folder, 'mini-imagenet-cache-test.pkl')
     with open(path, 'wb') as f:
@@ -297,7 +267,7 @@ class MiniImageNetTest(absltest.TestCase):
       miniimagenet.read_dir(folder, **SMALL)
 
   def test_bad_class_dict(self):
-    folder = self.create_tempdir().full_path
+    folder = fixtures.tmp_dir(self)
     write_mini(folder)
     path = os.path.join(folder, 'mini-imagenet-cache-test.pkl')
     cache = mini_cache(MINI_CLASSES['test'], 6)
@@ -314,14 +284,14 @@ class MiniImageNetTest(absltest.TestCase):
       miniimagenet.read_dir(folder, **SMALL)
 
   def test_missing_pickle(self):
-    folder = self.create_tempdir().full_path
+    folder = fixtures.tmp_dir(self)
     write_mini(folder, skip=('val',))
     with self.assertRaisesRegex(DataError, 'mini-imagenet-cache-val.pkl not '
                                 'found in'):
       miniimagenet.read_dir(folder, **SMALL)
 
   def test_image_folders(self):
-    folder = self.create_tempdir().full_path
+    folder = fixtures.tmp_dir(self)
     # Classes b, a, c in two split folders; a's second image is larger.
     for split, cls in (('train', 'b'), ('train', 'a'), ('test', 'c')):
       os.makedirs(os.path.join(folder, split, cls))
@@ -343,7 +313,7 @@ class MiniImageNetTest(absltest.TestCase):
     self.assertTrue(split.source.endswith(':folders'))
 
   def test_image_folder_errors(self):
-    folder = self.create_tempdir().full_path
+    folder = fixtures.tmp_dir(self)
     for cls in ('x', 'y'):
       os.makedirs(os.path.join(folder, cls))
       for j in range(2):
@@ -368,7 +338,7 @@ class MiniImageNetTest(absltest.TestCase):
                                 'miniImageNet .no bundled copy, no TFDS'):
       miniimagenet.load('tfds', '/tmp')
     with self.assertRaisesRegex(DataError, 'no miniImageNet in'):
-      miniimagenet.load('dir', self.create_tempdir().full_path)
+      miniimagenet.load('dir', fixtures.tmp_dir(self))
 
 
 def toy_data(num_classes=6, n_train=4, n_test=2):
@@ -517,8 +487,8 @@ class RegistryTest(absltest.TestCase):
                                 samples_per_task=10).class_mask)
 
   def test_cifar100_registry(self):
-    folder = self.create_tempdir().full_path
-    write_cifar(folder, n_train=300, n_test=200)
+    folder = fixtures.tmp_dir(self)
+    fixtures.write_cifar(folder, n_train=300, n_test=200)
     # The default 2,500 samples per task needs the full data.
     with self.assertRaisesRegex(DataError, 'samples_per_task=2500 is outside'
                                 ' 1..15, the training images per task'):
@@ -544,7 +514,7 @@ class RegistryTest(absltest.TestCase):
       data.load('split_mnist', num_tasks=6)
     with self.assertRaisesRegex(DataError, 'found 10 classes in .*, '
                                 'expected 100; put mini-imagenet-cache'):
-      folder = self.create_tempdir().full_path
+      folder = fixtures.tmp_dir(self)
       write_mini(folder)
       data.load('miniimagenet', data_dir=folder)
     for name in data.BENCHMARKS:

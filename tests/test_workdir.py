@@ -5,11 +5,9 @@ writes, and the tree (with old flat results files) read back as a table."""
 import glob
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from unittest import mock
 
@@ -18,33 +16,36 @@ import pytest
 import jax
 import numpy as np
 
+import fixtures
 from emcl_jax import configs
 from emcl_jax import experiment
 from emcl_jax.configs import schema
-from emcl_jax.experiment import workdir_run
+from emcl_jax.experiment import folders
 from emcl_jax.reporting import tables
 from emcl_jax.training import workdir
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUN = os.path.join(ROOT, 'experiments', 'run.py')
-SUMMARIZE = os.path.join(ROOT, 'experiments', 'summarize.py')
-SMALL = ['--num_tasks=2', '--samples_per_task=50', '--progress=false']
-ENV = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu')
-
-
-def _tmp(test):
-  folder = tempfile.mkdtemp()
-  test.addCleanup(shutil.rmtree, folder, True)
-  return folder
+RUN = os.path.join(fixtures.ROOT, 'experiments', 'run.py')
+SMALL = ['--config.data.num_tasks=2', '--config.data.samples_per_task=50', '--config.output.progress=false']
 
 
 def run(out, *args, wait=True):
-  command = [sys.executable, RUN, f'--workdir={out}', *args]
+  """run.py in a process of its own (one to kill, or two at once);
+  without `wait` the started process."""
   if not wait:
-    return subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, RUN, f'--workdir={out}', *args],
+                            env=fixtures.ENV, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-  return subprocess.run(command, capture_output=True, text=True, env=ENV,
-                        timeout=300)
+  return fixtures.run_script('run', f'--workdir={out}', *args, timeout=300)
+
+
+def run_here(out, *args):
+  """run.py in this process."""
+  return fixtures.call('run', f'--workdir={out}', *args)
+
+
+def summarize(out):
+  """summarize.py on the work directory `out`, in this process."""
+  return fixtures.call('summarize', f'--workdir={out}')
 
 
 def results_files(out):
@@ -63,9 +64,9 @@ class WorkdirTest(absltest.TestCase):
 
   @pytest.mark.slow
   def test_settings_get_their_own_folders_and_finished_runs_are_kept(self):
-    out = _tmp(self)
+    out = fixtures.tmp_dir(self)
     for beta in ('0.1', '0.05'):
-      proc = run(out, f'--config.method.beta={beta}', *SMALL)
+      proc = run_here(out, f'--config.method.beta={beta}', *SMALL)
       self.assertEqual(proc.returncode, 0, proc.stderr)
     paths = results_files(out)
     self.assertLen(paths, 2)  # two results, neither overwritten
@@ -81,16 +82,17 @@ class WorkdirTest(absltest.TestCase):
     self.assertCountEqual(betas, [0.1, 0.05])
     # The same command again: refused in one line, the results untouched.
     before = {p: os.path.getmtime(p) for p in paths}
-    proc = run(out, '--config.method.beta=0.05', *SMALL)
+    proc = run_here(out, '--config.method.beta=0.05', *SMALL)
     self.assertEqual(proc.returncode, 2, proc.stderr)
     lines = proc.stderr.strip().splitlines()
     self.assertLen(lines, 1)
     self.assertRegex(lines[0], r'^error: .*results.json exists: '
                      r'mnist_permutations emcl seed 0 is finished; pass '
-                     r'--overwrite')
+                     r'--config.output.overwrite=true')
     self.assertEqual(before, {p: os.path.getmtime(p) for p in paths})
-    # --overwrite runs it again, in the same folder.
-    proc = run(out, '--config.method.beta=0.05', '--overwrite', *SMALL)
+    # --config.output.overwrite=true runs it again, in the same folder.
+    proc = run_here(out, '--config.method.beta=0.05',
+                    '--config.output.overwrite=true', *SMALL)
     self.assertEqual(proc.returncode, 0, proc.stderr)
     self.assertEqual(results_files(out), paths)
     changed = [p for p in paths if os.path.getmtime(p) != before[p]]
@@ -98,8 +100,8 @@ class WorkdirTest(absltest.TestCase):
 
   @pytest.mark.slow
   def test_sigkill_then_the_same_command_resumes_bitwise(self):
-    out, ref = _tmp(self), _tmp(self)
-    args = ['--num_tasks=5', '--samples_per_task=400', '--progress=false']
+    out, ref = fixtures.tmp_dir(self), fixtures.tmp_dir(self)
+    args = ['--config.data.num_tasks=5', '--config.data.samples_per_task=400', '--config.output.progress=false']
     self.assertEqual(run(ref, *args).returncode, 0)
     proc = run(out, *args, wait=False)
     deadline = time.time() + 240
@@ -139,18 +141,18 @@ class WorkdirTest(absltest.TestCase):
     # third checkpoint save (task 3's, once orbax has made its temporary
     # folder). The same command, run again, resumes; the results equal an
     # uninterrupted run's bit for bit.
-    args = ['--num_tasks=4', '--samples_per_task=100', '--progress=false']
-    ref = _tmp(self)
+    args = ['--config.data.num_tasks=4', '--config.data.samples_per_task=100', '--config.output.progress=false']
+    ref = fixtures.tmp_dir(self)
     self.assertEqual(run(ref, *args).returncode, 0)
     with open(results_files(ref)[0]) as f:
       expected = json.load(f)
-    killer = os.path.join(ROOT, 'tests', 'kill_during.py')
+    killer = os.path.join(fixtures.ROOT, 'tests', 'kill_during.py')
     for where, saved, leftover in (('eval', ['0'], []),
                                    ('save', ['0', '1'], ['2'])):
-      out = _tmp(self)
+      out = fixtures.tmp_dir(self)
       proc = subprocess.run(
           [sys.executable, killer, where, '3', f'--workdir={out}', *args],
-          capture_output=True, text=True, env=ENV, timeout=300)
+          capture_output=True, text=True, env=fixtures.ENV, timeout=300)
       self.assertEqual(proc.returncode, -signal.SIGKILL, proc.stderr)
       self.assertEqual(results_files(out), [])
       folder, = glob.glob(os.path.join(out, '*', '*', '*', 'seed0'))
@@ -172,8 +174,8 @@ class WorkdirTest(absltest.TestCase):
 
   @pytest.mark.slow
   def test_a_second_process_on_a_running_run_is_refused(self):
-    out = _tmp(self)
-    args = ['--num_tasks=5', '--samples_per_task=400', '--progress=false']
+    out = fixtures.tmp_dir(self)
+    args = ['--config.data.num_tasks=5', '--config.data.samples_per_task=400', '--config.output.progress=false']
     first = run(out, *args, wait=False)
     deadline = time.time() + 240
     while (not glob.glob(os.path.join(out, '*', '*', '*', 'seed0', '.lock'))
@@ -195,7 +197,7 @@ class WorkdirTest(absltest.TestCase):
   def test_a_full_disk_leaves_no_results_file_and_says_so(self):
     # The file-size limit stands in for a full disk: the results file
     # (about 1.7 kB here) cannot be written, the smaller files can.
-    out = _tmp(self)
+    out = fixtures.tmp_dir(self)
     # The child sets the limit on itself (no preexec_fn: forking a process
     # that runs JAX's threads to run Python code in the child can deadlock).
     limited = ('import resource, runpy, signal, sys; '
@@ -204,10 +206,11 @@ class WorkdirTest(absltest.TestCase):
                'sys.argv = sys.argv[1:]; '
                "runpy.run_path(sys.argv[0], run_name='__main__')")
     # Without the tests' compilation cache, whose files the limit would cut.
-    env = {k: v for k, v in ENV.items() if k != 'JAX_COMPILATION_CACHE_DIR'}
+    env = {k: v for k, v in fixtures.ENV.items()
+           if k != 'JAX_COMPILATION_CACHE_DIR'}
     proc = subprocess.run(
         [sys.executable, '-c', limited, RUN, f'--workdir={out}', *SMALL,
-         '--checkpoint=false'], capture_output=True, text=True, env=env,
+         '--config.output.checkpoint=false'], capture_output=True, text=True, env=env,
         timeout=300)
     self.assertEqual(proc.returncode, 2, proc.stderr)
     self.assertEqual(proc.stderr, f'error: cannot write under --workdir={out}'
@@ -217,17 +220,17 @@ class WorkdirTest(absltest.TestCase):
 
   @pytest.mark.slow
   def test_a_workdir_that_cannot_be_made_is_one_line(self):
-    blocker = os.path.join(_tmp(self), 'a-file')
+    blocker = os.path.join(fixtures.tmp_dir(self), 'a-file')
     with open(blocker, 'w') as f:
       f.write('x')
-    proc = run(os.path.join(blocker, 'runs'), *SMALL)
+    proc = run_here(os.path.join(blocker, 'runs'), *SMALL)
     self.assertEqual(proc.returncode, 2)
     self.assertEqual(proc.stderr, f'error: cannot write under --workdir='
                      f'{blocker}/runs: Not a directory; choose a writable '
                      '--workdir\n')
 
   def test_lock_in_process(self):
-    folder = os.path.join(_tmp(self), 'run')
+    folder = os.path.join(fixtures.tmp_dir(self), 'run')
     lock = workdir.RunLock(folder).acquire()
     with self.assertRaises(workdir.RunLockedError):
       workdir.RunLock(folder).acquire()
@@ -237,7 +240,7 @@ class WorkdirTest(absltest.TestCase):
 
   @pytest.mark.slow
   def test_only_process_0_writes(self):
-    out = _tmp(self)
+    out = fixtures.tmp_dir(self)
     config = _config(out, **{'output.checkpoint': False})
     with mock.patch.object(jax, 'process_index', return_value=1):
       res = experiment.train_and_evaluate(schema.replace(
@@ -250,11 +253,11 @@ class WorkdirTest(absltest.TestCase):
 
   @pytest.mark.slow
   def test_overwrite_starts_a_vmapped_group_over(self):
-    out = _tmp(self)
+    out = fixtures.tmp_dir(self)
     config = _config(out, seeds=2)
     first = experiment.train_and_evaluate(config)
     # A save of the group left behind (as by a kill), unreadable: with
-    # --overwrite the group starts over instead of resuming from it.
+    # --config.output.overwrite=true the group starts over instead of resuming from it.
     chash = first[0]['config_hash']
     stale = os.path.join(workdir.checkpoint_dir(
         out, 'mnist_permutations', 'emcl', chash, (0, 1)), '0')
@@ -269,7 +272,7 @@ class WorkdirTest(absltest.TestCase):
 
   @pytest.mark.slow
   def test_tree_and_flat_files_read_back_without_mixing_settings(self):
-    out = _tmp(self)
+    out = fixtures.tmp_dir(self)
     config = _config(out, **{'output.checkpoint': False})
     a = experiment.train_and_evaluate(schema.replace(config, 'seeds', 2))
     b = experiment.train_and_evaluate(schema.replace(config, 'method.beta',
@@ -290,9 +293,7 @@ class WorkdirTest(absltest.TestCase):
     self.assertEqual(rows[f'emcl [{hb}]'].acc, b[0]['acc'])
     self.assertEqual(rows['old'].acc, b[0]['acc'])
     # summarize.py prints the same rows.
-    proc = subprocess.run([sys.executable, SUMMARIZE, f'--workdir={out}'],
-                          capture_output=True, text=True, env=ENV,
-                          timeout=120)
+    proc = summarize(out)
     self.assertEqual(proc.returncode, 0, proc.stderr)
     self.assertIn(f'emcl [{hb}]', proc.stdout)
     self.assertIn(f"{b[0]['acc']:.2f}", proc.stdout)
@@ -300,22 +301,20 @@ class WorkdirTest(absltest.TestCase):
     with open(os.path.join(out, 'mnist_permutations_bad_seed0.json'),
               'w') as f:
       f.write('{"acc": ')
-    proc = subprocess.run([sys.executable, SUMMARIZE, f'--workdir={out}'],
-                          capture_output=True, text=True, env=ENV,
-                          timeout=120)
+    proc = summarize(out)
     self.assertEqual(proc.returncode, 2)
     self.assertRegex(proc.stderr, r'^error: .*bad_seed0.json is not a '
                      r'readable results file .*\n$')
 
 
   def test_consecutive_groups(self):
-    self.assertEqual(workdir_run.consecutive([0, 2, 3, 5]),
+    self.assertEqual(folders.consecutive([0, 2, 3, 5]),
                      [[0], [2, 3], [5]])
-    self.assertEqual(workdir_run.consecutive([]), [])
+    self.assertEqual(folders.consecutive([]), [])
 
   @pytest.mark.slow
   def test_a_gap_in_the_seeds_reruns_the_missing_seed_only(self):
-    out = _tmp(self)
+    out = fixtures.tmp_dir(self)
     config = _config(out, seeds=3, **{'output.checkpoint': False})
     first = experiment.train_and_evaluate(config)
     os.remove(results_files(out)[1])  # seed 1's
@@ -327,7 +326,7 @@ class WorkdirTest(absltest.TestCase):
 
   def test_runs_made_before_the_config_change_still_summarise(self):
     # tests/data/old_runs: two seeds written by emcl_jax 0.2.0 before run
-    # configs were typed (`run.py --num_tasks=2 --samples_per_task=100
+    # configs were typed (`run.py --config.data.num_tasks=2 --config.data.samples_per_task=100
     # --seeds=2`), their folders and hash as that version made them.
     old = os.path.join(os.path.dirname(__file__), 'data', 'old_runs')
     runs = tables.load(old)
@@ -338,22 +337,18 @@ class WorkdirTest(absltest.TestCase):
                      ('mnist_permutations', 'emcl', (0, 1)))
     # The files' own numbers (ACC 49.60 and 52.25, as that run printed).
     self.assertAlmostEqual(row.acc, (49.60000067949295 + 52.25) / 2, 4)
-    proc = subprocess.run([sys.executable, SUMMARIZE, f'--workdir={old}'],
-                          capture_output=True, text=True, env=ENV,
-                          timeout=120)
+    proc = summarize(old)
     self.assertEqual(proc.returncode, 0, proc.stderr)
     self.assertIn('| mnist_permutations | emcl | 50.93 ± 1.33 |',
                   proc.stdout)
 
   def test_foreign_results_file_is_named_in_one_line(self):
-    out = _tmp(self)
+    out = fixtures.tmp_dir(self)
     folder = os.path.join(out, 'mnist_permutations', 'emcl', 'abc', 'seed0')
     os.makedirs(folder)
     with open(os.path.join(folder, 'results.json'), 'w') as f:
       json.dump({'dataset': 'mnist_permutations', 'loss': 1.0}, f)
-    proc = subprocess.run([sys.executable, SUMMARIZE, f'--workdir={out}'],
-                          capture_output=True, text=True, env=ENV,
-                          timeout=120)
+    proc = summarize(out)
     self.assertEqual(proc.returncode, 2)
     self.assertRegex(proc.stderr, r'^error: \S+seed0/results.json is not a '
                      r'results file \(no method\); .*\n$')

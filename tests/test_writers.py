@@ -9,19 +9,13 @@ import os
 import re
 import time
 
-from absl import flags
 from absl.testing import absltest
 import numpy as np
 
+import fixtures
 from emcl_jax.reporting import progress as progress_lib
 from emcl_jax.reporting import writers
 from emcl_jax.training import engine
-
-
-def setUpModule():
-  # self.create_tempdir() reads --test_tmpdir; pytest does not parse flags.
-  if not flags.FLAGS.is_parsed():
-    flags.FLAGS.mark_as_parsed()
 
 
 class FakeClock:
@@ -61,7 +55,7 @@ class TaskScalarsTest(absltest.TestCase):
 class JsonLinesTest(absltest.TestCase):
 
   def test_records_hparams_and_resume(self):
-    path = os.path.join(self.create_tempdir().full_path, 'sub', 'm.jsonl')
+    path = os.path.join(fixtures.tmp_dir(self), 'sub', 'm.jsonl')
     w = writers.JsonLinesWriter(path)
     self.assertFalse(os.path.exists(path))  # made at the first write
     before = time.time()
@@ -94,7 +88,7 @@ class JsonLinesTest(absltest.TestCase):
 
   def test_reserved_keys(self):
     w = writers.JsonLinesWriter(os.path.join(
-        self.create_tempdir().full_path, 'x.jsonl'))
+        fixtures.tmp_dir(self), 'x.jsonl'))
     for key in ('step', 'wall_time'):
       with self.assertRaisesRegex(ValueError, 'set by the writer'):
         w.write_scalars(1, {key: 1.0})
@@ -103,7 +97,7 @@ class JsonLinesTest(absltest.TestCase):
 class CsvTest(absltest.TestCase):
 
   def test_rows_columns_and_resume(self):
-    path = os.path.join(self.create_tempdir().full_path, 'm.csv')
+    path = os.path.join(fixtures.tmp_dir(self), 'm.csv')
     w = writers.CsvWriter(path)
     w.write_scalars(1, {'loss': 0.5, 'acc': 80.0})
     w.write_scalars(2, {'acc': 90.0, 'extra': 1.0})  # 'extra': no column
@@ -125,7 +119,7 @@ class CsvTest(absltest.TestCase):
 class TensorBoardTest(absltest.TestCase):
 
   def test_scalars_hparams_and_image_read_back(self):
-    logdir = self.create_tempdir().full_path
+    logdir = fixtures.tmp_dir(self)
     w = writers.TensorBoardWriter(logdir, metrics=('final/acc',))
     w.write_hparams({'beta': 0.1, 'inner': 'pgd', 'memory_size': 200,
                      'data_dir': None})

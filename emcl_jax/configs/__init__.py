@@ -73,10 +73,9 @@ def benchmark_config(dataset: str, method: str, model: str,
 
 
 def get_config(dataset: str = 'mnist_permutations', method: str = 'emcl',
-               overrides: Optional[dict[str, Any]] = None,
-               config_file: Optional[str] = None) -> RunConfig:
-  """The whole run of `method` on `dataset`, with `config_file`'s values and
-  then `overrides` ({dotted path: value}) over it.
+               overrides: Optional[dict[str, Any]] = None) -> RunConfig:
+  """The whole run of `method` on `dataset`, with `overrides` ({dotted
+  path: value}) over it.
 
   Raises:
     ConfigError: unknown benchmark, method or setting, or a bad value.
@@ -85,10 +84,7 @@ def get_config(dataset: str = 'mnist_permutations', method: str = 'emcl',
     raise ConfigError(f'unknown dataset {dataset!r}; use one of '
                       f'{", ".join(BENCHMARKS)}')
   module = importlib.import_module(f'emcl_jax.configs.{dataset}')
-  config = module.get_config(method)
-  if config_file is not None:
-    config = schema.override(config, load_file(config_file, method))
-  return schema.override(config, overrides or {})
+  return schema.override(module.get_config(method), overrides or {})
 
 
 def resolve(config: RunConfig) -> RunConfig:
@@ -204,34 +200,31 @@ def load_module(path: str, function: str = 'get_config',
   return module
 
 
-def load_file(path: str, method: str) -> dict[str, Any]:
-  """The overrides of a config file: its `get_config()` returns
-  {dotted path: value} ({'method.beta': 0.05, 'data.num_tasks': 5}); the
-  older form {'methods': {method: {field: value}}} gives `method`'s entry.
+def load_config(spec: str) -> RunConfig:
+  """The run config of a config file, as flax's examples and big_vision
+  read one: `spec` is FILE or FILE:ARG, and the file's `get_config(ARG)`
+  (`get_config()` without ARG) returns a `RunConfig` (a benchmark's module
+  of this folder is such a file: `emcl_jax/configs/cifar100.py:lamaml`).
 
   Raises:
-    ConfigError: missing file, no get_config, or not one of those shapes.
+    ConfigError: missing file, no get_config, it raises, or it returns
+      something else than a RunConfig.
   """
+  path, sep, arg = spec.partition(':')
+  module = load_module(path)
   try:
-    values = load_module(path).get_config()
-  except ConfigError:
-    raise
+    config = module.get_config(arg) if sep else module.get_config()
   except Exception as e:  # pylint: disable=broad-except
-    raise ConfigError(f'--config {path} failed to load: get_config() raised '
+    raise ConfigError(f'--config {spec} failed: get_config() raised '
                       f'{type(e).__name__}: {e}') from None
-  if isinstance(values, dict) and isinstance(values.get('methods'), dict):
-    entries = values['methods']
-    if all(isinstance(v, dict) for v in entries.values()):
-      base = VARIANTS.get(method, (method, {}))[0]
-      entry = entries.get(method, entries.get(base, {}))
-      return {f'method.{k}': v for k, v in entry.items()}
-  if not isinstance(values, dict) or not all(
-      isinstance(k, str) for k in values):
-    raise ConfigError(f'--config {path}: get_config() must return a dict '
-                      "like {'method.beta': 0.05, 'data.num_tasks': 5}")
-  return values
+  if not isinstance(config, RunConfig):
+    raise ConfigError(
+        f'--config {spec}: get_config() returned a {type(config).__name__}, '
+        'not a RunConfig; return emcl_jax.configs.get_config(dataset, '
+        "method, {'method.beta': 0.05}) or a change of one")
+  return config
 
 
 __all__ = ['BENCHMARKS', 'ConfigError', 'RunConfig', 'benchmark_config',
-           'flat', 'get_config', 'load_file', 'load_module', 'method_config',
+           'flat', 'get_config', 'load_config', 'load_module', 'method_config',
            'model_label', 'resolve', 'schema']

@@ -221,6 +221,11 @@ def closest(path: str, config: RunConfig) -> str:
           f'{hint}--print_config lists every setting')
 
 
+def _a(kind: type) -> str:
+  """'an int', 'a float', 'a bool', 'a str'."""
+  return ('an ' if kind.__name__[0] in 'aeiou' else 'a ') + kind.__name__
+
+
 def parse(kind: type, path: str, text: str) -> Any:
   """`text` as a value of type `kind` ('none' is None)."""
   if text.lower() in ('none', 'null'):
@@ -232,8 +237,8 @@ def parse(kind: type, path: str, text: str) -> Any:
       return text.lower() in ('true', '1')
     value = kind(text)
   except ValueError:
-    raise ConfigError(f'{path}={text!r} is not a {kind.__name__}; give a '
-                      f'{kind.__name__}') from None
+    raise ConfigError(f'{path}={text!r} is not {_a(kind)}; give '
+                      f'{_a(kind)}') from None
   if isinstance(value, float) and not math.isfinite(value):
     raise ConfigError(f'{path} must be a finite number, got {text}')
   return value
@@ -252,10 +257,12 @@ def replace(config: RunConfig, path: str, value: Any) -> RunConfig:
   kind = found[path].type
   if isinstance(value, str) and kind is not str:
     value = parse(kind, path, value)
-  elif value is not None and not isinstance(value, kind) and not (
-      kind is float and isinstance(value, int) and not isinstance(value, bool)):
-    raise ConfigError(f'{path}={value!r} is not a {kind.__name__}; give a '
-                      f'{kind.__name__}')
+  elif value is not None and (
+      not isinstance(value, kind) or isinstance(value, bool) != (kind is bool)
+  ) and not (kind is float and isinstance(value, int)
+             and not isinstance(value, bool)):
+    raise ConfigError(f'{path}={value!r} is not {_a(kind)}; give '
+                      f'{_a(kind)}')
   if kind is float and value is not None:
     value = float(value)
     if not math.isfinite(value):

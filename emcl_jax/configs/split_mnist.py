@@ -1,6 +1,6 @@
 """Split MNIST (5 tasks x 2 classes, multi-head), the vision path's check on
 real images offline. Not in the paper: MNIST Permutations' values, with
-`--model=resnet18_reduced` as the alternative to the MLP."""
+`--config.model.name=resnet18_reduced` as the alternative to the MLP."""
 
 from emcl_jax import configs
 from emcl_jax.configs import mnist_permutations

@@ -1,7 +1,7 @@
 """Split TinyImageNet (40 tasks x 5 classes, 64x64x3, multi-head), as the
 official La-MAML script runs it (montrealrobotics/La-MAML,
 `run_experiments.sh`, its single-pass TinyImageNet block): `--increment 5`,
-`--class_order random`, the `pc_cnn` network (`models.PCCNN`), 400 replay
+`--config.data.class_order=random`, the `pc_cnn` network (`models.PCCNN`), 400 replay
 memories, batch size 10, one epoch. Each task trains on 2,250 of its 2,500
 images (La-MAML holds out 10% of every class for validation; here a random
 10% of the task's stream is left out) and is tested on the 250 validation

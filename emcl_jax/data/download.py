@@ -41,6 +41,7 @@ import zipfile
 import zlib
 from typing import Callable, NamedTuple
 
+from emcl_jax import files
 from emcl_jax.data.download_progress import Reporter, megabytes
 from emcl_jax.errors import DataError, first_line
 
@@ -309,9 +310,7 @@ def _extract(path: str, root: str, url: str, archive: Archive) -> str:
       shutil.rmtree(folder)
     os.replace(extracted, folder)
     marker = os.path.join(folder, MARKER)
-    with open(marker + '.tmp', 'w') as f:
-      f.write(archive.md5 + '\n')
-    os.replace(marker + '.tmp', marker)
+    files.write_file(marker, archive.md5 + '\n')
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
   return folder

@@ -9,9 +9,9 @@ Compose it with a global rate in the optax way::
                            optax.scale(-alpha0))
     updates, opt_state = meta_opt.update(grads, opt_state, importance=h)
 
-`meta_learning_rate(alpha0, r, mode, ...)` returns that chain, with an
-optional global-norm clip of the meta-gradient in front of it
-(`emcl_jax.clipping`, the formula of every method's clip).
+`meta_learning_rate(alpha0, r, mode, ...)` returns that chain, with a
+global-norm clip of the meta-gradient in front of it (`emcl_jax.clipping`,
+the formula of every method's clip; a clip norm of 0 turns it off).
 
 docs/algorithm.md #1: Eq 8, alpha_j = (r / h_j) alpha_{j-1}, compounds every
 step and, read literally, explodes or vanishes unless h stays near r. The
@@ -72,18 +72,15 @@ class ScaleByImportanceState(NamedTuple):
   count: chex.Array
 
 
-
-def _given(*values) -> bool:
-  """Whether every value is a Python number, not an array: a grid traces
-  its hyper-parameters (`training.grid`), and their Python values were
-  checked before."""
-  return not any(isinstance(v, jax.Array) for v in values)
-
 def scale_by_importance(r: float = 1.0, mode: str = 'inverse',
                         eps: float = 1e-8, lo: float = 0.0,
                         hi: float = float('inf')
                        ) -> optax.GradientTransformationExtraArgs:
   """Eq 8: scales each coordinate by a factor inversely proportional to h.
+
+  The numbers (r, eps, lo, hi) may be floats or traced scalars (a grid of
+  settings, `training.grid`); their ranges are checked where a run's
+  values enter, `EMCLConfig.validate`.
 
   Args:
     r: the scale factor r of Eq 8 (> 0).
@@ -98,15 +95,11 @@ def scale_by_importance(r: float = 1.0, mode: str = 'inverse',
     'task' mode also the current task index.
 
   Raises:
-    ValueError: for a non-positive r, bad bounds or an unknown mode.
+    ValueError: an unknown mode.
   """
-  if _given(r) and r <= 0:
-    raise ValueError(f'scale factor r must be > 0, got {r}')
   if mode not in META_LR_MODES:
     raise ValueError(f'unknown meta learning-rate mode {mode!r}; '
                      f'use one of {META_LR_MODES}')
-  if _given(lo, hi) and not 0 <= lo < hi:
-    raise ValueError(f'need 0 <= lo < hi for the rate bounds, got {lo}, {hi}')
 
   def init_fn(params):
     # Three distinct trees (not one shared): the engine donates the state.
@@ -168,6 +161,9 @@ def meta_learning_rate(alpha0: float, r: float = 1.0, mode: str = 'inverse',
                       ) -> optax.GradientTransformationExtraArgs:
   """Algorithm 1, lines 8-9: alpha^j from Eq 8, then a descent step.
 
+  Every number may be a float or a traced scalar (see
+  `scale_by_importance`).
+
   Args:
     alpha0: initial (global) meta learning rate alpha_0 of Table II (> 0).
     r: scale factor of Eq 8.
@@ -177,20 +173,22 @@ def meta_learning_rate(alpha0: float, r: float = 1.0, mode: str = 'inverse',
       (absolute units) in the 'bounded' and 'task' modes.
     clip_norm: if > 0, the meta-gradient is first clipped to this global
       norm (La-MAML's `clip_grad_norm_` before its weight step,
-      `clipping.clip_by_global_norm`).
+      `clipping.clip_by_global_norm`); 0 leaves it as it is.
 
   Returns:
-    `optax.chain([clipping.clip_transform(clip_norm),]
-    scale_by_importance(r, mode, eps, alpha_min/alpha0, alpha_max/alpha0),
-    optax.scale(-alpha0))`.
+    `optax.chain(scale_by_importance(r, mode, eps, alpha_min/alpha0,
+    alpha_max/alpha0), optax.scale(-alpha0))` applied to the clipped
+    meta-gradient (`clipping.clip_by_global_norm`, stateless).
   """
-  if _given(alpha0) and alpha0 <= 0:
-    raise ValueError(f'meta learning rate alpha0 must be > 0, got {alpha0}')
-  if _given(clip_norm) and clip_norm < 0:
-    raise ValueError(f'clip_norm must be >= 0 (0: off), got {clip_norm}')
-  parts = ([clipping.clip_transform(clip_norm)]
-           if not _given(clip_norm) or clip_norm > 0 else [])
-  parts += [scale_by_importance(r, mode, eps, alpha_min / alpha0,
-                                alpha_max / alpha0),
-            optax.scale(-alpha0)]
-  return optax.chain(*parts)
+  step = optax.chain(
+      scale_by_importance(r, mode, eps, alpha_min / alpha0,
+                          alpha_max / alpha0),
+      optax.scale(-alpha0))
+
+  def update_fn(updates, state, params=None, **extra_args):
+    # The clip keeps no state: the chain's state is the same with or
+    # without it (a run's checkpoints restore either way).
+    return step.update(clipping.clip_by_global_norm(updates, clip_norm),
+                       state, params, **extra_args)
+
+  return optax.GradientTransformationExtraArgs(step.init, update_fn)

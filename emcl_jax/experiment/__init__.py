@@ -1,27 +1,33 @@
-"""A run end to end, as flax's examples lay it out: one call,
-`train_and_evaluate(config, workdir)`, trains the run config's seeds in their
-own folders of the work directory and writes their results.
+"""Runs end to end. One entry, `sweep(run_configs, workdir)`: configs x
+seeds, grouped into programs, each config in its own folders of the work
+directory (flax's `train_and_evaluate(config, workdir)` is the one-config
+case).
 
   config = emcl_jax.configs.get_config('mnist_permutations', 'emcl',
                                        {'data.num_tasks': 3})
-  results = experiment.train_and_evaluate(config, 'runs')   # in folders
-  results = experiment.run(config)                           # in memory
-  per_setting = experiment.run_grid([config_a, config_b])    # one program
+  outcomes = experiment.sweep([config_a, config_b], 'sweeps')  # in folders
+  results = experiment.train_and_evaluate(config, 'runs')      # one config
+  results = experiment.run(config)                             # in memory
+  per_setting = experiment.run_grid([config_a, config_b])      # one program
 
-The parts: `build` (the tasks, model and method of one seed), `train`
-(`run`: the seeds through the engine), `results` (the results dictionary,
-`results.json`'s schema), `workdir_run` (the folders: resume, refuse,
-writers).
+The parts: `sweeper` (the entry: programs, skip, resume, divergence),
+`folders` (a config's run folders: name, hash, locks, writers, results),
+`train` (`run`, `run_grid`: the seeds through the engine), `build` (the
+tasks, model and method of one seed), `results` (the results dictionary,
+`results.json`'s schema).
 """
 
 from emcl_jax.experiment.build import Setup, load_tasks, setup
+from emcl_jax.experiment.folders import RunExistsError, RunFolders
 from emcl_jax.experiment.results import SCHEMA_VERSION, peak_memory
 from emcl_jax.experiment.results import peak_rss_bytes, versions
-from emcl_jax.experiment.train import run, run_grid
-from emcl_jax.experiment.workdir_run import RunExistsError, train_and_evaluate
+from emcl_jax.experiment.sweeper import Outcome, programs, report_program
+from emcl_jax.experiment.sweeper import sweep
+from emcl_jax.experiment.sweeper import train_and_evaluate
+from emcl_jax.experiment.train import run, run_grid, static_part
 from emcl_jax.methods import METHODS
 
-__all__ = ['METHODS', 'RunExistsError', 'SCHEMA_VERSION', 'Setup',
-           'load_tasks', 'peak_memory', 'peak_rss_bytes', 'run', 'run_grid',
-           'setup',
-           'train_and_evaluate', 'versions']
+__all__ = ['METHODS', 'Outcome', 'RunExistsError', 'RunFolders',
+           'SCHEMA_VERSION', 'Setup', 'load_tasks', 'peak_memory',
+           'peak_rss_bytes', 'programs', 'report_program', 'run', 'run_grid', 'setup',
+           'static_part', 'sweep', 'train_and_evaluate', 'versions']

@@ -94,33 +94,35 @@ def run(config: configs.RunConfig, *,
   return _results(config, flat, setups, result, together)
 
 
-# Methods whose grid runs were checked equal to their solo runs
-# (tests/test_grid.py); the others run one program per setting.
-GRID_METHODS = frozenset({'emcl', 'ewc', 'finetune', 'lamaml'})
+def static_part(config: configs.RunConfig) -> configs.RunConfig:
+  """`config` with its traceable method fields (`training.grid.traceable`)
+  and its output settings blanked: configs whose static parts are equal
+  share a grid program (the one test of it, `run_grid`'s and
+  `experiment.programs`')."""
+  params = config.method.params
+  blank = {k: None for k in grid_lib.traceable(params)}
+  return dataclasses.replace(
+      config, output=configs.schema.OutputConfig(),
+      method=config.method._replace(params=params._replace(**blank)))
 
 
 def grid_fields(configs_list: list[configs.RunConfig]) -> tuple[str, ...]:
   """The method fields in which `configs_list` differ, if they can run as
-  one grid program (`run_grid`): the same config but for traceable method
-  fields (`training.grid.traceable`) and the output settings (run names).
+  one grid program (`run_grid`: their `static_part`s are equal).
 
   Raises:
     ValueError (ConfigError): the configs differ elsewhere.
   """
   first = configs_list[0]
+  if any(static_part(c) != static_part(first) for c in configs_list):
+    raise configs.ConfigError(
+        'a grid program takes settings that differ only in numeric method '
+        f'fields ({", ".join(grid_lib.traceable(first.method.params))}); '
+        'run the others apart')
   base = first.method.params._asdict()
-  varied = sorted({k for c in configs_list
-                   for k, v in c.method.params._asdict().items()
-                   if v != base[k]})
-  allowed = set(grid_lib.traceable(first.method.params))
-  for c in configs_list:
-    same = dataclasses.replace(c, output=first.output, method=c.method._replace(
-        params=c.method.params._replace(**{k: base[k] for k in varied})))
-    if same != first or not set(varied) <= allowed:
-      raise configs.ConfigError(
-          'a grid program takes settings that differ only in numeric method '
-          f'fields ({", ".join(sorted(allowed))}); run the others apart')
-  return tuple(varied)
+  return tuple(sorted({k for c in configs_list
+                       for k, v in c.method.params._asdict().items()
+                       if v != base[k]}))
 
 
 def run_grid(configs_list: list[configs.RunConfig], *,
@@ -130,10 +132,11 @@ def run_grid(configs_list: list[configs.RunConfig], *,
   """Runs G settings x their seeds as one program (hyper-parameters traced,
   `engine.train_and_evaluate_grid`) and returns, per setting, one results
   dictionary per seed (as `run` gives for that config alone), or None for
-  a setting whose loss became NaN or infinite.
+  a setting whose loss became NaN or infinite. Any method runs so: its
+  float fields are traced (`training.grid`).
 
   Args:
-    configs_list: the settings' resolved configs, alike but for numeric
+    configs_list: the settings' configs, alike but for numeric
       method fields (`grid_fields`); the seeds are the first's.
     record_fn, batch_fn: the engine's callbacks (records hold [G, S] rows).
     shard: split the settings over the devices (`engine.seed_mesh` with a
@@ -144,13 +147,6 @@ def run_grid(configs_list: list[configs.RunConfig], *,
     DataError: bad data.
   """
   configs_list = [configs.resolve(c) for c in configs_list]
-  name = configs_list[0].method.name
-  if name not in GRID_METHODS:
-    raise configs.ConfigError(
-        f'{name} does not run as a grid program yet (checked against solo '
-        f'runs: {", ".join(sorted(GRID_METHODS))}); run its settings apart')
-  for c in configs_list:
-    c.method.params.validate()
   varied = grid_fields(configs_list)
   config = configs_list[0]
   setups = [build.setup(config, s) for s in config.seed_list]

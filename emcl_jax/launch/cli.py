@@ -1,17 +1,20 @@
-"""What every launch script shares.
+"""What every launch script shares: parsing, --help, the run config of the
+command line, and the one mapping of errors to exit codes.
 
+- A setting of the run has one spelling, `--config.PATH=VALUE`
+  (`--config.method.beta=0.05`, `--config.data.num_tasks=3`); the flags
+  (`options`) only choose the run. `--config=FILE[:ARG]` is a file whose
+  `get_config(ARG)` returns the run config, as in flax's examples.
 - Bad input is one line on stderr, `error: ...`, and exit code 2 (a flag
-  absl cannot parse included), never a traceback (`fail`, `parse_flags`).
-- `--help` lists the script's own flags with their defaults and meanings,
-  then every setting of the run (`--config.PATH=VALUE`) for the `--dataset`
-  and `--method` given, and exits 0.
-- `--config.PATH=VALUE` sets any setting of the run config
-  (`emcl_jax.configs.schema`): `--config.method.beta=0.05`,
-  `--config.data.num_tasks=3`. They are taken out of the command line before
-  absl parses it (`overrides` returns them) and applied by `run_config`.
+  absl cannot parse, a flag the script does not take and two flags that
+  say the same thing included), never a traceback (`fail`, `failing`).
+- `--help` lists the script's flags with their defaults and meanings, then
+  every setting of the run (`--config.PATH=VALUE`) for the `--dataset` and
+  `--method` given, and exits 0.
 """
 
 import contextlib
+import dataclasses
 import os
 import sys
 from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence
@@ -22,12 +25,17 @@ from absl import flags
 from emcl_jax import configs
 from emcl_jax.configs import schema
 from emcl_jax.errors import DataError
+from emcl_jax.errors import JobError
 from emcl_jax.errors import NonFiniteLossError
-from emcl_jax.launch import run_flags
+from emcl_jax.launch import options
 
+FLAGS = flags.FLAGS
 PREFIX = '--config.'
-_OVERRIDES: dict[str, str] = {}
-_SCRIPT: list[str] = []  # the modules whose flags --help lists
+# The flags that also name a setting: given both ways, the command is
+# ambiguous (`run_config` refuses it).
+FLAG_PATHS = {'seed': 'seed', 'seeds': 'seeds', 'workdir': 'output.workdir',
+              'data_dir': 'data.dir'}
+_STATE: dict[str, Any] = {'script': 'run', 'overrides': {}}
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -47,14 +55,17 @@ def fail(message: str, code: int = 2) -> NoReturn:
 def failing(workdir: Optional[str] = None) -> Iterator[None]:
   """Turns the library's errors inside the block into `fail`: bad input
   (ValueError, DataError) exits 2, a loss that became NaN or infinite
-  (NonFiniteLossError) exits 1, and with `workdir` (the --workdir the
-  script writes under) an OSError exits 2 naming it."""
+  (NonFiniteLossError) and a job that ended without a result (JobError)
+  exit 1, and with `workdir` (the --workdir the script writes under) an
+  OSError exits 2 naming it."""
   try:
     yield
   except (ValueError, DataError) as e:
     fail(str(e))
-  except NonFiniteLossError as e:
+  except (NonFiniteLossError, JobError) as e:
     fail(str(e), code=1)
+  except BrokenPipeError:  # stdout's reader left (`| head`): done
+    os._exit(0)  # pylint: disable=protected-access
   except OSError as e:
     if workdir is None:
       raise
@@ -84,13 +95,56 @@ def split_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
 
 def overrides() -> dict[str, str]:
   """The --config.PATH=VALUE settings of the command line, as given."""
-  return dict(_OVERRIDES)
+  return dict(_STATE['overrides'])
 
 
 def flag_name(arg: str) -> Optional[str]:
   """The name of a `--name` or `--name=value` argument (None for one that
   is not a flag)."""
   return arg[2:].split('=', 1)[0] if arg.startswith('--') else None
+
+
+def _setting_hint(name: str) -> str:
+  """For a flag that is not a flag but a setting (`--num_tasks`,
+  `--beta`), the spelling that sets it."""
+  from emcl_jax.methods import METHODS  # pylint: disable=g-import-not-at-top
+  paths = {'model': 'model.name', 'data_source': 'data.source'}
+  for section in ('data', 'model', 'protocol', 'output'):
+    for f in dataclasses.fields(getattr(schema, section.title() + 'Config')):
+      paths.setdefault(f.name, f'{section}.{f.name}')
+  for _, cls in METHODS.values():
+    for field in cls._fields:
+      paths.setdefault(field, f'method.{field}')
+  if name in paths:
+    return (f'; settings are --config.PATH=VALUE: --config.{paths[name]}='
+            'VALUE (--print_config lists them)')
+  return '; pass --help to list the flags'
+
+
+def _parse(argv: list[str]) -> list[str]:
+  """absl's flag parsing for the script `_STATE['script']`, after taking
+  out the --config.PATH=VALUE overrides; `--help` prints `help_text` and
+  exits 0; an unparsable value, a flag the script does not take and an
+  argument that is not a flag are reported by `fail`."""
+  argv, found = split_overrides(list(argv))
+  _STATE['overrides'] = found
+  if any(a in ('--help', '-h', '--helpshort', '-?') for a in argv[1:]):
+    print(help_text(argv))
+    sys.exit(0)
+  try:
+    rest = FLAGS(argv)
+  except flags.Error as e:
+    name = str(e).split("'")[1] if "'" in str(e) else ''
+    fail(f'{e}{_setting_hint(name)}')
+  own = options.SCRIPTS[_STATE['script']]
+  for arg in argv[1:]:
+    name = flag_name(arg)
+    base = name[2:] if name and name.startswith('no') else name
+    if name and name not in own and base not in own:
+      fail(f"{_STATE['script']}.py takes no --{name}{_setting_hint(name)}")
+  if len(rest) > 1:
+    fail(f'unexpected arguments {rest[1:]}; flags take the form --name=value')
+  return rest
 
 
 def _flag_value(argv: list[str], name: str) -> Optional[str]:
@@ -102,60 +156,19 @@ def _flag_value(argv: list[str], name: str) -> Optional[str]:
   return None
 
 
-def _method_field_hint(message: str) -> str:
-  """For an unknown flag that is a method's setting (`--beta`), the form
-  that sets it now."""
-  from emcl_jax.methods import METHODS  # pylint: disable=g-import-not-at-top
-  for _, cls in METHODS.values():
-    for field in cls._fields:
-      if message.startswith(f"Unknown command line flag '{field}'"):
-        return (f'; method settings are --config.method.{field}=VALUE '
-                f'(--print_config lists them)')
-  return '; pass --help to list the flags'
-
-
-def parse_flags(argv: list[str]) -> list[str]:
-  """absl's flag parsing, after taking out the --config.PATH=VALUE
-  overrides; `--help` prints `help_text` and exits 0; a value absl cannot
-  parse (`--num_tasks=abc`, an unknown flag, an enum outside its choices) or
-  an argument that is not a flag is reported by `fail`; returns [program
-  name]."""
-  argv, found = split_overrides(list(argv))
-  _OVERRIDES.clear()
-  _OVERRIDES.update(found)
-  if any(a in ('--help', '-h', '--helpshort', '-?') for a in argv[1:]):
-    print(help_text(argv))
-    sys.exit(0)
-  try:
-    rest = flags.FLAGS(argv)
-  except flags.Error as e:
-    fail(f'{e}{_method_field_hint(str(e))}')
-  if len(rest) > 1:
-    fail(f'unexpected arguments {rest[1:]}; flags take the form --name=value')
-  return rest
-
-
-def _flag_lines(module: str) -> list[str]:
-  lines = []
-  for flag in flags.FLAGS.get_flags_for_module(module):
+def help_text(argv: list[str]) -> str:
+  """The --help page: the script's docstring, its flags, and the settings
+  of the run the command line names."""
+  main = sys.modules['__main__']
+  lines = [(main.__doc__ or '').strip(), '', 'Flags:']
+  for name in options.SCRIPTS[_STATE['script']]:
+    flag = FLAGS[name]
     default = flag.default
     if isinstance(default, list):
       default = ','.join(default)
-    lines.append(f'  --{flag.name}: {flag.help}')
-    shared = module == run_flags.__name__ and flag.name in run_flags.SHORT
-    lines.append("      (default: the run config's)" if shared
-                 else f'      (default: {default!r})')
-  return lines
-
-
-def help_text(argv: list[str]) -> str:
-  """The --help page: the script's docstring, its flags, the shared run
-  flags, and the settings of the run the command line names."""
-  main = sys.modules['__main__']
-  lines = [(main.__doc__ or '').strip(), '', 'Flags:']
-  for module in _SCRIPT:
-    lines += _flag_lines(module)
-  if run_flags.__name__ not in _SCRIPT:
+    lines += [f'  --{name}: {flag.help}', f'      (default: {default!r})']
+  if 'dataset' not in options.SCRIPTS[_STATE['script']] and (
+      'datasets' not in options.SCRIPTS[_STATE['script']]):
     return '\n'.join(lines)
   dataset = _flag_value(argv, 'dataset') or (
       (_flag_value(argv, 'datasets') or 'mnist_permutations').split(',')[0])
@@ -175,27 +188,37 @@ def help_text(argv: list[str]) -> str:
 def run_config(dataset: str, method: str,
                extra: Optional[dict[str, Any]] = None) -> configs.RunConfig:
   """The run config of the command line for (dataset, method): the
-  benchmark's, then --config FILE, then the short flags
-  (`run_flags.overrides`), then `extra` (a script's own values, e.g. a
-  sweep setting), then the --config.PATH=VALUE overrides; resolved.
+  benchmark's (or --config FILE's), then the run flags (--seed, --seeds,
+  --workdir, --data_dir), then `extra` (a script's own values, e.g. a sweep
+  setting), then the --config.PATH=VALUE overrides; resolved.
 
   Raises:
-    ConfigError: an unknown setting, a bad value, or a setting that cannot
-      apply.
+    ConfigError: an unknown setting, a bad value, a setting that cannot
+      apply, or a setting given twice (a flag and its --config.PATH).
   """
-  config = configs.get_config(dataset, method,
-                              config_file=flags.FLAGS.config)
-  config = schema.override(config, run_flags.overrides())
-  config = schema.override(config, extra or {})
-  config = schema.override(config, overrides())
-  return configs.resolve(config)
-
-
-def given(values: dict[str, Any]) -> dict[str, Any]:
-  """{config path: flag value} for the flags of `values` ({flag name:
-  config path}) given on the command line."""
-  return {path: flags.FLAGS[name].value for name, path in values.items()
-          if flags.FLAGS[name].present}
+  given = overrides()
+  for name, path in FLAG_PATHS.items():
+    if FLAGS[name].present and path in given:
+      raise configs.ConfigError(
+          f'--{name} and --config.{path} both set {path}; give one')
+  if FLAGS.config is not None:
+    for name in ('dataset', 'method', 'datasets', 'methods'):
+      if FLAGS[name].present:
+        raise configs.ConfigError(
+            f'--config={FLAGS.config} chooses the dataset and method; drop '
+            f'--{name}')
+    config = configs.load_config(FLAGS.config)
+  else:
+    config = configs.get_config(dataset, method)
+  values = {'seed': FLAGS.seed, 'seeds': FLAGS.seeds,
+            'output.workdir': FLAGS.workdir}
+  if FLAGS.data_dir is not None:
+    values['data.dir'] = FLAGS.data_dir
+  if FLAGS.config is not None:  # the file's values unless a flag is given
+    values = {FLAG_PATHS[n]: FLAGS[n].value for n in FLAG_PATHS
+              if FLAGS[n].present}
+  config = schema.override(config, {**values, **(extra or {})})
+  return configs.resolve(schema.override(config, given))
 
 
 def print_config(config: configs.RunConfig) -> None:
@@ -209,14 +232,35 @@ def print_config(config: configs.RunConfig) -> None:
   print(f"{'config_hash':<{width}}  {chash}")
 
 
-def start(main: Callable[[list[str]], None], doc: str,
-          module: Optional[str] = None, shared: bool = True,
-          extra: Sequence[str] = ()) -> None:
-  """Runs `main` under absl with `parse_flags`: `doc` is the --help text,
-  which lists the flags of `module`, of the `extra` modules and, with
-  `shared`, the run flags every script shares (`run_flags`) and the run's
-  settings."""
+def parse(script: str, argv: list[str]) -> list[str]:
+  """Parses the command line `argv` (program name first) of `script` (a key
+  of `options.SCRIPTS`) as its main sees it: every flag back at the
+  script's defaults (`options.DEFAULTS`) first, then `_parse`. In-process
+  callers (tests, a notebook) call it before the script's `main`."""
+  _STATE['script'] = script
+  for flag in [*FLAGS.get_key_flags_for_module(options),
+               *(FLAGS[n] for n in options.SCRIPTS[script])]:
+    flag.unparse()
+  for name, value in options.DEFAULTS[script].items():
+    FLAGS.set_default(name, value)
+  return _parse(argv)
+
+
+def register(script: str, *, own: Sequence[str] = (),
+             shared: Optional[Sequence[str]] = None,
+             defaults: Optional[dict[str, Any]] = None) -> str:
+  """Makes a script outside the package (a study in experiments/) known to
+  `parse` and `start`: `own` are the flags it defines, `shared` those of
+  `options` it takes (default: the run's, `options.RUN`) and `defaults`
+  its own defaults of them. Returns `script`."""
+  options.SCRIPTS[script] = (
+      tuple(options.RUN if shared is None else shared) + tuple(own))
+  options.DEFAULTS[script] = dict(defaults or {})
+  return script
+
+
+def start(main: Callable[[list[str]], None], doc: str, script: str) -> None:
+  """Runs `main` under absl for `script` (a key of `options.SCRIPTS`); `doc`
+  is the --help text."""
   sys.modules['__main__'].__doc__ = doc
-  _SCRIPT[:] = [module or sys.modules['__main__'].__name__, *extra] + (
-      [run_flags.__name__] if shared else [])
-  app.run(main, flags_parser=parse_flags)
+  app.run(main, flags_parser=lambda argv: parse(script, argv))

@@ -1,5 +1,6 @@
-"""Several JAX processes, one run: the flags that join them and the start
-of a launch script that uses them.
+"""Several JAX processes, one run: joining them (the flags
+--coordinator_address, --num_processes, --process_id of `options`) and
+the start of a launch script that uses them.
 
 Each process is started with the same command plus its own
 `--process_id`; `jax.distributed.initialize` then makes `jax.devices()`
@@ -18,27 +19,19 @@ the run from its last finished task.
 
 import logging
 import os
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 
 from absl import flags
 import jax
 
 from emcl_jax.errors import ProcessLostError, first_line
 from emcl_jax.launch import cli
+from emcl_jax.launch import options
 
 FLAGS = flags.FLAGS
 INIT_TIMEOUT_S = 120
 HEARTBEAT_TIMEOUT_S = 30
 SHUTDOWN_TIMEOUT_S = 30
-
-flags.DEFINE_string('coordinator_address', None, 'HOST:PORT of process 0, '
-                    'which every process of a several-process run connects '
-                    'to (the same on all; SLURM: read from its variables).')
-flags.DEFINE_integer('num_processes', None, 'Number of JAX processes of '
-                     'the run (with --coordinator_address).')
-flags.DEFINE_integer('process_id', None, 'This process\'s index, 0 .. '
-                     '--num_processes - 1; process 0 writes the files.')
-
 
 def slurm_tasks() -> int:
   """The number of tasks of the SLURM job step this process belongs to (1
@@ -97,18 +90,16 @@ def initialize() -> None:
 
 
 def is_process_flag(arg: str) -> bool:
-  """Whether a command-line argument is one of the flags above (they say
-  how a command was started, not what it computes)."""
-  return cli.flag_name(arg) in ('coordinator_address', 'num_processes',
-                                'process_id')
+  """Whether a command-line argument is one of the flags that join the
+  processes (`options.PROCESSES`: how a command was started, not what it
+  computes)."""
+  return cli.flag_name(arg) in options.PROCESSES
 
 
-def start(main: Callable[[list[str]], None], doc: str, module: str,
-          extra: Sequence[str] = ()) -> None:
+def start(main: Callable[[list[str]], None], doc: str, script: str) -> None:
   """`cli.start` for a script that can run as several processes: parses the
-  flags (these, and those of the `extra` modules, included), joins the
-  processes (`initialize`), runs `main` and reports a lost process as one
-  line with exit code 1."""
+  flags, joins the processes (`initialize`), runs `main` and reports a lost
+  process as one line with exit code 1."""
 
   def joined(argv):
     initialize()
@@ -117,4 +108,4 @@ def start(main: Callable[[list[str]], None], doc: str, module: str,
     except ProcessLostError as e:
       cli.fail(str(e), code=1)
 
-  cli.start(joined, doc, module, extra=(__name__, *extra))
+  cli.start(joined, doc, script)

@@ -2,12 +2,13 @@
 (its dataset x method runs) run: here (`--launcher=local`), or as submitit
 jobs on this machine (`submitit_local`) or on a SLURM cluster (`slurm`).
 
-Job j of N runs programs j, j+N, ... (the command's own `--shard=j/N`) in
-the shared run folders; the folder lock keeps two jobs off one run. A job
-that SLURM preempts or times out is requeued by submitit
-(`sweep_job.ScriptJob` is checkpointable) and runs its share again:
-finished runs are skipped, solo runs resume from their per-task
-checkpoints, and a grid program (which keeps none) starts again. The
+Job j of N calls `experiment.sweep` on the pickled run configs with
+shard (j, N), in the shared run folders; the folder lock keeps two jobs
+off one run. A job that SLURM preempts or times out is requeued by
+submitit (`sweep_job.SweepJob` is checkpointable) and runs its share
+again: finished runs are skipped, solo runs resume from their per-task
+checkpoints, and a grid program (which keeps none) starts again. A job's
+failure comes back as the exception it raised (its one-line message). The
 launching process waits for every job and then writes the table, or with
 `--nowait` returns once they are submitted.
 
@@ -22,49 +23,19 @@ from typing import Any, Optional, Sequence
 
 from absl import flags
 
-from emcl_jax.errors import first_line
+from emcl_jax.errors import JobError, first_line
 from emcl_jax.launch import cli
+from emcl_jax.launch import options
 
 FLAGS = flags.FLAGS
-LAUNCHERS = ('local', 'submitit_local', 'slurm')
-
-flags.DEFINE_enum('launcher', 'local', LAUNCHERS, 'local: the programs run '
-                  'in this process | submitit_local: as --jobs submitit '
-                  'jobs on this machine | slurm: as a SLURM job array '
-                  "(submitit; pip install 'emcl_jax[cluster]').")
-flags.DEFINE_integer('jobs', 0, 'Number of jobs (submitit launchers): job j '
-                     'runs programs j, j+N, ...; 0: one job per program.',
-                     lower_bound=0)
-flags.DEFINE_bool('wait', True, 'Wait for the jobs, then write the table; '
-                  'false: return once they are submitted (a later '
-                  '--run=false sweep writes the table).')
-flags.DEFINE_string('job_log_dir', None, "Folder of submitit's job files and "
-                    'logs (default {workdir}/submitit).')
-flags.DEFINE_integer('job_minutes', 24 * 60, 'Time limit of each job in '
-                     'minutes (SLURM: --time; after it the job is '
-                     'requeued and runs again).', lower_bound=1)
-flags.DEFINE_integer('gpus_per_job', None, 'GPUs of each job (default: 1 '
-                     'on slurm; 0 with submitit_local, whose jobs then '
-                     'run on the CPU).', lower_bound=0)
-flags.DEFINE_integer('cpus_per_job', None, 'CPUs of each job (SLURM '
-                     "--cpus-per-task; default: the cluster's).",
-                     lower_bound=1)
-flags.DEFINE_string('slurm_partition', None, 'SLURM partition of the jobs.')
-flags.DEFINE_string('slurm_account', None, 'SLURM account to charge.')
-flags.DEFINE_string('slurm_qos', None, 'SLURM quality of service.')
-flags.DEFINE_integer('slurm_array_parallelism', 256, 'At most this many '
-                     'jobs of the array run at once.', lower_bound=1)
-
-# The flags that choose where programs run, not what is run: a job's
-# command and the table's command line leave them out.
-FLAG_NAMES = ('launcher', 'jobs', 'wait', 'nowait', 'job_log_dir',
-              'job_minutes', 'gpus_per_job', 'cpus_per_job', 'slurm_partition',
-              'slurm_account', 'slurm_qos', 'slurm_array_parallelism')
-
 
 def is_launcher_flag(arg: str) -> bool:
-  """Whether a command-line argument is one of the launcher's flags."""
-  return cli.flag_name(arg) in FLAG_NAMES
+  """Whether a command-line argument is one of the flags that choose where
+  programs run, not what is run (`options.LAUNCHER`): the table's command
+  line leaves them out."""
+  name = cli.flag_name(arg) or ''
+  return name in options.LAUNCHER or name.removeprefix('no') in (
+      options.LAUNCHER)
 
 
 def shard(value: Optional[str]) -> tuple[int, int]:
@@ -78,15 +49,6 @@ def shard(value: Optional[str]) -> tuple[int, int]:
     raise ValueError(f'--shard={value} is not i/n with 0 <= i < n'
                      ) from None
   return i, n
-
-
-def job_argv(argv: Sequence[str], shard: int, count: int) -> list[str]:
-  """The sweep command of job `shard` of `count`: `argv` (the flags, no
-  program name) without the launcher's flags and any --shard, plus
-  `--shard=shard/count`."""
-  rest = [a for a in argv
-          if not is_launcher_flag(a) and not a.startswith('--shard')]
-  return [*rest, f'--shard={shard}/{count}']
 
 
 def job_count(programs: int, jobs: int) -> int:
@@ -121,12 +83,12 @@ def _submitit(launcher: str):
   return submitit
 
 
-def submit(launcher: str, script: str, argv: Sequence[str], count: int,
-           log_dir: str) -> list[Any]:
-  """Submits `count` jobs, job j running `script` ('sweep' or 'reproduce')
-  with `job_argv(argv, j, count)` in this directory; returns submitit's
-  jobs. Exits with one line and exit code 2 when submitit is missing or
-  the jobs cannot be submitted (no SLURM here, a partition it refuses)."""
+def submit(launcher: str, run_configs: Sequence[Any], root: str,
+           kwargs: dict[str, Any], count: int, log_dir: str) -> list[Any]:
+  """Submits `count` jobs, job j running `experiment.sweep(run_configs,
+  root, shard=(j, count), **kwargs)`; returns submitit's jobs. Exits with
+  one line and exit code 2 when submitit is missing or the jobs cannot be
+  submitted (no SLURM here, a partition it refuses)."""
   submitit = _submitit(launcher)
   from emcl_jax.launch import sweep_job  # pylint: disable=g-import-not-at-top
   try:
@@ -135,7 +97,7 @@ def submit(launcher: str, script: str, argv: Sequence[str], count: int,
         cluster='local' if launcher == 'submitit_local' else launcher)
     executor.update_parameters(**parameters(launcher))
     return executor.submit_array([
-        sweep_job.ScriptJob(script, job_argv(argv, j, count), os.getcwd())
+        sweep_job.SweepJob(list(run_configs), root, kwargs, (j, count))
         for j in range(count)])
   except Exception as e:  # pylint: disable=broad-except
     cli.fail(f'cannot submit the jobs with --launcher={launcher} '
@@ -143,31 +105,34 @@ def submit(launcher: str, script: str, argv: Sequence[str], count: int,
              'where sbatch works')
 
 
-def _outcome(job: Any) -> tuple[int, Optional[str]]:
-  """(exit code, error line) of a finished job: its own when it ran, 1 and
-  a line saying so when it ended without a result (killed, cancelled)."""
+def _outcome(job: Any) -> Optional[BaseException]:
+  """The exception a finished job raised (the library's own error, as it
+  was raised), a `JobError` when it ended without a result, or None."""
   try:
-    result = job.result()
+    return job.result()
   except Exception as e:  # pylint: disable=broad-except
-    return 1, (f'job {job.job_id} ended without finishing '
-               f'({first_line(e)[:160]}); its log: {job.paths.stderr}; '
-               'the same command resumes it')
-  return result['code'], result['error']
+    return JobError(f'job {job.job_id} ended without finishing '
+                    f'({first_line(e)[:160]}); its log: {job.paths.stderr}; '
+                    'the same command resumes it')
 
 
 def wait(jobs: Sequence[Any]) -> None:
   """Waits for every job; prints a line as each ends. When some failed,
-  prints where their logs are and exits with the first failed job's
-  `error:` line and exit code."""
+  prints where their logs are and raises the first failed job's error.
+
+  Raises:
+    The first failed job's exception (ValueError, DataError,
+    NonFiniteLossError, ... as the job raised it), or JobError.
+  """
   pending, failed = dict(enumerate(jobs)), []
   while pending:
     for j, job in list(pending.items()):
       if not job.done():
         continue
       del pending[j]
-      code, error = _outcome(job)
-      if code:
-        failed.append((code, error))
+      error = _outcome(job)
+      if error is not None:
+        failed.append(error)
         sys.stderr.write(f'job {j + 1} of {len(jobs)} failed; its log: '
                          f'{job.paths.stderr}\n')
       else:
@@ -175,38 +140,38 @@ def wait(jobs: Sequence[Any]) -> None:
     if pending:
       time.sleep(0.5)
   if failed:
-    code, error = failed[0]
-    cli.fail((error or 'a job failed').removeprefix('error: '), code=code)
+    raise failed[0]
 
 
-def launch(script: str, programs: int, workdir: str) -> bool:
-  """Where `script` ('sweep' or 'reproduce') runs its `programs` programs:
-  in its own process (--launcher=local, or --run=false), or as jobs of
-  --launcher with this command's flags, submitted and, with --wait, waited
-  for; the script's --run is then set false, so that it only writes its
-  tables. Returns whether the script goes on (false: --nowait left the
-  jobs running).
+def launch(run_configs: Sequence[Any], root: str, programs: int,
+           kwargs: dict[str, Any]) -> Optional[bool]:
+  """Runs the programs of `run_configs` as jobs of --launcher (submitted
+  and, with --wait, waited for) unless they run in this process
+  (--launcher=local, or --run=false). Returns False when the script runs
+  them itself, True when the jobs ran them, None when --nowait left the
+  jobs running.
 
   Raises:
     ValueError: --shard with a job launcher (which shards itself).
+    A failed job's error (`wait`).
   """
   launcher = FLAGS.launcher
   if not FLAGS.run or launcher == 'local':
-    return True
+    return False
   if FLAGS.shard:
     raise ValueError(f'--launcher={launcher} shards the programs itself; '
                      'drop --shard')
   count = job_count(programs, FLAGS.jobs)
-  log_dir = os.path.abspath(FLAGS.job_log_dir or os.path.join(workdir,
+  log_dir = os.path.abspath(FLAGS.job_log_dir or os.path.join(root,
                                                           'submitit'))
-  jobs = submit(launcher, script, sys.argv[1:], count, log_dir)
+  jobs = submit(launcher, run_configs, os.path.abspath(root), kwargs, count,
+                log_dir)
   sys.stderr.write(f'submitted {count} jobs ({launcher}, ids '
                    f"{', '.join(j.job_id for j in jobs)}) for {programs} "
                    f'programs; logs under {log_dir}\n')
   if not FLAGS.wait:
     sys.stderr.write('not waiting: when the jobs are done, the same command '
                      'with --run=false writes the table\n')
-    return False
+    return None
   wait(jobs)
-  FLAGS.run = False  # the jobs ran everything
   return True

@@ -10,7 +10,7 @@ Writes, under --workdir:
   runs/{dataset}/{name}/{config_hash}/seed{s}/   one folder per run, as
                                           run.py's (results.json, config.json,
                                           metrics.jsonl, metrics.csv, events
-                                          with --tensorboard)
+                                          with output.tensorboard)
   table_iii.md                            Table III: ACC +- std, BWT +- std,
                                           training seconds, every run name
   table_iv_{dataset}.md                   Table IV: EMCL's ablations present
@@ -31,15 +31,16 @@ marked in Table III); --noparallel_seeds runs them one after another, each
 timed alone.
 
 --methods takes every method name of run.py, Table IV's ablations among
-them (emcl_gd, emcl_lr_modulation, emcl_si). The short flags and
---config.PATH=VALUE of run.py apply to every run (a method setting to every
-method, which must take it): the same run gets the same config hash as in
+them (emcl_gd, emcl_lr_modulation, emcl_si). --config.PATH=VALUE applies
+to every run (a method setting to every method, which must take it): the same run gets the same config hash as in
 run.py and sweep.py.
 
 --launcher=submitit_local | slurm runs the (dataset, method) programs as
 --jobs submitit jobs (job j: programs j, j+N, ..., as --shard=j/N) on this
 machine or a SLURM cluster, waits for them and writes the tables and
 figures (--nowait: returns once they are submitted); docs/cluster.md.
+--print_config prints every run's resolved config and hash and writes
+nothing.
 """
 
 import os
@@ -49,96 +50,68 @@ from typing import Optional, Sequence
 from absl import flags
 from absl import logging
 
-from emcl_jax import configs
 from emcl_jax import experiment
+from emcl_jax import files
 from emcl_jax.launch import cli
 from emcl_jax.launch import distributed
 from emcl_jax.launch import launcher
-from emcl_jax.launch import run_flags
+from emcl_jax.launch import options
 from emcl_jax.reporting import figures
 from emcl_jax.reporting import tables
 from emcl_jax.training import workdir
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list('datasets', ['mnist_permutations'],
-                  ', '.join(configs.BENCHMARKS))
-flags.DEFINE_list('methods', ['emcl', 'lamaml', 'finetune'],
-                  'Methods (run.py\'s names, Table IV\'s ablations '
-                  'emcl_gd, emcl_lr_modulation, emcl_si among them).')
-flags.DEFINE_string('workdir', 'reproduce', 'Where everything goes.')
-flags.DEFINE_alias('output_dir', 'workdir')
-flags.DEFINE_list('columns', None, 'Table III\'s metrics, from acc, bwt, '
-                  'la, fwt, forgetting, acc_class, bwt_class (default: the '
-                  'paper\'s ACC / BWT).')
-flags.DEFINE_string('shard', None, 'i/n: run the (dataset, method) '
-                    'programs i, i+n, ... only (no tables).')
-flags.DEFINE_bool('run', True, 'Run missing runs (false: tables and '
-                  'figures of the finished runs only).')
 
 
 def main(argv):
   logging.set_verbosity(logging.ERROR)
-  del argv  # cli.parse_flags refused any argument left over
+  del argv  # the parser refused any argument left over
   with cli.failing(workdir=FLAGS.workdir):
-    seeds = run_flags.seeds(5)
+    options.seeds()
     if FLAGS.columns is not None:
       tables.check_columns(FLAGS.columns)
     runs_dir = os.path.join(FLAGS.workdir, 'runs')
-    extra = {'seed': seeds[0], 'seeds': len(seeds),
-             'output.workdir': runs_dir}
     # Every config first: a bad setting stops the script before any run.
-    plan = [cli.run_config(d, m, extra) for d in FLAGS.datasets
-            for m in FLAGS.methods]
-    shard, count = launcher.shard(FLAGS.shard)
-    if not launcher.launch('reproduce', len(plan), FLAGS.workdir):
+    plan = [cli.run_config(d, m, {'output.workdir': runs_dir})
+            for d in FLAGS.datasets for m in FLAGS.methods]
+    if FLAGS.print_config:
+      for config in plan:
+        print(f'# {config.dataset} {config.method.name}')
+        cli.print_config(config)
       return
-    results = []
-    for p, config in enumerate(plan):
-      if p % count == shard:
-        results += _run(config) if FLAGS.run else _finished(config)
+    kwargs = dict(batch_settings=False, keep_going=False,
+                  together=FLAGS.parallel_seeds)
+    ran = launcher.launch(plan, runs_dir, len(plan), kwargs)
+    if ran is None:
+      return  # --nowait: the jobs go on
+    t0 = time.perf_counter()
+
+    def on_program(p, count, names):
+      del count
+      config = plan[p]
+      done = experiment.RunFolders(config, runs_dir).finished()
+      if done and FLAGS.run:
+        print(f'{config.dataset} {names[0]}: seeds {done} done already, '
+              'skipped')
+
+    def report(res, path):
+      del path
+      print(f"{res['dataset']} {res['name']} seed={res['seed']} "
+            f"ACC={res['acc']:.2f} BWT={res['bwt']:.2f} "
+            f"train_s={res['train_seconds']:.2f} "
+            f'(wall {time.perf_counter() - t0:.1f} s)')
+
+    outcomes = experiment.sweep(
+        plan, runs_dir, shard=launcher.shard(FLAGS.shard),
+        run=FLAGS.run and not ran, on_program=on_program,
+        on_results=report, **kwargs)
     if FLAGS.shard or not workdir.is_primary():
       return  # process 0 of several writes the report
+    results = [r for o in outcomes for r in o.results]
     written = write_report(results, FLAGS.workdir, FLAGS.methods,
                            columns=FLAGS.columns)
   for path in written:
     print(f'wrote {path}')
-
-
-def _paths(config: configs.RunConfig) -> dict[int, str]:
-  """{seed: the results.json path} of one (dataset, method)'s runs."""
-  dataset, name = config.dataset, config.method.name
-  chash = workdir.config_hash(dataset, name, configs.flat(config))
-  return {s: os.path.join(
-      workdir.run_dir(config.output.workdir, dataset, name, chash, s),
-      workdir.RESULTS) for s in config.seed_list}
-
-
-def _finished(config: configs.RunConfig) -> list[dict]:
-  """The results of one (dataset, method)'s finished seeds (--norun)."""
-  return [tables.read_results(path) for path in _paths(config).values()
-          if os.path.exists(path)]
-
-
-def _run(config: configs.RunConfig) -> list[dict]:
-  """Runs the seeds of one (dataset, method) that are not finished; returns
-  the results of all of them (read back from their folders)."""
-  dataset, name = config.dataset, config.method.name
-  paths = _paths(config)
-  done = [s for s in config.seed_list if os.path.exists(paths[s])]
-  if done:
-    print(f'{dataset} {name}: seeds {done} done already, skipped')
-  t0 = time.perf_counter()
-
-  def report(res, path):
-    del path
-    print(f"{dataset} {name} seed={res['seed']} ACC={res['acc']:.2f} "
-          f"BWT={res['bwt']:.2f} train_s={res['train_seconds']:.2f} "
-          f'(wall {time.perf_counter() - t0:.1f} s)')
-
-  experiment.train_and_evaluate(config, skip_finished=True,
-                                together=FLAGS.parallel_seeds,
-                                on_results=report)
-  return [tables.read_results(paths[s]) for s in config.seed_list]
 
 
 def write_report(results: Sequence[dict], output_dir: str,
@@ -154,13 +127,13 @@ def write_report(results: Sequence[dict], output_dir: str,
   present = [r.name for r in rows]
   names = list(dict.fromkeys([n for n in first if n in present] + present))
   rows = sorted(rows, key=lambda r: names.index(r.name))  # figures' order
-  written = [_write_text(os.path.join(output_dir, 'table_iii.md'),
+  written = [files.write_file(os.path.join(output_dir, 'table_iii.md'),
                          tables.table_iii(rows, names=names,
                                           columns=columns))]
   for dataset in tables.datasets_of(rows):
     if any(r.dataset == dataset and r.name in tables.TABLE_IV_NAMES
            for r in rows):
-      written.append(_write_text(
+      written.append(files.write_file(
           os.path.join(output_dir, f'table_iv_{dataset}.md'),
           tables.table_iv(rows, dataset)))
   figure_dir = os.path.join(output_dir, 'figures')
@@ -177,20 +150,10 @@ def write_report(results: Sequence[dict], output_dir: str,
   return written
 
 
-def _write_text(path: str, text: str) -> str:
-  """Writes `text` to `path` atomically (temp file, then rename)."""
-  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    f.write(text)
-  os.replace(tmp, path)
-  return path
-
-
 def entry():
   """The console script `emcl-reproduce` (and
   `python experiments/reproduce.py`)."""
-  distributed.start(main, __doc__, __name__, extra=(launcher.__name__,))
+  distributed.start(main, __doc__, 'reproduce')
 
 
 if __name__ == '__main__':

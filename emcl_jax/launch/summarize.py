@@ -13,31 +13,26 @@ line (exit 2).
 from absl import flags
 
 from emcl_jax.launch import cli
+from emcl_jax.launch import options  # noqa: F401  (defines the flags)
 from emcl_jax.reporting import tables
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('workdir', 'runs', 'Work directory (or folder of '
-                    'results JSONs).')
-flags.DEFINE_alias('results_dir', 'workdir')
-flags.DEFINE_alias('output_dir', 'workdir')
-flags.DEFINE_list('columns', None, 'Metrics to show, from acc, bwt, la, fwt, '
-                  'forgetting, acc_class, bwt_class (default: ACC, BWT, LA).')
 
 
 def main(argv):
-  del argv  # cli.parse_flags refused any argument left over
+  del argv  # the parser refused any argument left over
   with cli.failing():
     rows = tables.aggregate(tables.load(FLAGS.workdir))
     if not rows:
-      cli.fail(f'no results under {FLAGS.workdir}; run experiments/run.py '
-               '--workdir=... first')
+      raise ValueError(f'no results under {FLAGS.workdir}; run '
+                       'experiments/run.py --workdir=... first')
     text = tables.markdown(rows, FLAGS.columns)
   print(text, end='')
 
 
 def entry():
   """The console script `emcl-summarize` (and `python experiments/summarize.py`)."""
-  cli.start(main, __doc__, __name__, shared=False)
+  cli.start(main, __doc__, 'summarize')
 
 
 if __name__ == '__main__':

@@ -8,12 +8,14 @@ r"""Runs a grid of settings x seeds and tabulates them.
 ';', each axis `path=v1,v2,...`: `method` (the method's name) or a setting
 of the run config, as run.py's --config.PATH (`method.beta`,
 `data.num_tasks`; a bare `beta` is `method.beta`). Values are typed as the
-setting is. --set adds fixed values to every setting
-(`--set='method.meta_clip=2.0'`); --method is the method of the settings
-that name none. --grid_file: a Python file whose `get_grid()` returns a
-list of dicts, one setting each, or a --grid string (experiments/grids/
-holds the study's). The short flags and --config.PATH=VALUE of run.py apply
-to every setting.
+setting is. --set adds fixed values to every setting (part of each
+setting's name: `--set='method.meta_clip=2.0'`); --method is the method of
+the settings that name none. --grid_file: a Python file whose `get_grid()`
+returns a list of dicts, one setting each (experiments/grids/ holds the
+study's). --config.PATH=VALUE applies to every setting (a path the grid
+varies cannot take one). --print_config prints every setting's resolved
+config and hash, grouped into programs as they would run, and writes
+nothing.
 
 Each (setting, seed) is a run folder of the work directory --workdir,
 {workdir}/{dataset}/{setting}/{config_hash}/seed{seed}/ (as run.py's, with
@@ -52,199 +54,101 @@ are submitted); docs/cluster.md.
 import os
 import shlex
 import sys
-from typing import Any, Optional
+from typing import Any
 
 from absl import flags
 from absl import logging
-import numpy as np
 
 from emcl_jax import configs
 from emcl_jax import experiment
-from emcl_jax.errors import NonFiniteLossError
-from emcl_jax.experiment import grid_run
+from emcl_jax import files
 from emcl_jax.launch import cli
 from emcl_jax.launch import distributed
 from emcl_jax.launch import launcher
-from emcl_jax.launch import run_flags
-from emcl_jax.reporting import tables
-from emcl_jax.sweeps import expand, load_grid_file, parse_axes, parse_grid
-from emcl_jax.sweeps import setting_name, table
+from emcl_jax.launch import options
+from emcl_jax.launch.grids import expand, load_grid_file, parse_axes, parse_grid
+from emcl_jax.launch.grids import setting_name, summarize, table
 from emcl_jax.training import workdir
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('dataset', 'mnist_permutations',
-                    ' | '.join(configs.BENCHMARKS))
-flags.DEFINE_string('method', 'emcl', 'Method of settings that name none.')
-flags.DEFINE_string('grid', None, "Settings: 'method.beta=0.03,0.1;"
-                    "method.r=1 | method=lamaml'.")
-flags.DEFINE_string('grid_file', None, 'Python file with get_grid() -> '
-                    'list of dicts or a --grid string (instead of --grid).')
-flags.DEFINE_string('set', None, "Values for every setting: "
-                    "'method.meta_clip=2.0;data.num_tasks=5'.")
-flags.DEFINE_string('workdir', 'sweeps', 'Work directory: root of the run '
-                    'folders.')
-flags.DEFINE_alias('output_dir', 'workdir')
-flags.DEFINE_string('shard', None, 'i/n: run programs i, i+n, ... only '
-                    '(no table).')
-flags.DEFINE_string('table', None, 'Where the Markdown table goes '
-                    '(default {workdir}/{dataset}/table.md).')
-flags.DEFINE_bool('run', True, 'Run missing settings (false: table only).')
-flags.DEFINE_bool('batch_settings', True, 'Run settings that differ only in '
-                  'numeric method settings as one program (hyper-parameters '
-                  'traced); false: each setting on its own.')
-flags.DEFINE_integer('group_size', 16, 'At most this many settings in one '
-                     'program (--batch_settings).', lower_bound=1)
 
 
-def build(method: str, values: dict[str, Any]) -> configs.RunConfig:
-  """The resolved run config of one setting (the command line's, then the
-  setting's values, then --config.PATH=VALUE)."""
-  seeds = run_flags.seeds(5)
-  return cli.run_config(FLAGS.dataset, method, {
-      'seed': seeds[0], 'seeds': len(seeds), 'output.workdir': FLAGS.workdir,
-      **values})
+def settings() -> list[configs.RunConfig]:
+  """Every distinct setting of --grid / --grid_file and --set as a resolved
+  run config named by its values (`setting_name`), checked before anything
+  runs.
 
-
-def run_setting(setting: dict[str, Any], config: configs.RunConfig
-                ) -> Optional[str]:
-  """Runs the seeds of `setting` that are not finished; returns an error
-  message if the loss diverged, else None."""
-  name = setting_name(setting)
-  marker = os.path.join(_setting_dir(name, config), 'diverged.txt')
-  if os.path.exists(marker):
-    with open(marker) as f:
-      return f.read().strip()
-  if not FLAGS.run:
-    return None
-  try:
-    experiment.train_and_evaluate(
-        configs.schema.replace(config, 'output.name', name),
-        skip_finished=True, together=FLAGS.parallel_seeds)
-  except NonFiniteLossError as e:
-    return _mark_diverged(setting, config, str(e))
-  return None
-
-
-def _setting_dir(name: str, config: configs.RunConfig) -> str:
-  chash = workdir.config_hash(config.dataset, config.method.name,
-                              configs.flat(config))
-  return workdir.setting_dir(FLAGS.workdir, config.dataset, name, chash)
-
-
-def summarize(setting: dict[str, Any], config: configs.RunConfig,
-              error: Optional[str]) -> dict[str, Any]:
-  """Mean and std over the seeds' results files of one setting."""
-  folder = _setting_dir(setting_name(setting), config)
-  runs = []
-  for seed in config.seed_list:
-    path = os.path.join(folder, f'seed{seed}', workdir.RESULTS)
-    if os.path.exists(path):
-      runs.append(tables.read_results(path))
-  row = {'setting': setting_name(setting), 'seeds': len(runs),
-         'diverged': error is not None}
-  for key in ('acc', 'bwt', 'la'):
-    values = np.array([r[key] for r in runs]) if runs else np.array([np.nan])
-    row[key] = (float(values.mean()), float(values.std()))
-  row['train_seconds'] = (max(r['train_seconds'] for r in runs) if runs
-                          else float('nan'))
-  return row
-
-
-def _settings() -> list[tuple[dict[str, Any], configs.RunConfig]]:
-  """Every distinct setting of --grid / --grid_file and --set, checked."""
+  Raises:
+    ValueError (ConfigError): bad grid or settings.
+  """
   if (FLAGS.grid is None) == (FLAGS.grid_file is None):
     raise ValueError('give exactly one of --grid and --grid_file')
-  settings = (parse_grid(FLAGS.grid) if FLAGS.grid is not None
-              else load_grid_file(FLAGS.grid_file))
+  grid = (parse_grid(FLAGS.grid) if FLAGS.grid is not None
+          else load_grid_file(FLAGS.grid_file))
   fixed = {}
   for path, values in parse_axes(FLAGS.set or ''):
     if len(values) != 1:
       raise ValueError(f'--set {path} takes one value, got {len(values)}; '
                        'put several values in --grid')
     fixed[path] = values[0]
-  return expand(settings, fixed, FLAGS.method, build)
+  given = cli.overrides()
+  for s in grid:
+    both = sorted(set(s) & set(given))
+    if both:
+      raise configs.ConfigError(
+          f'{both[0]} is set by the grid and by --config.{both[0]}; give '
+          'it in one place')
+
+  def build(method: str, values: dict[str, Any]) -> configs.RunConfig:
+    return cli.run_config(FLAGS.dataset, method, values)
+
+  return [configs.schema.replace(c, 'output.name', setting_name(s))
+          for s, c in expand(grid, fixed, FLAGS.method, build)]
 
 
 def main(argv):
   logging.set_verbosity(logging.ERROR)
-  del argv  # cli.parse_flags refused any argument left over
+  del argv  # the parser refused any argument left over
   with cli.failing(workdir=FLAGS.workdir):
-    settings = _settings()
+    options.seeds()
+    run_configs = settings()
+    groups = experiment.programs(run_configs,
+                                 batch_settings=FLAGS.batch_settings,
+                                 group_size=FLAGS.group_size)
+    if FLAGS.print_config:
+      for p, group in enumerate(groups):
+        print(f'# program {p + 1} of {len(groups)}: {len(group)} '
+              'setting(s)')
+        for i in group:
+          print(f'## {run_configs[i].output.name}')
+          cli.print_config(run_configs[i])
+      return
     if workdir.is_primary():  # unwritable: one line, before any progress
       os.makedirs(FLAGS.workdir, exist_ok=True)
-    shard, count = launcher.shard(FLAGS.shard)
-    programs = (grid_run.groups([c for _, c in settings],
-                                max_size=FLAGS.group_size)
-                if FLAGS.batch_settings
-                else [[i] for i in range(len(settings))])
-    if not launcher.launch('sweep', len(programs), FLAGS.workdir):
-      return
-    rows, done = [], 0
-    for p, group in enumerate(programs):
-      if p % count != shard:
-        continue
-      members = [settings[i] for i in group]
-      sys.stderr.write(f'group {p + 1} of {len(programs)}: '
-                       + ', '.join(setting_name(s) for s, _ in members) + '\n')
-      errors = run_group(members, f'group {p + 1} of {len(programs)}')
-      for (setting, config), error in zip(members, errors):
-        row = summarize(setting, config, error)
+    shard = launcher.shard(FLAGS.shard)
+    kwargs = dict(batch_settings=FLAGS.batch_settings,
+                  group_size=FLAGS.group_size,
+                  together=FLAGS.parallel_seeds,
+                  on_program=experiment.report_program)
+    ran = launcher.launch(run_configs, FLAGS.workdir, len(groups), kwargs)
+    if ran is None:
+      return  # --nowait: the jobs go on
+    outcomes = experiment.sweep(
+        run_configs, FLAGS.workdir, shard=shard, run=FLAGS.run and not ran,
+        **kwargs)
+    done = 0
+    rows = []
+    for outcome in outcomes:
+      row = summarize(outcome)
+      if FLAGS.run and not ran:
+        done += 1
         sys.stderr.write(f"{row['setting']}: ACC {row['acc'][0]:.2f}"
-                         f"{' (diverged)' if error else ''}\n")
-        rows.append(row)
-      done += len(group)
-      sys.stderr.write(f'settings done: {done} of {len(settings)}\n')
-  if FLAGS.shard:
-    return
-  _write_table(rows, settings[0][1])
-
-
-def run_group(members: list[tuple[dict[str, Any], configs.RunConfig]],
-              label: str) -> list[Optional[str]]:
-  """Runs one program's settings: those not started yet together (a grid
-  program) when there are several, the others (finished, diverged or with
-  saved progress) on their own (`run_setting`: skip or resume). Returns each
-  setting's divergence message or None."""
-  fresh = [i for i, (s, c) in enumerate(members) if _is_fresh(s, c)]
-  if not FLAGS.run or len(fresh) < 2:
-    fresh = []
-  errors: list[Optional[str]] = [None] * len(members)
-  if fresh:
-    named = [configs.schema.replace(members[i][1], 'output.name',
-                                    setting_name(members[i][0]))
-             for i in fresh]
-    runs = grid_run.train_and_evaluate_grid(
-        named, FLAGS.workdir, label=f'{named[0].dataset} {label}')
-    for i, res in zip(fresh, runs):
-      if res is None:
-        errors[i] = _mark_diverged(
-            *members[i], 'the loss became NaN or infinite in a grid program')
-  for i, (setting, config) in enumerate(members):
-    if i not in fresh:
-      errors[i] = run_setting(setting, config)
-  return errors
-
-
-def _is_fresh(setting: dict[str, Any], config: configs.RunConfig) -> bool:
-  """No seed of the setting finished, diverged or saved progress."""
-  folder = _setting_dir(setting_name(setting), config)
-  return not (os.path.exists(os.path.join(folder, 'diverged.txt'))
-              or os.path.exists(os.path.join(folder, workdir.CHECKPOINTS))
-              or any(os.path.exists(os.path.join(folder, f'seed{s}', name))
-                     for s in config.seed_list
-                     for name in (workdir.RESULTS, workdir.CHECKPOINTS)))
-
-
-def _mark_diverged(setting, config, message: str) -> str:
-  """Records that `setting` diverged (not retried by later sweeps)."""
-  marker = os.path.join(_setting_dir(setting_name(setting), config),
-                        'diverged.txt')
-  if not workdir.is_primary():
-    return message  # process 0 of several writes it
-  os.makedirs(os.path.dirname(marker), exist_ok=True)
-  with open(marker, 'w') as f:
-    f.write(message.splitlines()[0] + '\n')
-  return message
+                         f"{' (diverged)' if outcome.error else ''}\n"
+                         f'settings done: {done} of {len(run_configs)}\n')
+      rows.append(row)
+    if FLAGS.shard:
+      return
+    _write_table(rows, run_configs[0])
 
 
 def _write_table(rows, config):
@@ -256,18 +160,16 @@ def _write_table(rows, config):
       and not launcher.is_launcher_flag(a)
       and not distributed.is_process_flag(a))
   text = table(rows, command)
+  data = config.data
   table_name = 'table.md'
-  if FLAGS.num_tasks or FLAGS.samples_per_task:
-    table_name = (f'table-size={FLAGS.num_tasks or "all"}x'
-                  f'{FLAGS.samples_per_task or "all"}.md')
+  if 'data.num_tasks' in cli.overrides() or (
+      'data.samples_per_task' in cli.overrides()):
+    table_name = (f'table-size={data.num_tasks or "all"}x'
+                  f'{data.samples_per_task or "all"}.md')
   path = FLAGS.table or os.path.join(FLAGS.workdir, config.dataset,
                                      table_name)
   try:
-    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-    tmp = f'{path}.tmp-{os.getpid()}'
-    with open(tmp, 'w') as f:
-      f.write(text)
-    os.replace(tmp, path)
+    files.write_file(path, text)
   except OSError as e:
     cli.fail(f'cannot write the table {path}: {e.strerror or e}; choose a '
              'writable --table or --workdir')
@@ -276,7 +178,7 @@ def _write_table(rows, config):
 
 def entry():
   """The console script `emcl-sweep` (and `python experiments/sweep.py`)."""
-  distributed.start(main, __doc__, __name__, extra=(launcher.__name__,))
+  distributed.start(main, __doc__, 'sweep')
 
 
 if __name__ == '__main__':

@@ -97,7 +97,6 @@ class AGEMState(NamedTuple):
 def init(params: chex.ArrayTree, example: Batch,
          config: AGEMConfig = AGEMConfig()) -> AGEMState:
   """Initial state: the parameters and an empty reservoir memory."""
-  config.validate()
   return AGEMState(params, memory_lib.init(config.memory_size, example),
                    jnp.zeros((), jnp.int32))
 

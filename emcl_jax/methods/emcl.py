@@ -172,12 +172,13 @@ def init(params: chex.ArrayTree, example: Batch,
   Args:
     params: the model's initial parameters.
     example: a batch shaped like the stream's (sizes the replay memory).
-    config: hyper-parameters.
+    config: hyper-parameters, used as they are: `config.validate()` checks
+      them (a run's config is checked by `configs.resolve`); its float
+      fields may be traced scalars (`training.grid`).
 
   Returns:
     The initial `EMCLState`.
   """
-  config.validate()
   memory = (memory_lib.init(config.memory_size, example)
             if config.memory_size else None)
   return EMCLState(
@@ -292,7 +293,8 @@ def update(state: EMCLState, batch: Batch, key: chex.PRNGKey, *,
   later glances may replay it.
 
   Pure and jittable; bind `loss_fn` and `config` with functools.partial
-  before `jax.jit` (config is hashable and static).
+  before `jax.jit` (a config of Python values is hashable and static; its
+  float fields may instead be traced scalars, `training.grid`).
 
   Args:
     state: the current `EMCLState`.

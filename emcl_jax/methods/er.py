@@ -75,7 +75,6 @@ class ERState(NamedTuple):
 def init(params: chex.ArrayTree, example: Batch,
          config: ERConfig = ERConfig()) -> ERState:
   """The parameters and an empty memory."""
-  config.validate()
   return ERState(params, memory_lib.init(config.memory_size, example),
                  jnp.zeros((), jnp.int32))
 

@@ -189,7 +189,6 @@ def buffer_batch(buffer: memory_lib.MemoryState) -> tuple[Batch, chex.Array]:
 def init(params: chex.ArrayTree, example: Batch,
          config: EWCConfig = EWCConfig()) -> EWCState:
   """Initial state: no penalty, an empty buffer, no task seen yet."""
-  config.validate()
   return EWCState(params, penalty_init(params),
                   memory_lib.init(config.fisher_samples, example),
                   jnp.full((), -1, jnp.int32), jnp.zeros((), jnp.int32),

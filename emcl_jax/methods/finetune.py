@@ -50,7 +50,6 @@ class FinetuneState(NamedTuple):
 def init(params: chex.ArrayTree, example: Batch,
          config: FinetuneConfig = FinetuneConfig()) -> FinetuneState:
   """Initial state: the parameters and an empty memory (if any)."""
-  config.validate()
   memory = (memory_lib.init(config.memory_size, example)
             if config.memory_size else None)
   return FinetuneState(params, memory, jnp.zeros((), jnp.int32))

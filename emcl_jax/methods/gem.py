@@ -154,7 +154,6 @@ def memory_batches(memory: TaskMemory) -> tuple[Batch, chex.Array]:
 def init(params: chex.ArrayTree, example: Batch,
          config: GEMConfig = GEMConfig()) -> GEMState:
   """Initial state: the parameters and an empty episodic memory."""
-  config.validate()
   return GEMState(params,
                   memory_init(config.max_tasks, config.memory_per_task,
                               example),

@@ -93,7 +93,6 @@ class LaMAMLState(NamedTuple):
 def init(params: chex.ArrayTree, example: Batch,
          config: LaMAMLConfig = LaMAMLConfig()) -> LaMAMLState:
   """theta0 = params, alpha = alpha_init everywhere, an empty memory."""
-  config.validate()
   alpha = jax.tree.map(
       lambda p: jnp.full(p.shape, config.alpha_init, jnp.float32), params)
   return LaMAMLState(params, alpha,

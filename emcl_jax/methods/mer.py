@@ -101,7 +101,6 @@ class MERState(NamedTuple):
 def init(params: chex.ArrayTree, example: Batch,
          config: MERConfig = MERConfig()) -> MERState:
   """theta = params and an empty memory (Algorithm 1: M <- {})."""
-  config.validate()
   return MERState(params, memory_lib.init(config.memory_size, example),
                   jnp.zeros((), jnp.int32))
 

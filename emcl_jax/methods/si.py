@@ -113,7 +113,6 @@ def init(params: chex.ArrayTree, example: Batch,
   """Initial state: Omega = w = 0, theta* = the initial parameters (every
   field its own buffer, so the engine can donate the state)."""
   del example
-  config.validate()
   zeros = lambda: jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32),
                                params)
   anchor = jax.tree.map(lambda p: jnp.array(p, jnp.float32, copy=True),

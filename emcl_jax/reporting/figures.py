@@ -7,9 +7,6 @@
   fig3(rows, path)          Fig. 3: ACC against training seconds, one point
                             per method (EMCL-SI included), log x.
   heatmap(matrix, path, title)  one T x T accuracy matrix.
-  front_figure(...)         EMCL's ACC against training seconds over
-                            glances, its front, La-MAML beside it
-                            (reporting/front.py).
   figures(rows, curves, folder)  all of them, one file per dataset.
 
 `rows` and `curves` come from `tables.aggregate` and
@@ -26,6 +23,7 @@ inch. Each function returns the path it wrote. A method keeps its colour
 across panels and figures (`colors`).
 """
 
+import io
 import os
 from typing import Any, Optional, Sequence
 
@@ -35,7 +33,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 import numpy as np
 
-from emcl_jax.reporting import front
+from emcl_jax import files
 from emcl_jax.reporting import tables
 
 DPI = 150
@@ -68,15 +66,12 @@ def colors(names: Sequence[str]) -> dict[str, Any]:
 
 
 def _save(fig: Figure, path: str) -> str:
-  """Writes `fig` as PNG to `path` (creating its folder); returns path."""
-  folder = os.path.dirname(path)
-  if folder:
-    os.makedirs(folder, exist_ok=True)
+  """Writes `fig` as PNG to `path` atomically (`files.write_file`: a killed
+  run never leaves half a PNG); returns path."""
   FigureCanvasAgg(fig)
-  tmp = path + '.tmp'
-  fig.savefig(tmp, dpi=DPI, format='png', bbox_inches='tight')
-  os.replace(tmp, path)  # a killed run never leaves half a PNG
-  return path
+  buffer = io.BytesIO()
+  fig.savefig(buffer, dpi=DPI, format='png', bbox_inches='tight')
+  return files.write_file(path, buffer.getvalue())
 
 
 def _log_scale(ax, which: str) -> None:
@@ -241,61 +236,6 @@ def fig3(rows: Sequence[tables.Row], path: str, *, log: bool = True) -> str:
     ax.set_title(f'Accuracy vs training time, '
                  f'{DATASET_LABELS.get(dataset, dataset)}')
     ax.grid(alpha=0.3, which='both')
-  return _save(fig, path)
-
-
-def front_figure(points: Sequence[front.Point], others: Sequence[front.Point],
-                 default: Optional[front.Point], path: str,
-                 title: str) -> str:
-  """EMCL's settings as ACC against training seconds (log x), their front
-  as a line, the best setting at each number of glances labelled, the
-  shipped default ringed, and `others` (La-MAML) as labelled points.
-
-  Args:
-    points: EMCL's settings (`front.points`).
-    others: the methods to compare with.
-    default: the shipped default's point, or None.
-    path: the PNG to write.
-    title: the figure's title.
-
-  Returns:
-    path.
-
-  Raises:
-    ValueError: no points, or a non-positive time.
-  """
-  if not points:
-    raise ValueError('no EMCL settings to draw')
-  if not all(p.seconds > 0 for p in (*points, *others)):
-    raise ValueError('training seconds <= 0; the axis is logarithmic')
-  fig = Figure(figsize=(6.5, 4.5), layout='constrained')
-  ax = fig.subplots()
-  ax.scatter([p.seconds for p in points], [p.acc for p in points], s=14,
-             color='0.6', label='EMCL settings', zorder=2)
-  line = front.front(points)
-  ax.plot([p.seconds for p in line], [p.acc for p in line], '-',
-          color='tab:blue', label='front', zorder=3)
-  for p in front.best_per_glances(points):
-    ax.errorbar(p.seconds, p.acc, yerr=p.acc_std, fmt='o', color='tab:blue',
-                capsize=3, zorder=4)
-    ax.annotate(f'{p.glances} glance{"s" if p.glances != 1 else ""}',
-                (p.seconds, p.acc), textcoords='offset points',
-                xytext=(5, -12), fontsize='small')
-  if default is not None:
-    ax.plot(default.seconds, default.acc, 'o', markersize=12,
-            markerfacecolor='none', markeredgecolor='black',
-            label='shipped default', zorder=5)
-  for p in others:
-    ax.errorbar(p.seconds, p.acc, yerr=p.acc_std, fmt='s', color='tab:red',
-                capsize=3, zorder=4)
-    ax.annotate(label(p.method), (p.seconds, p.acc),
-                textcoords='offset points', xytext=(5, 5), fontsize='small')
-  _log_scale(ax, 'x')
-  ax.set_xlabel('training seconds (log scale)')
-  ax.set_ylabel('ACC (%)')
-  ax.set_title(title)
-  ax.grid(alpha=0.3, which='both')
-  ax.legend(fontsize='small', loc='lower right')
   return _save(fig, path)
 
 

@@ -14,7 +14,7 @@ and ignores what it cannot show. The writers:
   TensorBoardWriter(logdir) event files through tensorboardX: scalars, the
                             hparams dashboard, images (`read_events`)
   ProgressWriter(...)       the progress display (`progress.Progress`)
-  ConsoleWriter(print_fn)   one line per step (run.py --verbose)
+  ConsoleWriter(print_fn)   one line per step (run.py --config.output.verbose=true)
   MultiWriter(writers)      all of them at once
 
 `task_scalars(record)` turns the engine's `TaskRecord` into the scalars of
@@ -79,7 +79,7 @@ def task_scalars(record: Any, seed: Optional[int] = None) -> dict[str, float]:
   loss: the task's mean training loss; acc_this: accuracy on the task just
   learned; acc_seen: mean accuracy over the tasks learned so far; train_s,
   eval_s: its training and evaluation seconds; acc_seen_class: acc_seen
-  class-incremental, when evaluated (`--eval=both`). With a seed axis ([S] loss,
+  class-incremental, when evaluated (`--config.protocol.eval=both`). With a seed axis ([S] loss,
   [S, T'] accuracy), `seed` picks one seed; None averages over them.
   """
   loss, acc = np.asarray(record.loss), np.asarray(record.accuracy)

@@ -1,29 +1,37 @@
 """Hyper-parameters as traced arrays: a grid of settings as one method.
 
 A method's config is a NamedTuple of Python values, closed over by its
-update: changing one recompiles. Its numeric fields (`traceable`: the float
-fields; clip norms included, `clipping` handles a traced one) can instead be
-arrays. `tuned(build)` is the `Method` whose state carries them beside the
-method's own state (`Tuned`), and whose update rebuilds the method from
-them inside the compiled call (`build(hparams)`, with the arrays in place
-of the floats). vmapped over a leading settings axis, G settings that share
-every other field train as one program: `engine.train_and_evaluate_grid`
-runs G settings x S seeds that way, each setting equal to its solo run up
-to float reassociation (exactly equal where XLA folds the constant the same
-way).
+update: changing one recompiles. Its numeric hyper-parameters, the float
+fields (`traceable`), are the pytree a grid injects instead, in the manner
+of `optax.inject_hyperparams`: `tuned(build)` is the `Method` whose state
+carries them beside the method's own state (`Tuned`), and whose update
+rebuilds the method from them inside the compiled call (`build(hparams)`,
+which builds from `with_values(config, hparams)`: the config with the arrays
+in place of the floats). vmapped over a leading settings axis, G settings
+that share every other field train as one program:
+`engine.train_and_evaluate_grid` runs G settings x S seeds that way, each
+setting equal to its solo run up to float reassociation (exactly equal
+where XLA folds the constant the same way).
+
+Every method runs so by construction: a config's values are checked once,
+where they enter (its class's `validate`, called by `configs.resolve`), and
+a method's builders (`base.bind`, each module's `method` and `init`, the
+transformations they chain) use them as they are, only in array arithmetic,
+never in a Python test; a float whose 0 means "off" (clip norms) turns the
+feature off through `jnp.where` (`clipping.clip_scale`). Ints, strings and
+booleans (memory sizes, glances, modes) shape the program and stay static.
 
 A user's own code keeps calling `update` with a config of floats, and can
 vmap it over settings the same way:
 
   def step(beta, state, batch, key):
-    config = emcl.EMCLConfig()._replace(beta=beta)
+    config = grid.with_values(emcl.EMCLConfig(), {'beta': beta})
     return emcl.update(state, batch, key, loss_fn=loss_fn, config=config)
 
   jax.vmap(step, in_axes=(0, 0, None, None))(jnp.array([0.03, 0.1]),
                                             states, batch, key)
 """
 
-import functools
 from typing import Any, Callable, NamedTuple, Sequence
 
 import chex
@@ -52,17 +60,11 @@ def traceable(config: Any) -> tuple[str, ...]:
                if isinstance(value, float))
 
 
-@functools.cache
-def _validated(cls: type) -> type:
-  """`cls` (a method config class) whose `validate` passes: its instances
-  hold traced fields, and their values were validated as Python floats."""
-  return type(cls.__name__, (cls,), {'validate': lambda self: self,
-                                     '__slots__': ()})
-
-
 def with_values(config: Any, hparams: dict[str, Any]) -> Any:
-  """`config` with the fields of `hparams` replaced by (traced) arrays; its
-  `validate` passes (check the Python values before, `config.validate()`).
+  """`config` with the fields of `hparams` replaced by (traced) scalars: the
+  config a method is built with inside a grid's compiled call. The values
+  are not checked here (a traced one cannot be): check each setting's
+  Python values first, `config.validate()` (`configs.resolve` does).
 
   Raises:
     ValueError: a field that is not traceable.
@@ -72,7 +74,7 @@ def with_values(config: Any, hparams: dict[str, Any]) -> Any:
     raise ValueError(f'{type(config).__name__} field(s) {", ".join(bad)} '
                      'change the program and cannot be traced; give each '
                      'value its own run')
-  return _validated(type(config))(*config._replace(**hparams))
+  return config._replace(**hparams)
 
 
 def tuned(build: Callable[[dict[str, chex.Array]], Method]) -> Method:

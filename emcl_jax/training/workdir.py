@@ -29,10 +29,11 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from typing import Any, Optional, Sequence
 
 import jax
+
+from emcl_jax.files import write_json  # noqa: F401  (re-exported)
 
 CONFIG = 'config.json'
 RESULTS = 'results.json'
@@ -134,24 +135,6 @@ class RunLock:
 def is_primary() -> bool:
   """Whether this process writes files (process 0 of a multi-host run)."""
   return jax.process_index() == 0
-
-
-def write_json(path: str, value: Any) -> str:
-  """Writes `value` as JSON to `path` atomically (a temporary file in the
-  same folder, then a rename): a reader sees the old file or the new one,
-  never a part."""
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-', suffix='.json')
-  try:
-    with os.fdopen(fd, 'w') as f:
-      json.dump(value, f, indent=1)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-  return path
 
 
 def read_json(path: str, what: str = 'results file') -> dict[str, Any]:

@@ -14,10 +14,14 @@ and La-MAML beside it:
 `glances=5` alone is the shipped default.
 """
 
+from emcl_jax.launch import grids as sweeps
+
+
 
 def get_grid():
-  """One --grid string: alternatives joined by '|' (experiments/sweep.py)."""
-  return ' | '.join([
+  """The settings, one dict each, written in sweep.py's --grid grammar
+  (alternatives joined by '|')."""
+  return sweeps.parse_grid(' | '.join([
       'glances=5',
       'glances=1,2,3,10',
       'glances=3,5,10;r=0.05',
@@ -27,4 +31,4 @@ def get_grid():
       'glances=5;importance=none',
       'glances=10;r=0.05;importance=none',
       'method=lamaml',
-  ])
+  ]))

@@ -12,13 +12,17 @@ its own 5-seed program so that the seconds compare, and La-MAML beside it:
 `glances=5` alone is the shipped default.
 """
 
+from emcl_jax.launch import grids as sweeps
+
+
 
 def get_grid():
-  """One --grid string: alternatives joined by '|' (experiments/sweep.py)."""
-  return ' | '.join([
+  """The settings, one dict each, written in sweep.py's --grid grammar
+  (alternatives joined by '|')."""
+  return sweeps.parse_grid(' | '.join([
       'glances=5',
       'glances=1,2,3;meta_lr=task;meta_h_norm=mean;beta=0.1;r=1.0,2.0',
       'glances=1,2,3,5;meta_lr=inverse;meta_h_norm=same;beta=0.03;'
       'r=0.05,0.2',
       'method=lamaml',
-  ])
+  ]))

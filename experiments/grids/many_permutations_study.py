@@ -5,10 +5,14 @@ the Eq 8 readings, with the importance='none' and memory-free controls.
       --grid_file=experiments/grids/many_permutations_study.py
 """
 
+from emcl_jax.launch import grids as sweeps
+
+
 
 def get_grid():
-  """One --grid string: alternatives joined by '|' (experiments/sweep.py)."""
-  return ' | '.join([
+  """The settings, one dict each, written in sweep.py's --grid grammar
+  (alternatives joined by '|')."""
+  return sweeps.parse_grid(' | '.join([
       'method=lamaml',
       'meta_lr=task;meta_h_norm=mean;glances=10;beta=0.03;r=1.0;alpha_max=1.0;alpha0=0.15',
       'meta_lr=task;meta_h_norm=mean;glances=10;beta=0.1;r=1.0;alpha_max=1.0;alpha0=0.15',
@@ -47,4 +51,4 @@ def get_grid():
       'meta_lr=bounded;glances=10;beta=0.03;r=0.05;alpha_min=0.01;alpha_max=1.0;alpha0=0.15;meta_h_norm=same',
       'meta_lr=task;meta_h_norm=mean;glances=5;beta=0.1;r=1.0;alpha_max=1.0;importance=none;alpha0=0.15',
       'meta_lr=task;meta_h_norm=mean;glances=5;beta=0.1;r=1.0;alpha_max=1.0;memory_size=0;alpha0=0.15',
-  ])
+  ]))

@@ -11,11 +11,15 @@ own glances, lambda and memory). The tables of docs/algorithm.md #9 come
 from the smaller grids written above each of them.
 """
 
+from emcl_jax.launch import grids as sweeps
+
+
 
 def get_grid():
-  """One --grid string: alternatives joined by '|' (experiments/sweep.py)."""
-  return ' | '.join([
+  """The settings, one dict each, written in sweep.py's --grid grammar
+  (alternatives joined by '|')."""
+  return sweeps.parse_grid(' | '.join([
       'alpha0=0.2,0.3;gamma=0.1,0.3;beta=0.1,0.2;r=0.5,1.0;'
       'importance=taylor,none',
       'method=lamaml',
-  ])
+  ]))

@@ -1,4 +1,4 @@
-"""Grids of settings for experiments/sweep.py (pure functions: parsing,
+"""The --grid grammar of experiments/sweep.py (pure functions: parsing,
 naming, checking, the Markdown table).
 
 A grid is alternatives separated by '|', each a product of axes separated
@@ -35,6 +35,9 @@ def parse_axes(text: str) -> list[tuple[str, list[str]]]:
     name = name.strip()
     if not sep or not values.strip() or not name:
       raise ValueError(f'grid axis {part!r} is not path=v1,v2; fix the grid')
+    if full_path(name) in (n for n, _ in axes):
+      raise ValueError(f'grid axis {full_path(name)} is given twice in '
+                       f'{text!r}; list its values once, path=v1,v2')
     axes.append((full_path(name), [v.strip() for v in values.split(',')]))
   return axes
 
@@ -65,20 +68,24 @@ def setting_name(setting: dict[str, Any]) -> str:
 
 
 def load_grid_file(path: str) -> list[dict[str, Any]]:
-  """`get_grid()` of a Python file: a list of setting dicts (keys as grid
-  paths), or a --grid string."""
+  """`get_grid()` of a Python file: a list of setting dicts, keys as grid
+  paths (`[{'method': 'lamaml'}, {'method.beta': 0.1}]`).
+
+  Raises:
+    ValueError (ConfigError): no such file, no get_grid, it raises, or it
+      returns anything else than a non-empty list of dicts.
+  """
   module = configs.load_module(path, 'get_grid', flag='--grid_file')
   try:
     grid = module.get_grid()
   except Exception as e:  # pylint: disable=broad-except
     raise ValueError(f'--grid_file {path}: get_grid() raised '
                      f'{type(e).__name__}: {e}') from None
-  if isinstance(grid, str):
-    return parse_grid(grid)
-  if not isinstance(grid, list) or not all(isinstance(s, dict) for s in grid):
-    raise ValueError(f'--grid_file {path}: get_grid() must return a list of '
-                     "dicts like [{'beta': 0.1, 'glances': 5}] or a --grid "
-                     'string')
+  if (not isinstance(grid, list) or not grid
+      or not all(isinstance(s, dict) for s in grid)):
+    raise ValueError(f'--grid_file {path}: get_grid() must return a '
+                     "non-empty list of dicts like [{'method.beta': 0.1, "
+                     "'method.glances': 5}, {'method': 'lamaml'}]")
   return [{full_path(k): v for k, v in s.items()} for s in grid]
 
 
@@ -110,6 +117,20 @@ def expand(settings: Sequence[dict[str, Any]], fixed: dict[str, Any],
       names.add(setting_name(typed))
       out.append((typed, config))
   return out
+
+
+def summarize(outcome: Any) -> dict[str, Any]:
+  """A table row of one setting's `experiment.Outcome`: ACC, BWT and LA
+  (mean, std) over its finished seeds, and the longest training seconds."""
+  runs = outcome.results
+  row = {'setting': outcome.config.output.name, 'seeds': len(runs),
+         'diverged': outcome.error is not None}
+  for key in ('acc', 'bwt', 'la'):
+    values = np.array([r[key] for r in runs]) if runs else np.array([np.nan])
+    row[key] = (float(values.mean()), float(values.std()))
+  row['train_seconds'] = (max(r['train_seconds'] for r in runs) if runs
+                          else float('nan'))
+  return row
 
 
 def table(rows: Sequence[dict[str, Any]], command: str) -> str:

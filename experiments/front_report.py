@@ -11,15 +11,21 @@ held to: no setting markedly cheaper within `margin` ACC of it.
 `split_controls` keeps the `importance=none` controls out of all of that,
 and `control_costs` gives what removing the importance costs.
 
-Pure functions over results dictionaries (`tables.load`); the script is
-experiments/front.py, the figure `figures.front_figure`.
+Pure functions over results dictionaries (`tables.load`), and `figure`,
+which draws them (matplotlib, through `emcl_jax.reporting.figures`).
+
+A helper of experiments/front.py, not a script: the script imports it as
+`front_report`, found beside it (a script's folder is the first entry of
+sys.path).
 """
 
 import json
 from typing import Any, NamedTuple, Optional, Sequence
 
+from matplotlib.figure import Figure
 import numpy as np
 
+from emcl_jax.reporting import figures
 from emcl_jax.training import workdir
 
 
@@ -182,3 +188,58 @@ def markdown(pts: Sequence[Point], others: Sequence[Point],
                  f'{p.acc:.2f} +- {p.acc_std:.2f} | {p.bwt:.2f} | '
                  f'{p.seconds:.1f} | {mark} |')
   return '\n'.join(lines) + '\n'
+
+
+def figure(pts: Sequence[Point], others: Sequence[Point],
+           default: Optional[Point], path: str, title: str) -> str:
+  """EMCL's settings as ACC against training seconds (log x), their front
+  as a line, the best setting at each number of glances labelled, the
+  shipped default ringed, and `others` (La-MAML) as labelled points.
+
+  Args:
+    pts: EMCL's settings (`points`).
+    others: the methods to compare with.
+    default: the shipped default's point, or None.
+    path: the PNG to write.
+    title: the figure's title.
+
+  Returns:
+    path.
+
+  Raises:
+    ValueError: no points, or a non-positive time.
+  """
+  if not pts:
+    raise ValueError('no EMCL settings to draw')
+  if not all(p.seconds > 0 for p in (*pts, *others)):
+    raise ValueError('training seconds <= 0; the axis is logarithmic')
+  fig = Figure(figsize=(6.5, 4.5), layout='constrained')
+  ax = fig.subplots()
+  ax.scatter([p.seconds for p in pts], [p.acc for p in pts], s=14,
+             color='0.6', label='EMCL settings', zorder=2)
+  line = front(pts)
+  ax.plot([p.seconds for p in line], [p.acc for p in line], '-',
+          color='tab:blue', label='front', zorder=3)
+  for p in best_per_glances(pts):
+    ax.errorbar(p.seconds, p.acc, yerr=p.acc_std, fmt='o', color='tab:blue',
+                capsize=3, zorder=4)
+    ax.annotate(f'{p.glances} glance{"s" if p.glances != 1 else ""}',
+                (p.seconds, p.acc), textcoords='offset points',
+                xytext=(5, -12), fontsize='small')
+  if default is not None:
+    ax.plot(default.seconds, default.acc, 'o', markersize=12,
+            markerfacecolor='none', markeredgecolor='black',
+            label='shipped default', zorder=5)
+  for p in others:
+    ax.errorbar(p.seconds, p.acc, yerr=p.acc_std, fmt='s', color='tab:red',
+                capsize=3, zorder=4)
+    ax.annotate(figures.label(p.method), (p.seconds, p.acc),
+                textcoords='offset points', xytext=(5, 5), fontsize='small')
+  # The axis and the file as the paper's figures have them.
+  figures._log_scale(ax, 'x')  # pylint: disable=protected-access
+  ax.set_xlabel('training seconds (log scale)')
+  ax.set_ylabel('ACC (%)')
+  ax.set_title(title)
+  ax.grid(alpha=0.3, which='both')
+  ax.legend(fontsize='small', loc='lower right')
+  return figures._save(fig, path)  # pylint: disable=protected-access

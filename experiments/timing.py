@@ -1,11 +1,15 @@
 """Timing of compiled training calls, free of flags: the measurements that
-`bench.py` reports (paper Fig. 2's training time, per stream sample).
+experiments/bench.py reports (paper Fig. 2's training time, per stream
+sample), and the cost floor that bench.py and experiments/cost.py share.
 
 A `Timer` holds one method's compiled training call (one task's whole batch
 stream, one jitted `lax.scan`) and times it task by task; `head_to_head`
 alternates two timers; `protocol` times the full train-and-evaluate loop.
 Every clock is injectable, so the arithmetic (medians, ratios, the faster
 mode) is tested against hand-computed values.
+
+A helper of those scripts, not a script: they import it as `timing`, found
+beside them (a script's folder is the first entry of sys.path).
 """
 
 import statistics

@@ -1,0 +1,161 @@
+"""The launch layer in one process: every launch module and study imports
+beside every other, each script that trains prints its configs with
+--print_config and writes nothing, the sweep is a library function
+(`experiment.sweep`) that skips, records divergence and raises on bad
+input."""
+
+import contextlib
+import importlib.util
+import io
+import os
+import shutil
+import sys
+import tempfile
+
+from absl.testing import absltest
+from absl.testing import parameterized
+
+from emcl_jax import configs
+from emcl_jax import experiment
+from emcl_jax.errors import NonFiniteLossError
+from emcl_jax.launch import cli
+from emcl_jax.launch import reproduce
+from emcl_jax.launch import run
+from emcl_jax.launch import summarize
+from emcl_jax.launch import sweep
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STUDIES = ('bench', 'cost', 'grid_cost', 'front')
+SMALL = {'data.num_tasks': 2, 'data.samples_per_task': 30, 'seeds': 2,
+         'output.progress': False}
+
+
+def tmp_dir(test):
+  """A fresh folder, removed after `test`."""
+  folder = tempfile.mkdtemp()
+  test.addCleanup(shutil.rmtree, folder, True)
+  return folder
+
+
+def study(name):
+  """experiments/{name}.py as a module (its sibling helpers importable)."""
+  folder = os.path.join(ROOT, 'experiments')
+  if folder not in sys.path:
+    sys.path.append(folder)
+  module = sys.modules.get(f'study_{name}')
+  if module is None:
+    spec = importlib.util.spec_from_file_location(
+        f'study_{name}', os.path.join(folder, f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[f'study_{name}'] = module
+  return module
+
+
+def call(main, script, argv):
+  """(exit code, stdout) of `main` after parsing `argv` as `script`."""
+  out = io.StringIO()
+  code = 0
+  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(
+      io.StringIO()):
+    try:
+      main(cli.parse(script, [f'{script}.py', *argv]))
+    except SystemExit as e:
+      code = e.code
+  return code, out.getvalue()
+
+
+class ImportTest(absltest.TestCase):
+
+  def test_every_launch_module_and_study_imports_together(self):
+    for name in STUDIES:
+      study(name)
+    import emcl_jax.launch.distributed  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+    import emcl_jax.launch.launcher  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+    for module in (run, sweep, reproduce, summarize):
+      self.assertTrue(callable(module.main))
+
+
+class PrintConfigTest(parameterized.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    self.cwd = tmp_dir(self)
+    previous = os.getcwd()
+    os.chdir(self.cwd)
+    self.addCleanup(os.chdir, previous)
+
+  @parameterized.named_parameters(
+      ('run', lambda: run.main, 'run', []),
+      ('sweep', lambda: sweep.main, 'sweep',
+       ['--grid=method.beta=0.03,0.1 | method=lamaml']),
+      ('reproduce', lambda: reproduce.main, 'reproduce',
+       ['--methods=emcl,finetune']),
+      ('bench', lambda: study('bench').main, 'bench', ['--methods=emcl']),
+      ('cost', lambda: study('cost').main, 'cost', []),
+      ('grid_cost', lambda: study('grid_cost').main, 'grid_cost',
+       ['--betas=0.1', '--rs=0.1,0.2']),
+  )
+  def test_prints_every_config_and_writes_nothing(self, main, script, argv):
+    main = main()
+    if script in STUDIES:
+      script = study(script).SCRIPT
+    code, out = call(main, script, [*argv, '--print_config',
+                                    '--config.data.num_tasks=3'])
+    self.assertEqual(code, 0, out)
+    hashes = [line.split()[-1] for line in out.splitlines()
+              if line.startswith('config_hash')]
+    want = {'run': 1, 'sweep': 3, 'reproduce': 2, 'bench': 2, 'cost': 2,
+            'grid_cost': 2}[script]
+    self.assertLen(hashes, want, out)
+    self.assertIn('data.num_tasks          3 ', out)
+    self.assertEqual(os.listdir(self.cwd), [])  # no workdir, no file
+
+  def test_the_sweep_shows_its_programs(self):
+    _, out = call(sweep.main, 'sweep', [
+        '--grid=method.beta=0.03,0.1 | method=lamaml', '--print_config'])
+    self.assertIn('# program 1 of 2: 2 setting(s)\n## emcl,beta=0.03\n', out)
+    self.assertIn('# program 2 of 2: 1 setting(s)\n## lamaml\n', out)
+
+
+class SweepFunctionTest(absltest.TestCase):
+
+  def test_runs_skips_and_records_divergence(self):
+    root = tmp_dir(self)
+    named = lambda c, n: configs.schema.replace(c, 'output.name', n)  # noqa: E731
+    good = [named(configs.get_config('mnist_permutations', 'emcl',
+                                     {**SMALL, 'method.beta': b}), f'b{b}')
+            for b in (0.03, 0.1)]
+    bad = named(configs.get_config('mnist_permutations', 'finetune',
+                                   {**SMALL, 'method.lr': 1e30}), 'diverges')
+    run_configs = [configs.resolve(c) for c in (*good, bad)]
+    self.assertEqual(experiment.programs(run_configs), [[0, 1], [2]])
+    outcomes = experiment.sweep(run_configs, root)
+    self.assertEqual([len(o.results) for o in outcomes], [2, 2, 0])
+    self.assertEqual([o.error is None for o in outcomes], [True, True, False])
+    self.assertRegex(outcomes[2].error, 'loss became (nan|inf)')
+    # The grid program's results are each setting's, in its own folders.
+    self.assertEqual(outcomes[0].results[0]['name'], 'b0.03')
+    self.assertEqual(outcomes[0].results[0]['grid_settings'], 2)
+    # Again: nothing runs; the same results, the divergence remembered.
+    again = experiment.sweep(run_configs, root)
+    self.assertEqual([o.results for o in again],
+                     [o.results for o in outcomes])
+    self.assertEqual(again[2].error, outcomes[2].error.splitlines()[0])
+    # Without keep_going the divergence is the caller's.
+    with self.assertRaises(NonFiniteLossError):
+      experiment.sweep([configs.resolve(named(bad, 'again'))], root,
+                       keep_going=False)
+
+  def test_bad_input_raises(self):
+    root = tmp_dir(self)
+    config = configs.resolve(configs.get_config('mnist_permutations', 'emcl',
+                                                SMALL))
+    experiment.sweep([config], root)
+    with self.assertRaisesRegex(ValueError, 'is finished; pass '
+                                '--config.output.overwrite=true'):
+      experiment.sweep([config], root, skip_finished=False)
+
+
+if __name__ == '__main__':
+  absltest.main()
