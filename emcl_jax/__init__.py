@@ -6,7 +6,7 @@ with Taylor Expansion Approximation"). The public API:
   emcl_jax.init(params, example_batch, config) -> EMCLState
   emcl_jax.update(state, batch, key, loss_fn=..., config=...) -> (state, metrics)
 
-and the pure pieces it is made of, in `emcl_jax.emcl`: `inner` (Eq 16, 18,
+and the pure pieces it is made of, in `emcl_jax.equations`: `inner` (Eq 16, 18,
 21), `importance` (Eq 7, 13), `meta_grad` (Eq 10), `transforms` (Eq 8 as an
 optax transformation); in `emcl_jax.training`: `memory` (reservoir replay),
 `engine` (scanned training); in `emcl_jax.reporting`: `metrics` (Eq 22,
@@ -14,19 +14,19 @@ optax transformation); in `emcl_jax.training`: `memory` (reservoir replay),
 
 The packages, each importing only those listed before it:
 `base`, `errors`, `files`, `trees`, `clipping`, `losses`, `patch_conv`,
-`models`, `data` (foundations) < `emcl` (the paper) < `training` <
+`models`, `data` (foundations) < `equations` (the paper) < `training` <
 `methods` < `configs` (a run as one typed config) < `reporting` <
-`experiment` (`sweep(run_configs, workdir)`: the one entry of a run) <
-`launch` (the command-line scripts). `emcl_jax.configs` and `emcl_jax.experiment` load on
+`runner` (`sweep(run_configs, workdir)`: the one entry of a run) <
+`launch` (the command-line scripts). `emcl_jax.configs` and `emcl_jax.runner` load on
 first use.
 """
 
 from emcl_jax.base import Batch, Method
-from emcl_jax.emcl import importance
-from emcl_jax.emcl import inner
-from emcl_jax.emcl import meta_grad
-from emcl_jax.emcl import transforms
-from emcl_jax.emcl.transforms import meta_learning_rate, scale_by_importance
+from emcl_jax.equations import importance
+from emcl_jax.equations import inner
+from emcl_jax.equations import meta_grad
+from emcl_jax.equations import transforms
+from emcl_jax.equations.transforms import meta_learning_rate, scale_by_importance
 from emcl_jax.methods.emcl import EMCLConfig, EMCLState, init, update
 from emcl_jax.reporting import metrics
 from emcl_jax.training import engine
@@ -38,7 +38,7 @@ from emcl_jax.version import __version__
 def __getattr__(name):
   # The run-level packages load on first use: `import emcl_jax` stays the
   # paper's pure functions.
-  if name in ('configs', 'experiment'):
+  if name in ('configs', 'runner'):
     import importlib  # pylint: disable=g-import-not-at-top
     return importlib.import_module(f'emcl_jax.{name}')
   raise AttributeError(f'module emcl_jax has no attribute {name!r}')

@@ -40,7 +40,7 @@ from absl import logging
 import jax
 import numpy as np
 
-from emcl_jax import experiment
+from emcl_jax import runner
 from emcl_jax import files
 from emcl_jax import models
 from emcl_jax.launch import cli
@@ -76,7 +76,7 @@ SCRIPT = cli.register('bench', own=OWN,
 
 
 def model_fn(name: str, width: Optional[int] = None):
-  """num_classes -> flax module, for `experiment.setup` (`width`: the MLP's
+  """num_classes -> flax module, for `runner.setup` (`width`: the MLP's
   hidden sizes)."""
   if name not in models.MODELS:
     cli.fail(f'unknown model {name!r}; use one of '
@@ -87,11 +87,11 @@ def model_fn(name: str, width: Optional[int] = None):
 
 
 def build(dataset: str, method: str, model: str, *,
-          width: Optional[int] = None) -> experiment.Setup:
+          width: Optional[int] = None) -> runner.Setup:
   """The run's setup (seed --seed; the command line's settings, the timed
   `model`); `method` may be 'floor'."""
   config = config_of(dataset, method)
-  return experiment.setup(config, config.seed,
+  return runner.setup(config, config.seed,
                           model_fn=model_fn(model, width))
 
 
@@ -105,7 +105,7 @@ def config_of(dataset: str, method: str) -> Any:
 
 def peak_rss_mib() -> float:
   """Peak resident memory of this process so far, MiB."""
-  return experiment.peak_rss_bytes() / 2**20
+  return runner.peak_rss_bytes() / 2**20
 
 
 def time_method(dataset: str, method: str, model: str, *, timed_tasks: int,
@@ -227,7 +227,7 @@ def main(argv):
     return
   out: dict[str, Any] = {'device': jax.default_backend(),
                          'cpu_count': os.cpu_count(),
-                         'versions': experiment.versions(), 'table': []}
+                         'versions': runner.versions(), 'table': []}
   with cli.failing():
     out['table'] = time_table(methods)
     headline(out)

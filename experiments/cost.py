@@ -17,7 +17,7 @@ import statistics
 from absl import flags
 from absl import logging
 
-from emcl_jax import experiment
+from emcl_jax import runner
 from emcl_jax import files
 from emcl_jax.launch import cli
 import timing  # experiments/timing.py, beside this script
@@ -56,7 +56,7 @@ def main(argv):
                  samples_per_task=data.samples_per_task)
     for _ in range(FLAGS.repeats):
       for method, config in runs.items():
-        res = experiment.run(config)[0]
+        res = runner.run(config)[0]
         seconds[method].append(res['train_seconds'])
         accs[method].append(res['acc'])
         print(f'{method:9s} train_s={res["train_seconds"]:.3f} '

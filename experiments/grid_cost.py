@@ -8,9 +8,9 @@ setting, measured in one script run (docs/speed.md, "A grid of settings").
 The settings are EMCL's beta x r (--betas x --rs) on --dataset, --seeds
 seeds each. Two child processes, one after the other, each with the host's
 cores as JAX devices (--devices, default: every core): `grouped` runs the
-settings as grid programs (`experiment.programs`, at most
---group_size settings each, `experiment.run_grid`), `apart` runs them one
-5-seed program after another (`experiment.run`), as `sweep.py
+settings as grid programs (`runner.programs`, at most
+--group_size settings each, `runner.run_grid`), `apart` runs them one
+5-seed program after another (`runner.run`), as `sweep.py
 --batch_settings=false` does. Each reports its wall time from its first
 setting to its last result, compilation included, and its peak resident
 memory (and the device allocator's peak where there is one). Prints both,
@@ -28,7 +28,7 @@ from absl import logging
 import numpy as np
 
 from emcl_jax import configs
-from emcl_jax import experiment
+from emcl_jax import runner
 from emcl_jax import files
 from emcl_jax.launch import cli
 
@@ -64,17 +64,17 @@ def run_mode(mode: str) -> dict:
   start = time.perf_counter()
   if mode == 'grouped':
     acc = [None] * len(run_configs)
-    for group in experiment.programs(run_configs,
+    for group in runner.programs(run_configs,
                                      group_size=FLAGS.group_size):
-      for i, runs in zip(group, experiment.run_grid(
+      for i, runs in zip(group, runner.run_grid(
           [run_configs[i] for i in group])):
         acc[i] = None if runs is None else [r['acc'] for r in runs]
   else:
-    acc = [[r['acc'] for r in experiment.run(c)] for c in run_configs]
+    acc = [[r['acc'] for r in runner.run(c)] for c in run_configs]
   wall = time.perf_counter() - start
   import jax  # pylint: disable=g-import-not-at-top
   return {'mode': mode, 'wall_seconds': wall, 'acc': acc,
-          'devices': jax.device_count(), **experiment.peak_memory()}
+          'devices': jax.device_count(), **runner.peak_memory()}
 
 
 def child(mode: str, devices: int) -> dict:

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from emcl_jax import configs
-from emcl_jax import experiment
+from emcl_jax import runner
 from emcl_jax.training import engine
 
 Clock = Callable[[], float]
@@ -44,7 +44,7 @@ class Timer:
   """One method's compiled training call, ready to be timed task by task.
 
   Args:
-    setup: the run's `experiment.Setup` (its method, data and key).
+    setup: the run's `runner.Setup` (its method, data and key).
     seeds: if > 0, vmap the call over this many seeds (one state and key per
       seed, the same data) instead of one plain call.
     clock: seconds, read before and after each timed call.
@@ -56,7 +56,7 @@ class Timer:
     memory_bytes: XLA's estimate (arguments, outputs, temporaries).
   """
 
-  def __init__(self, setup: experiment.Setup, *, seeds: int = 0,
+  def __init__(self, setup: runner.Setup, *, seeds: int = 0,
                clock: Clock = time.perf_counter):
     s = setup
     xs, ys, ts = (jnp.asarray(a) for a in engine.batched(s.tasks, 10))
@@ -127,7 +127,7 @@ def time_method(timer: Timer, timed_tasks: int,
           'samples_per_task': timer.samples_per_task,
           'compile_seconds': timer.compile_seconds,
           'memory_bytes': timer.memory_bytes,
-          'peak_rss_mib': experiment.peak_rss_bytes() / 2**20}
+          'peak_rss_mib': runner.peak_rss_bytes() / 2**20}
 
 
 def head_to_head(floor: Timer, emcl: Timer, rounds: int,
@@ -146,7 +146,7 @@ def head_to_head(floor: Timer, emcl: Timer, rounds: int,
           'ratios': ratios, 'emcl_over_floor': statistics.median(ratios)}
 
 
-def protocol(setup_fn: Callable[[], experiment.Setup], repeats: int,
+def protocol(setup_fn: Callable[[], runner.Setup], repeats: int,
              run_fn: Optional[Callable[..., engine.RunResult]] = None
              ) -> dict[str, Any]:
   """The full protocol, `repeats` times in each mode: training plus

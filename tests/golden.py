@@ -16,12 +16,12 @@ OVERRIDES = {'data.num_tasks': 3, 'data.samples_per_task': 200,
 
 
 def main():
-  from emcl_jax import experiment  # pylint: disable=g-import-not-at-top
+  from emcl_jax import runner  # pylint: disable=g-import-not-at-top
   from emcl_jax import configs  # pylint: disable=g-import-not-at-top
   out = {}
-  for method in experiment.METHODS:
+  for method in runner.METHODS:
     config = configs.get_config('mnist_permutations', method, OVERRIDES)
-    (res,) = experiment.run(config)
+    (res,) = runner.run(config)
     out[method] = {'accuracy_matrix': res['accuracy_matrix'],
                    'task_losses': res['task_losses']}
     print(method, res['acc'])

@@ -1,5 +1,5 @@
 """Test helpers: a run config from config paths, and the library's run
-functions called with it (`emcl_jax.configs`, `emcl_jax.experiment`).
+functions called with it (`emcl_jax.configs`, `emcl_jax.runner`).
 
 Settings have one spelling, their config path, as on the command line
 (`--config.data.num_tasks=2`): `overrides={'data.num_tasks': 2,
@@ -8,7 +8,7 @@ Settings have one spelling, their config path, as on the command line
 from typing import Any, Optional, Sequence
 
 from emcl_jax import configs
-from emcl_jax import experiment
+from emcl_jax import runner
 
 
 def config(dataset: str = 'mnist_permutations', method: str = 'emcl',
@@ -25,22 +25,22 @@ def config(dataset: str = 'mnist_permutations', method: str = 'emcl',
 def run(dataset: str = 'mnist_permutations', method: str = 'emcl',
         seed: int = 0, overrides: Optional[dict[str, Any]] = None,
         **kw) -> dict[str, Any]:
-  """The results of one seed (`experiment.run`, given `kw`: tasks,
+  """The results of one seed (`runner.run`, given `kw`: tasks,
   checkpoint_dir, resume, record_fn, ...)."""
-  return experiment.run(config(dataset, method, (seed,), overrides), **kw)[0]
+  return runner.run(config(dataset, method, (seed,), overrides), **kw)[0]
 
 
 def run_seeds(dataset: str, method: str, seeds: Sequence[int],
               overrides: Optional[dict[str, Any]] = None,
               **kw) -> list[dict[str, Any]]:
   """The results of seeds run as one vmapped program."""
-  return experiment.run(config(dataset, method, seeds, overrides),
+  return runner.run(config(dataset, method, seeds, overrides),
                         together=True, **kw)
 
 
 def setup(dataset: str = 'mnist_permutations', method: str = 'emcl',
           seed: int = 0, overrides: Optional[dict[str, Any]] = None,
-          **kw) -> experiment.Setup:
-  """`experiment.setup` of one seed (given `kw`: model_fn, tasks, ...)."""
-  return experiment.setup(
+          **kw) -> runner.Setup:
+  """`runner.setup` of one seed (given `kw`: model_fn, tasks, ...)."""
+  return runner.setup(
       configs.resolve(config(dataset, method, (seed,), overrides)), seed, **kw)

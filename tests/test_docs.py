@@ -38,8 +38,8 @@ import fixtures
 from emcl_jax import configs
 from emcl_jax.launch import grids as sweeps
 from emcl_jax.configs import schema
-from emcl_jax.emcl import importance
-from emcl_jax.emcl import transforms
+from emcl_jax.equations import importance
+from emcl_jax.equations import transforms
 from emcl_jax.methods import METHODS
 from emcl_jax.methods.emcl import EMCLConfig
 from emcl_jax.reporting import metrics

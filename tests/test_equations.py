@@ -8,10 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from emcl_jax.emcl import importance
-from emcl_jax.emcl import inner
-from emcl_jax.emcl import meta_grad
-from emcl_jax.emcl import transforms
+from emcl_jax.equations import importance
+from emcl_jax.equations import inner
+from emcl_jax.equations import meta_grad
+from emcl_jax.equations import transforms
 
 
 def tree(a, b):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from emcl_jax import configs
-from emcl_jax import experiment
+from emcl_jax import runner
 import golden
 
 pytestmark = pytest.mark.slow  # 16 runs of 3 tasks
@@ -22,13 +22,13 @@ with open(golden.GOLDEN) as _f:
 class GoldenTest(parameterized.TestCase):
 
   def test_every_method_is_recorded(self):
-    self.assertEqual(sorted(WANT), sorted(experiment.METHODS))
+    self.assertEqual(sorted(WANT), sorted(runner.METHODS))
 
   @parameterized.named_parameters((m, m) for m in sorted(WANT))
   def test_the_run_gives_the_recorded_numbers(self, method):
     config = configs.get_config('mnist_permutations', method,
                                 golden.OVERRIDES)
-    (got,) = experiment.run(config)
+    (got,) = runner.run(config)
     np.testing.assert_array_equal(got['accuracy_matrix'],
                                   WANT[method]['accuracy_matrix'])
     np.testing.assert_array_equal(got['task_losses'],

@@ -16,9 +16,9 @@ import pytest
 
 from emcl_jax import base
 from emcl_jax import configs
-from emcl_jax import experiment
+from emcl_jax import runner
 from emcl_jax import methods
-from emcl_jax.experiment import build
+from emcl_jax.runner import build
 from emcl_jax.training import grid
 
 pytestmark = pytest.mark.slow  # 2x2 settings, each also run alone
@@ -52,12 +52,12 @@ VARIED = {
 class GridTest(parameterized.TestCase):
 
   def assert_each_equals_its_own_run(self, settings, together):
-    """Each setting's grid results are those of `experiment.run` of its
+    """Each setting's grid results are those of `runner.run` of its
     config; returns every run's last accuracy row."""
     self.assertLen(together, len(settings))
     rows = []
     for config, runs in zip(settings, together):
-      alone = experiment.run(config)
+      alone = runner.run(config)
       self.assertLen(runs, len(alone))
       for got, want in zip(runs, alone):
         r, r0 = (np.array(x['accuracy_matrix']) for x in (got, want))
@@ -84,7 +84,7 @@ class GridTest(parameterized.TestCase):
                                     f'method.{b}': v})
                 for u in avals for v in bvals]
     rows = self.assert_each_equals_its_own_run(
-        settings, experiment.run_grid(settings))
+        settings, runner.run_grid(settings))
     self.assertLen(rows, 8)  # 4 settings x 2 seeds
     # The settings trained differently (the values reached the program).
     self.assertGreater(np.ptp(rows, axis=0).max(), 0)
@@ -99,7 +99,7 @@ class GridTest(parameterized.TestCase):
                                     f'method.{field}': v})
                 for v in values]
     rows = self.assert_each_equals_its_own_run(
-        settings, experiment.run_grid(settings))
+        settings, runner.run_grid(settings))
     # The two settings trained differently: the traced value counted.
     self.assertGreater(np.abs(rows[0] - rows[1]).max(), 0)
 
@@ -107,9 +107,9 @@ class GridTest(parameterized.TestCase):
     settings = [configs.get_config('mnist_permutations', 'finetune',
                                    {**SMALL, 'method.lr': lr})
                 for lr in (0.03, 1e30)]
-    fine, diverged = experiment.run_grid(settings)
+    fine, diverged = runner.run_grid(settings)
     self.assertIsNone(diverged)
-    alone = experiment.run(settings[0])
+    alone = runner.run(settings[0])
     np.testing.assert_allclose(fine[0]['accuracy_matrix'],
                                alone[0]['accuracy_matrix'], atol=0.02)
 
@@ -120,10 +120,10 @@ class GridTest(parameterized.TestCase):
                                    {**SMALL, 'method.lr': lr,
                                     'output.name': f'lr={lr}'})
                 for lr in (0.03, 0.1, 1e30)]
-    outcomes = experiment.sweep(settings, f'{tmp}/grid')
+    outcomes = runner.sweep(settings, f'{tmp}/grid')
     self.assertEqual([o.error is None for o in outcomes], [True, True, False])
     for config in settings[:2]:
-      experiment.train_and_evaluate(config, f'{tmp}/solo')
+      runner.train_and_evaluate(config, f'{tmp}/solo')
 
     def files(root):
       found = {}
@@ -158,7 +158,7 @@ class GridTest(parameterized.TestCase):
                                    {**SMALL, 'method.glances': g})
                 for g in (1, 2)]
     with self.assertRaisesRegex(ValueError, 'numeric method fields'):
-      experiment.run_grid(settings)
+      runner.run_grid(settings)
 
 
 class TracedConfigTest(absltest.TestCase):

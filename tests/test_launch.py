@@ -1,7 +1,7 @@
 """The launch layer in one process: every launch module and study imports
 beside every other, each script that trains prints its configs with
 --print_config and writes nothing, the sweep is a library function
-(`experiment.sweep`) that skips, records divergence and raises on bad
+(`runner.sweep`) that skips, records divergence and raises on bad
 input."""
 
 import contextlib
@@ -16,7 +16,7 @@ from absl.testing import absltest
 from absl.testing import parameterized
 
 from emcl_jax import configs
-from emcl_jax import experiment
+from emcl_jax import runner
 from emcl_jax.errors import NonFiniteLossError
 from emcl_jax.launch import cli
 from emcl_jax.launch import reproduce
@@ -129,8 +129,8 @@ class SweepFunctionTest(absltest.TestCase):
     bad = named(configs.get_config('mnist_permutations', 'finetune',
                                    {**SMALL, 'method.lr': 1e30}), 'diverges')
     run_configs = [configs.resolve(c) for c in (*good, bad)]
-    self.assertEqual(experiment.programs(run_configs), [[0, 1], [2]])
-    outcomes = experiment.sweep(run_configs, root)
+    self.assertEqual(runner.programs(run_configs), [[0, 1], [2]])
+    outcomes = runner.sweep(run_configs, root)
     self.assertEqual([len(o.results) for o in outcomes], [2, 2, 0])
     self.assertEqual([o.error is None for o in outcomes], [True, True, False])
     self.assertRegex(outcomes[2].error, 'loss became (nan|inf)')
@@ -138,23 +138,23 @@ class SweepFunctionTest(absltest.TestCase):
     self.assertEqual(outcomes[0].results[0]['name'], 'b0.03')
     self.assertEqual(outcomes[0].results[0]['grid_settings'], 2)
     # Again: nothing runs; the same results, the divergence remembered.
-    again = experiment.sweep(run_configs, root)
+    again = runner.sweep(run_configs, root)
     self.assertEqual([o.results for o in again],
                      [o.results for o in outcomes])
     self.assertEqual(again[2].error, outcomes[2].error.splitlines()[0])
     # Without keep_going the divergence is the caller's.
     with self.assertRaises(NonFiniteLossError):
-      experiment.sweep([configs.resolve(named(bad, 'again'))], root,
+      runner.sweep([configs.resolve(named(bad, 'again'))], root,
                        keep_going=False)
 
   def test_bad_input_raises(self):
     root = tmp_dir(self)
     config = configs.resolve(configs.get_config('mnist_permutations', 'emcl',
                                                 SMALL))
-    experiment.sweep([config], root)
+    runner.sweep([config], root)
     with self.assertRaisesRegex(ValueError, 'is finished; pass '
                                 '--config.output.overwrite=true'):
-      experiment.sweep([config], root, skip_finished=False)
+      runner.sweep([config], root, skip_finished=False)
 
 
 if __name__ == '__main__':

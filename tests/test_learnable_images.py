@@ -18,7 +18,7 @@ import pytest
 
 import fixtures
 from emcl_jax import configs
-from emcl_jax import experiment
+from emcl_jax import runner
 
 pytestmark = pytest.mark.slow  # a whole protocol of a ResNet on the CPU
 
@@ -66,7 +66,7 @@ class LearnableImagesTest(absltest.TestCase):
         'data.samples_per_task': 5 * PER_CLASS_TRAIN, 'method.glances': 3,
         'method.memory_size': 0, 'output.progress': False})
     self.assertEqual(config.model.name, 'resnet18_reduced')
-    [res] = experiment.run(config)
+    [res] = runner.run(config)
     r = np.array(res['accuracy_matrix'])
     self.assertEqual(r.shape, (TASKS, TASKS))
     # Each task just after training it, and every task at the end: far

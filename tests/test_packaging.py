@@ -35,9 +35,9 @@ def _name(requirement):
 # The package's layers, lowest first: a module may import only from its own
 # layer or those before it (emcl_jax/__init__.py).
 LAYERS = ['base', 'errors', 'files', 'version', 'trees', 'clipping', 'losses',
-          'patch_conv', 'models', 'data', 'emcl', 'training', 'methods',
+          'patch_conv', 'models', 'data', 'equations', 'training', 'methods',
           'configs',
-          'reporting', 'experiment', 'launch']
+          'reporting', 'runner', 'launch']
 
 
 def _layer(module):
@@ -138,7 +138,7 @@ class PackagingTest(absltest.TestCase):
       self.assertIn(function, defined, target)
 
   def test_import_pulls_in_no_image_plotting_or_cluster_library(self):
-    code = ('import emcl_jax, emcl_jax.experiment, emcl_jax.data, sys; '
+    code = ('import emcl_jax, emcl_jax.runner, emcl_jax.data, sys; '
             'import emcl_jax.launch.sweep; '
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('PIL', 'matplotlib', 'tensorflow', 'tensorflow_datasets', "

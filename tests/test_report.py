@@ -21,7 +21,7 @@ def _result(name, seed, acc, bwt, la=80.0, seconds=1.0, method=None):
 def _synthetic(datasets=('mnist_permutations', 'cifar100'),
                names=('emcl', 'lamaml', 'emcl_si'), seeds=(0, 1), tasks=4):
   """Results dicts with random lower-triangular accuracy matrices whose
-  acc / bwt / la are computed from the matrix, as experiment.py does."""
+  acc / bwt / la are computed from the matrix, as emcl_jax/runner/results.py does."""
   rng = np.random.default_rng(0)
   out = []
   for d in datasets:

@@ -14,7 +14,7 @@ import numpy as np
 import fixtures
 import runs
 from emcl_jax import configs
-from emcl_jax import experiment
+from emcl_jax import runner
 
 pytestmark = pytest.mark.slow  # subprocess and whole-protocol runs
 
@@ -23,7 +23,7 @@ SMALL = {'data.num_tasks': 3, 'data.samples_per_task': 60}
 SHARDED_SCRIPT = r'''
 import json, jax
 from emcl_jax import configs
-from emcl_jax import experiment
+from emcl_jax import runner
 from emcl_jax.training import engine
 assert len(jax.devices()) == 4, jax.devices()
 assert engine.seed_mesh(4).devices.size == 4
@@ -38,7 +38,7 @@ for shard in (True, False):
       'data.samples_per_task': 60, 'method.glances': 1,
       'method.meta_lr': 'inverse', 'method.meta_h_norm': 'same',
       'method.beta': 0.03, 'method.r': 0.2})
-  results = experiment.run(config, shard=shard)
+  results = runner.run(config, shard=shard)
   out[str(shard)] = [r['accuracy_matrix'] for r in results]
 print(json.dumps(out))
 '''
@@ -76,7 +76,7 @@ class SeedsTest(parameterized.TestCase):
   def test_no_seed_is_an_error(self):
     with self.assertRaisesRegex(ValueError,
                                 'seeds must be a positive integer, got 0'):
-      experiment.run(configs.get_config('mnist_permutations', 'emcl',
+      runner.run(configs.get_config('mnist_permutations', 'emcl',
                                         {'seeds': 0}))
 
 

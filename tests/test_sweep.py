@@ -15,7 +15,7 @@ import numpy as np
 import fixtures
 from emcl_jax import configs
 from emcl_jax.launch import grids as sweeps
-from emcl_jax import experiment as experiment_lib
+from emcl_jax import runner
 
 SMALL = ['--config.data.num_tasks=2', '--config.data.samples_per_task=30', '--seeds=2']
 
@@ -74,9 +74,9 @@ class GridTest(absltest.TestCase):
                                  {}, 'emcl', _build)
     run_configs = [c for _, c in settings]
     # Every method joins a grid (C-MAML too); glances=1 changes the program.
-    self.assertEqual(experiment_lib.programs(run_configs),
+    self.assertEqual(runner.programs(run_configs),
                      [[0, 1], [2], [3, 4], [5, 6], [7, 8, 9]])
-    self.assertEqual(experiment_lib.programs(run_configs, group_size=2),
+    self.assertEqual(runner.programs(run_configs, group_size=2),
                      [[0, 1], [2], [3, 4], [5, 6], [7, 8], [9]])
 
   def test_grid_file(self):

@@ -14,7 +14,7 @@ from PIL import Image
 import pytest
 
 from emcl_jax import configs
-from emcl_jax import experiment
+from emcl_jax import runner
 
 pytestmark = pytest.mark.slow  # whole-protocol runs of a CNN
 
@@ -81,7 +81,7 @@ class TinyImageNetRunsTest(parameterized.TestCase):
     config = configs.get_config('tinyimagenet', method, values)
     self.assertEqual((config.model.name, config.data.class_order),
                      ('pc_cnn', 'random'))
-    [res] = experiment.run(config)
+    [res] = runner.run(config)
     r = np.array(res['accuracy_matrix'])
     self.assertEqual(r.shape, (2, 2))
     self.assertTrue(np.isfinite(res['task_losses']).all())

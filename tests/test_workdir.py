@@ -18,9 +18,9 @@ import numpy as np
 
 import fixtures
 from emcl_jax import configs
-from emcl_jax import experiment
+from emcl_jax import runner
 from emcl_jax.configs import schema
-from emcl_jax.experiment import folders
+from emcl_jax.runner import folders
 from emcl_jax.reporting import tables
 from emcl_jax.training import workdir
 
@@ -243,11 +243,11 @@ class WorkdirTest(absltest.TestCase):
     out = fixtures.tmp_dir(self)
     config = _config(out, **{'output.checkpoint': False})
     with mock.patch.object(jax, 'process_index', return_value=1):
-      res = experiment.train_and_evaluate(schema.replace(
+      res = runner.train_and_evaluate(schema.replace(
           config, 'output.tensorboard', True))
     self.assertLen(res, 1)
     self.assertEqual([f for _, _, fs in os.walk(out) for f in fs], [])
-    res0 = experiment.train_and_evaluate(config)
+    res0 = runner.train_and_evaluate(config)
     self.assertEqual(res0[0]['accuracy_matrix'], res[0]['accuracy_matrix'])
     self.assertLen(results_files(out), 1)
 
@@ -255,16 +255,16 @@ class WorkdirTest(absltest.TestCase):
   def test_overwrite_starts_a_vmapped_group_over(self):
     out = fixtures.tmp_dir(self)
     config = _config(out, seeds=2)
-    first = experiment.train_and_evaluate(config)
+    first = runner.train_and_evaluate(config)
     # A save of the group left behind (as by a kill), unreadable: with
     # --config.output.overwrite=true the group starts over instead of resuming from it.
     chash = first[0]['config_hash']
     stale = os.path.join(workdir.checkpoint_dir(
         out, 'mnist_permutations', 'emcl', chash, (0, 1)), '0')
     os.makedirs(stale)
-    with self.assertRaises(experiment.RunExistsError):
-      experiment.train_and_evaluate(config)
-    again = experiment.train_and_evaluate(schema.replace(
+    with self.assertRaises(runner.RunExistsError):
+      runner.train_and_evaluate(config)
+    again = runner.train_and_evaluate(schema.replace(
         config, 'output.overwrite', True))
     self.assertEqual([r['accuracy_matrix'] for r in again],
                      [r['accuracy_matrix'] for r in first])
@@ -274,8 +274,8 @@ class WorkdirTest(absltest.TestCase):
   def test_tree_and_flat_files_read_back_without_mixing_settings(self):
     out = fixtures.tmp_dir(self)
     config = _config(out, **{'output.checkpoint': False})
-    a = experiment.train_and_evaluate(schema.replace(config, 'seeds', 2))
-    b = experiment.train_and_evaluate(schema.replace(config, 'method.beta',
+    a = runner.train_and_evaluate(schema.replace(config, 'seeds', 2))
+    b = runner.train_and_evaluate(schema.replace(config, 'method.beta',
                                                      0.05))
     # An old flat results file (schema 1: no config_hash) beside the tree.
     old = dict(b[0], name='old', schema_version=1)
@@ -316,9 +316,9 @@ class WorkdirTest(absltest.TestCase):
   def test_a_gap_in_the_seeds_reruns_the_missing_seed_only(self):
     out = fixtures.tmp_dir(self)
     config = _config(out, seeds=3, **{'output.checkpoint': False})
-    first = experiment.train_and_evaluate(config)
+    first = runner.train_and_evaluate(config)
     os.remove(results_files(out)[1])  # seed 1's
-    again = experiment.train_and_evaluate(config, skip_finished=True)
+    again = runner.train_and_evaluate(config, skip_finished=True)
     self.assertEqual([r['seed'] for r in again], [1])
     np.testing.assert_allclose(again[0]['accuracy_matrix'],
                                first[1]['accuracy_matrix'], atol=2e-3)

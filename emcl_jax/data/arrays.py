@@ -1,8 +1,8 @@
 """Your own benchmark from arrays: `from_arrays(train=[(x, y), ...], ...)`.
 
 Task t's training stream is train[t] in the given order and its test set
-test[t]. The result is the `TaskSet` the engine and `experiment.run`
-consume (`experiment.run(..., tasks=from_arrays(...))`).
+test[t]. The result is the `TaskSet` the engine and `runner.run`
+consume (`runner.run(..., tasks=from_arrays(...))`).
 """
 
 from typing import Optional, Sequence

@@ -120,7 +120,7 @@ def expand(settings: Sequence[dict[str, Any]], fixed: dict[str, Any],
 
 
 def summarize(outcome: Any) -> dict[str, Any]:
-  """A table row of one setting's `experiment.Outcome`: ACC, BWT and LA
+  """A table row of one setting's `runner.Outcome`: ACC, BWT and LA
   (mean, std) over its finished seeds, and the longest training seconds."""
   runs = outcome.results
   row = {'setting': outcome.config.output.name, 'seeds': len(runs),

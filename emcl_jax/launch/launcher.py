@@ -2,7 +2,7 @@
 (its dataset x method runs) run: here (`--launcher=local`), or as submitit
 jobs on this machine (`submitit_local`) or on a SLURM cluster (`slurm`).
 
-Job j of N calls `experiment.sweep` on the pickled run configs with
+Job j of N calls `runner.sweep` on the pickled run configs with
 shard (j, N), in the shared run folders; the folder lock keeps two jobs
 off one run. A job that SLURM preempts or times out is requeued by
 submitit (`sweep_job.SweepJob` is checkpointable) and runs its share
@@ -85,7 +85,7 @@ def _submitit(launcher: str):
 
 def submit(launcher: str, run_configs: Sequence[Any], root: str,
            kwargs: dict[str, Any], count: int, log_dir: str) -> list[Any]:
-  """Submits `count` jobs, job j running `experiment.sweep(run_configs,
+  """Submits `count` jobs, job j running `runner.sweep(run_configs,
   root, shard=(j, count), **kwargs)`; returns submitit's jobs. Exits with
   one line and exit code 2 when submitit is missing or the jobs cannot be
   submitted (no SLURM here, a partition it refuses)."""

@@ -50,7 +50,7 @@ from typing import Optional, Sequence
 from absl import flags
 from absl import logging
 
-from emcl_jax import experiment
+from emcl_jax import runner
 from emcl_jax import files
 from emcl_jax.launch import cli
 from emcl_jax.launch import distributed
@@ -89,7 +89,7 @@ def main(argv):
     def on_program(p, count, names):
       del count
       config = plan[p]
-      done = experiment.RunFolders(config, runs_dir).finished()
+      done = runner.RunFolders(config, runs_dir).finished()
       if done and FLAGS.run:
         print(f'{config.dataset} {names[0]}: seeds {done} done already, '
               'skipped')
@@ -101,7 +101,7 @@ def main(argv):
             f"train_s={res['train_seconds']:.2f} "
             f'(wall {time.perf_counter() - t0:.1f} s)')
 
-    outcomes = experiment.sweep(
+    outcomes = runner.sweep(
         plan, runs_dir, shard=launcher.shard(FLAGS.shard),
         run=FLAGS.run and not ran, on_program=on_program,
         on_results=report, **kwargs)

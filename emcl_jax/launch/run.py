@@ -12,7 +12,7 @@ A run is one typed config (emcl_jax/configs/): the benchmark's values for
 --config.PATH=VALUE (`--print_config` lists every PATH with its value and
 meaning, and writes nothing). Each run gets its own folder,
 {workdir}/{dataset}/{name}/{config_hash}/seed{seed}/, holding config.json,
-results.json (schema in emcl_jax/experiment/results.py), metrics.jsonl and
+results.json (schema in emcl_jax/runner/results.py), metrics.jsonl and
 metrics.csv (one record per task), TensorBoard events
 (--config.output.tensorboard=true) and, while it runs, checkpoints/ (saved
 after every task). The same command again resumes an unfinished run and
@@ -26,7 +26,7 @@ from absl import flags
 from absl import logging
 import numpy as np
 
-from emcl_jax import experiment
+from emcl_jax import runner
 from emcl_jax.launch import cli
 from emcl_jax.launch import distributed
 from emcl_jax.launch import options
@@ -47,7 +47,7 @@ def main(argv):
     if config.seeds > 1 and config.output.overlap_eval:
       raise ValueError('--config.output.overlap_eval applies to one seed; '
                        'drop it or --seeds')
-    (outcome,) = experiment.sweep(
+    (outcome,) = runner.sweep(
         [config], config.output.workdir, skip_finished=False,
         keep_going=False,
         together=FLAGS.parallel_seeds and config.seeds > 1,

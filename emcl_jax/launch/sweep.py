@@ -60,7 +60,7 @@ from absl import flags
 from absl import logging
 
 from emcl_jax import configs
-from emcl_jax import experiment
+from emcl_jax import runner
 from emcl_jax import files
 from emcl_jax.launch import cli
 from emcl_jax.launch import distributed
@@ -112,7 +112,7 @@ def main(argv):
   with cli.failing(workdir=FLAGS.workdir):
     options.seeds()
     run_configs = settings()
-    groups = experiment.programs(run_configs,
+    groups = runner.programs(run_configs,
                                  batch_settings=FLAGS.batch_settings,
                                  group_size=FLAGS.group_size)
     if FLAGS.print_config:
@@ -129,11 +129,11 @@ def main(argv):
     kwargs = dict(batch_settings=FLAGS.batch_settings,
                   group_size=FLAGS.group_size,
                   together=FLAGS.parallel_seeds,
-                  on_program=experiment.report_program)
+                  on_program=runner.report_program)
     ran = launcher.launch(run_configs, FLAGS.workdir, len(groups), kwargs)
     if ran is None:
       return  # --nowait: the jobs go on
-    outcomes = experiment.sweep(
+    outcomes = runner.sweep(
         run_configs, FLAGS.workdir, shard=shard, run=FLAGS.run and not ran,
         **kwargs)
     done = 0

@@ -1,4 +1,4 @@
-"""One job run by submitit (`launcher.submit`): `experiment.sweep` on the
+"""One job run by submitit (`launcher.submit`): `runner.sweep` on the
 pickled run configs, for one shard of the programs. It imports submitit,
 so only the launcher imports it, when it submits.
 
@@ -16,7 +16,7 @@ from emcl_jax.errors import DataError, NonFiniteLossError
 
 
 class SweepJob(submitit.helpers.Checkpointable):
-  """Calls `experiment.sweep(run_configs, root, shard=shard, **kwargs)`;
+  """Calls `runner.sweep(run_configs, root, shard=shard, **kwargs)`;
   returns None, or the library error it raised (bad input, bad data, a
   diverged loss, an unwritable folder), which the launcher raises again.
   Requeued as it is (the base class's `checkpoint`)."""
@@ -27,9 +27,9 @@ class SweepJob(submitit.helpers.Checkpointable):
     self.kwargs, self.shard = dict(kwargs), shard
 
   def __call__(self) -> Optional[BaseException]:
-    from emcl_jax import experiment  # pylint: disable=g-import-not-at-top
+    from emcl_jax import runner  # pylint: disable=g-import-not-at-top
     try:
-      experiment.sweep(self.run_configs, self.root, shard=self.shard,
+      runner.sweep(self.run_configs, self.root, shard=self.shard,
                        **self.kwargs)
     except (ValueError, DataError, NonFiniteLossError, OSError) as e:
       return e

@@ -36,13 +36,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from emcl_jax.emcl import importance as importance_lib
-from emcl_jax.emcl import inner as inner_lib
+from emcl_jax.equations import importance as importance_lib
+from emcl_jax.equations import inner as inner_lib
 from emcl_jax import losses as losses_lib
 from emcl_jax.training import memory as memory_lib
-from emcl_jax.emcl import meta_grad
+from emcl_jax.equations import meta_grad
 from emcl_jax.training import stream as stream_lib
-from emcl_jax.emcl import transforms
+from emcl_jax.equations import transforms
 from emcl_jax.base import Batch, LossFn, Method, bind
 
 IMPORTANCE_GRADS = ('first_inner', 'batch', 'meta')
@@ -67,7 +67,7 @@ class EMCLConfig(NamedTuple):
     eta: decay of the importance moving average, Eq 7 (#6).
     r: scale factor of Eq 8 (#6).
     meta_lr: reading of Eq 8 (#1): 'inverse', 'literal', 'constant',
-      'bounded', 'task' or 'lagged' (emcl_jax/emcl/transforms.py).
+      'bounded', 'task' or 'lagged' (emcl_jax/equations/transforms.py).
     meta_h_norm: rescaling of h in Eq 8's factor r / h: 'same' (the inner
       loop's hn) or one of h_norm's modes ('mean': r near 1 is neutral).
     alpha_min: floor on the per-parameter meta rate alpha (bounded, task).

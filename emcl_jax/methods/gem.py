@@ -16,7 +16,7 @@ Task t's memory lives in row t mod max_tasks. With more than `max_tasks`
 tasks a task reuses the row of the task `max_tasks` before it, whose memory
 (and constraint) is then lost: set max_tasks to at least the stream's
 number of tasks (20 for MNIST Permutations, 100 for Many Permutations;
-`experiment.run` refuses fewer rows than the stream has tasks). The
+`runner.run` refuses fewer rows than the stream has tasks). The
 task of a batch is `batch.t[0]` (the engine's batches hold one task each).
 
 One call of `update` is one incoming batch b (10 samples), seen `glances`

@@ -45,7 +45,7 @@ import jax
 import jax.numpy as jnp
 
 from emcl_jax import clipping
-from emcl_jax.emcl import inner as inner_lib
+from emcl_jax.equations import inner as inner_lib
 from emcl_jax import losses as losses_lib
 from emcl_jax.training import memory as memory_lib
 from emcl_jax.training import stream as stream_lib

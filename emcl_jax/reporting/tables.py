@@ -1,6 +1,6 @@
 """Results files -> the paper's tables (mean +- std over seeds).
 
-`load(folder)` reads every results JSON (schema in experiment.py);
+`load(folder)` reads every results JSON (schema in emcl_jax/runner/results.py);
 `aggregate` groups them by (dataset, name) and `markdown` renders one row
 per group: ACC +- std, BWT +- std, LA, training seconds. `table_iii` lays
 the same numbers out as the paper's Table III (one row per method, one

@@ -122,7 +122,7 @@ class RunLock:
   def release(self) -> None:
     """Removes the lock file and releases the lock. (A process that opened
     the file just before sees the run's state after taking the lock, which
-    is why `experiment.run_in_workdir` looks for results only then.)"""
+    is why `runner.run_in_workdir` looks for results only then.)"""
     if self._fd is None:
       return
     if os.path.exists(self.path):

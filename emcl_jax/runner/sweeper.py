@@ -1,8 +1,8 @@
 """Run configs x seeds in a work directory, grouped into programs: the one
 entry every launch script (run, sweep, reproduce) and a submitit job calls.
 
-  outcomes = experiment.sweep(run_configs, 'sweeps')
-  results = experiment.train_and_evaluate(config, 'runs')  # one config
+  outcomes = runner.sweep(run_configs, 'sweeps')
+  results = runner.train_and_evaluate(config, 'runs')  # one config
 
 Configs that differ only in numeric method settings run as one grid
 program (`programs`, at most `group_size` a program); any other config is
@@ -26,10 +26,10 @@ import numpy as np
 
 from emcl_jax import configs
 from emcl_jax.errors import NonFiniteLossError
-from emcl_jax.experiment import train
-from emcl_jax.experiment.train import static_part
-from emcl_jax.experiment.folders import RunFolders, barrier, consecutive
-from emcl_jax.experiment.folders import prune_empty
+from emcl_jax.runner import train
+from emcl_jax.runner.train import static_part
+from emcl_jax.runner.folders import RunFolders, barrier, consecutive
+from emcl_jax.runner.folders import prune_empty
 from emcl_jax.reporting import writers
 from emcl_jax.training import workdir
 

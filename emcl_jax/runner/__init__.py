@@ -5,10 +5,10 @@ case).
 
   config = emcl_jax.configs.get_config('mnist_permutations', 'emcl',
                                        {'data.num_tasks': 3})
-  outcomes = experiment.sweep([config_a, config_b], 'sweeps')  # in folders
-  results = experiment.train_and_evaluate(config, 'runs')      # one config
-  results = experiment.run(config)                             # in memory
-  per_setting = experiment.run_grid([config_a, config_b])      # one program
+  outcomes = runner.sweep([config_a, config_b], 'sweeps')  # in folders
+  results = runner.train_and_evaluate(config, 'runs')      # one config
+  results = runner.run(config)                             # in memory
+  per_setting = runner.run_grid([config_a, config_b])      # one program
 
 The parts: `sweeper` (the entry: programs, skip, resume, divergence),
 `folders` (a config's run folders: name, hash, locks, writers, results),
@@ -17,14 +17,14 @@ tasks, model and method of one seed), `results` (the results dictionary,
 `results.json`'s schema).
 """
 
-from emcl_jax.experiment.build import Setup, load_tasks, setup
-from emcl_jax.experiment.folders import RunExistsError, RunFolders
-from emcl_jax.experiment.results import SCHEMA_VERSION, peak_memory
-from emcl_jax.experiment.results import peak_rss_bytes, versions
-from emcl_jax.experiment.sweeper import Outcome, programs, report_program
-from emcl_jax.experiment.sweeper import sweep
-from emcl_jax.experiment.sweeper import train_and_evaluate
-from emcl_jax.experiment.train import run, run_grid, static_part
+from emcl_jax.runner.build import Setup, load_tasks, setup
+from emcl_jax.runner.folders import RunExistsError, RunFolders
+from emcl_jax.runner.results import SCHEMA_VERSION, peak_memory
+from emcl_jax.runner.results import peak_rss_bytes, versions
+from emcl_jax.runner.sweeper import Outcome, programs, report_program
+from emcl_jax.runner.sweeper import sweep
+from emcl_jax.runner.sweeper import train_and_evaluate
+from emcl_jax.runner.train import run, run_grid, static_part
 from emcl_jax.methods import METHODS
 
 __all__ = ['METHODS', 'Outcome', 'RunExistsError', 'RunFolders',

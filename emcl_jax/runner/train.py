@@ -11,8 +11,8 @@ import numpy as np
 from emcl_jax import configs
 from emcl_jax import version
 from emcl_jax.data import tasks as tasks_lib
-from emcl_jax.experiment import build
-from emcl_jax.experiment import results as results_lib
+from emcl_jax.runner import build
+from emcl_jax.runner import results as results_lib
 from emcl_jax.training import checkpoint as checkpoint_lib
 from emcl_jax.training import engine
 from emcl_jax.training import grid as grid_lib
@@ -27,7 +27,7 @@ def run(config: configs.RunConfig, *,
         together: Optional[bool] = None,
         shard: bool = True) -> list[dict[str, Any]]:
   """Runs the seeds of `config` (`config.seed_list`) and returns one
-  results dictionary per seed (`experiment.results`).
+  results dictionary per seed (`runner.results`).
 
   Several seeds run as one vmapped program sharded over the devices
   (`engine.train_and_evaluate_seeds`; every seed keeps its own
@@ -98,7 +98,7 @@ def static_part(config: configs.RunConfig) -> configs.RunConfig:
   """`config` with its traceable method fields (`training.grid.traceable`)
   and its output settings blanked: configs whose static parts are equal
   share a grid program (the one test of it, `run_grid`'s and
-  `experiment.programs`')."""
+  `runner.programs`')."""
   params = config.method.params
   blank = {k: None for k in grid_lib.traceable(params)}
   return dataclasses.replace(
@@ -188,7 +188,7 @@ def run_grid(configs_list: list[configs.RunConfig], *,
 
 
 def _results(config, flat, setups, result, together):
-  """One results dictionary per seed of `result` (`experiment.results`)."""
+  """One results dictionary per seed of `result` (`runner.results`)."""
   name = config.output.name or config.method.name
   out = []
   for i, (seed, s) in enumerate(zip(config.seed_list, setups)):

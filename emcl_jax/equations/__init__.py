@@ -9,9 +9,9 @@
 `emcl_jax.methods.emcl` assembles them into Algorithm 1.
 """
 
-from emcl_jax.emcl import importance
-from emcl_jax.emcl import inner
-from emcl_jax.emcl import meta_grad
-from emcl_jax.emcl import transforms
+from emcl_jax.equations import importance
+from emcl_jax.equations import inner
+from emcl_jax.equations import meta_grad
+from emcl_jax.equations import transforms
 
 __all__ = ['importance', 'inner', 'meta_grad', 'transforms']
