@@ -4,13 +4,7 @@ beside every other, each script that trains prints its configs with
 (`runner.sweep`) that skips, records divergence and raises on bad
 input."""
 
-import contextlib
-import importlib.util
-import io
 import os
-import shutil
-import sys
-import tempfile
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -18,58 +12,22 @@ from absl.testing import parameterized
 from emcl_jax import configs
 from emcl_jax import runner
 from emcl_jax.errors import NonFiniteLossError
-from emcl_jax.launch import cli
 from emcl_jax.launch import reproduce
 from emcl_jax.launch import run
 from emcl_jax.launch import summarize
 from emcl_jax.launch import sweep
+import fixtures
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STUDIES = ('bench', 'cost', 'grid_cost', 'front')
 SMALL = {'data.num_tasks': 2, 'data.samples_per_task': 30, 'seeds': 2,
          'output.progress': False}
-
-
-def tmp_dir(test):
-  """A fresh folder, removed after `test`."""
-  folder = tempfile.mkdtemp()
-  test.addCleanup(shutil.rmtree, folder, True)
-  return folder
-
-
-def study(name):
-  """experiments/{name}.py as a module (its sibling helpers importable)."""
-  folder = os.path.join(ROOT, 'experiments')
-  if folder not in sys.path:
-    sys.path.append(folder)
-  module = sys.modules.get(f'study_{name}')
-  if module is None:
-    spec = importlib.util.spec_from_file_location(
-        f'study_{name}', os.path.join(folder, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules[f'study_{name}'] = module
-  return module
-
-
-def call(main, script, argv):
-  """(exit code, stdout) of `main` after parsing `argv` as `script`."""
-  out = io.StringIO()
-  code = 0
-  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(
-      io.StringIO()):
-    try:
-      main(cli.parse(script, [f'{script}.py', *argv]))
-    except SystemExit as e:
-      code = e.code
-  return code, out.getvalue()
 
 
 class ImportTest(absltest.TestCase):
 
   def test_every_launch_module_and_study_imports_together(self):
     for name in STUDIES:
-      study(name)
+      fixtures.study(name)
     import emcl_jax.launch.distributed  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
     import emcl_jax.launch.launcher  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
     for module in (run, sweep, reproduce, summarize):
@@ -80,29 +38,24 @@ class PrintConfigTest(parameterized.TestCase):
 
   def setUp(self):
     super().setUp()
-    self.cwd = tmp_dir(self)
+    self.cwd = fixtures.tmp_dir(self)
     previous = os.getcwd()
     os.chdir(self.cwd)
     self.addCleanup(os.chdir, previous)
 
   @parameterized.named_parameters(
-      ('run', lambda: run.main, 'run', []),
-      ('sweep', lambda: sweep.main, 'sweep',
-       ['--grid=method.beta=0.03,0.1 | method=lamaml']),
-      ('reproduce', lambda: reproduce.main, 'reproduce',
-       ['--methods=emcl,finetune']),
-      ('bench', lambda: study('bench').main, 'bench', ['--methods=emcl']),
-      ('cost', lambda: study('cost').main, 'cost', []),
-      ('grid_cost', lambda: study('grid_cost').main, 'grid_cost',
-       ['--betas=0.1', '--rs=0.1,0.2']),
+      ('run', []),
+      ('sweep', ['--grid=method.beta=0.03,0.1 | method=lamaml']),
+      ('reproduce', ['--methods=emcl,finetune']),
+      ('bench', ['--methods=emcl']),
+      ('cost', []),
+      ('grid_cost', ['--betas=0.1', '--rs=0.1,0.2']),
   )
-  def test_prints_every_config_and_writes_nothing(self, main, script, argv):
-    main = main()
-    if script in STUDIES:
-      script = study(script).SCRIPT
-    code, out = call(main, script, [*argv, '--print_config',
-                                    '--config.data.num_tasks=3'])
-    self.assertEqual(code, 0, out)
+  def test_prints_every_config_and_writes_nothing(self, argv):
+    script = self._testMethodName.rsplit('_nothing_', 1)[1]
+    code, out, err = fixtures.call(script, *argv, '--print_config',
+                                   '--config.data.num_tasks=3')
+    self.assertEqual(code, 0, err)
     hashes = [line.split()[-1] for line in out.splitlines()
               if line.startswith('config_hash')]
     want = {'run': 1, 'sweep': 3, 'reproduce': 2, 'bench': 2, 'cost': 2,
@@ -112,8 +65,9 @@ class PrintConfigTest(parameterized.TestCase):
     self.assertEqual(os.listdir(self.cwd), [])  # no workdir, no file
 
   def test_the_sweep_shows_its_programs(self):
-    _, out = call(sweep.main, 'sweep', [
-        '--grid=method.beta=0.03,0.1 | method=lamaml', '--print_config'])
+    _, out, _ = fixtures.call(
+        'sweep', '--grid=method.beta=0.03,0.1 | method=lamaml',
+        '--print_config')
     self.assertIn('# program 1 of 2: 2 setting(s)\n## emcl,beta=0.03\n', out)
     self.assertIn('# program 2 of 2: 1 setting(s)\n## lamaml\n', out)
 
@@ -121,7 +75,7 @@ class PrintConfigTest(parameterized.TestCase):
 class SweepFunctionTest(absltest.TestCase):
 
   def test_runs_skips_and_records_divergence(self):
-    root = tmp_dir(self)
+    root = fixtures.tmp_dir(self)
     named = lambda c, n: configs.schema.replace(c, 'output.name', n)  # noqa: E731
     good = [named(configs.get_config('mnist_permutations', 'emcl',
                                      {**SMALL, 'method.beta': b}), f'b{b}')
@@ -148,7 +102,7 @@ class SweepFunctionTest(absltest.TestCase):
                        keep_going=False)
 
   def test_bad_input_raises(self):
-    root = tmp_dir(self)
+    root = fixtures.tmp_dir(self)
     config = configs.resolve(configs.get_config('mnist_permutations', 'emcl',
                                                 SMALL))
     runner.sweep([config], root)
