@@ -1,9 +1,14 @@
-"""Atomic writes: the one helper every writer of the library uses."""
+"""Files: the one atomic write every writer of the library uses, and the one
+check of a relative path built from text the library did not choose (a run
+name, an archive member)."""
 
+import contextlib
+import errno
 import json
 import os
+import re
 import tempfile
-from typing import Any, Union
+from typing import Any, Iterator, Optional, Union
 
 
 def write_file(path: str, data: Union[str, bytes]) -> str:
@@ -30,6 +35,54 @@ def write_file(path: str, data: Union[str, bytes]) -> str:
 def write_json(path: str, value: Any) -> str:
   """Writes `value` as JSON to `path` atomically (`write_file`)."""
   return write_file(path, json.dumps(value, indent=1))
+
+
+def inside(name: str) -> bool:
+  """Whether `name`, joined to a folder, stays inside it: a relative path
+  (no leading slash, no drive letter) without a '..' part. Archive members
+  and run names are checked by it."""
+  parts = name.replace('\\', '/').split('/')
+  return not (name.startswith(('/', '\\')) or os.path.isabs(name)
+              or re.match(r'^[A-Za-z]:', name) or '..' in parts)
+
+
+def unwritable(folder: str) -> Optional[str]:
+  """Why `folder` cannot be made and written ('Not a directory',
+  'Permission denied'), or None when it can: its nearest existing ancestor
+  is a folder this process may write in. Nothing is created."""
+  path = os.path.abspath(folder)
+  while not os.path.exists(path):
+    path = os.path.dirname(path)
+  if not os.path.isdir(path):
+    return os.strerror(errno.ENOTDIR)
+  if not os.access(path, os.W_OK | os.X_OK):
+    return os.strerror(errno.EACCES)
+  return None
+
+
+@contextlib.contextmanager
+def kept_only_if_used(folder: str) -> Iterator[None]:
+  """On the way out (a failure included), removes `folder` and the parents
+  this block created while they are empty: a run refused or failed before
+  it wrote anything leaves no empty work directory behind."""
+  top = os.path.abspath(folder)
+  if os.path.exists(top):
+    yield
+    return
+  while not os.path.exists(os.path.dirname(top)):
+    top = os.path.dirname(top)
+  try:
+    yield
+  finally:
+    path = os.path.abspath(folder)
+    while os.path.isdir(path) and not os.listdir(path):
+      try:
+        os.rmdir(path)
+      except OSError:  # made again, or filled, by another process
+        break
+      if path == top:
+        break
+      path = os.path.dirname(path)
 
 
 def _umask() -> int:

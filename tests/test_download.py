@@ -24,6 +24,7 @@ import numpy as np
 import fixtures
 from emcl_jax.data import cifar100
 from emcl_jax.data import download
+from emcl_jax.data import miniimagenet
 from emcl_jax.data import tinyimagenet
 from emcl_jax.errors import DataError
 
@@ -59,10 +60,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
   """GET with Range support; the server's attributes steer it:
   files {path: bytes}, status (an error code to answer), honour_range,
   cuts (absolute byte positions; each request takes the first and stops
-  sending there), log [(path, Range header, status sent)]."""
+  sending there), pace (None, or (n, seconds): the body sent n bytes at a
+  time, `seconds` apart, the first at once), log [(path, Range header,
+  status sent)], times (time.monotonic() of each request)."""
 
   def do_GET(self):  # pylint: disable=invalid-name
     srv = self.server
+    srv.times.append(time.monotonic())
     asked = self.headers.get('Range')
     data = srv.files.get(self.path)
     if srv.status or data is None:
@@ -90,8 +94,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     end = len(data)
     if srv.cuts:
       end = max(start, min(end, srv.cuts.pop(0)))
-    self.wfile.write(data[start:end])
-    self.wfile.flush()
+    step, seconds = srv.pace or (end - start, 0)
+    try:
+      for at in range(start, end, max(step, 1)):
+        if at > start:
+          time.sleep(seconds)
+        self.wfile.write(data[at:min(at + step, end)])
+        self.wfile.flush()
+    except OSError:  # the client left
+      pass
     self.close_connection = True
 
   def log_message(self, *args):  # pylint: disable=arguments-differ
@@ -108,7 +119,9 @@ class Server:
     self.httpd.status = None
     self.httpd.honour_range = True
     self.httpd.cuts = []
+    self.httpd.pace = None
     self.httpd.log = []
+    self.httpd.times = []
     self.base = f'http://127.0.0.1:{self.httpd.server_address[1]}'
     self.thread = threading.Thread(target=self.httpd.serve_forever,
                                    kwargs={'poll_interval': 0.05},
@@ -116,7 +129,8 @@ class Server:
     self.thread.start()
     self.running = True
 
-  STEERING = ('files', 'status', 'honour_range', 'cuts', 'log')
+  STEERING = ('files', 'status', 'honour_range', 'cuts', 'pace', 'log',
+              'times')
 
   def __getattr__(self, name):
     return getattr(self.httpd, name)
@@ -178,18 +192,19 @@ class FetchTestBase(absltest.TestCase):
     return message
 
   def downloaded(self, filename=CIFAR):
-    path = os.path.join(self.cache, 'downloads', filename)
+    path = os.path.join(self.cache, download.DOWNLOADS, filename)
     with open(path, 'rb') as f:
       return f.read()
 
   def assert_no_leftovers(self):
-    """No .part, no temporary extraction folder."""
+    """No .part, no lock file, no temporary extraction folder."""
     names = os.listdir(self.cache)
-    self.assertEmpty([n for n in names if n.startswith('.')], names)
-    downloads = os.path.join(self.cache, 'downloads')
+    self.assertEmpty([n for n in names if n.startswith('.')
+                      and n != download.DOWNLOADS], names)
+    downloads = os.path.join(self.cache, download.DOWNLOADS)
     if os.path.isdir(downloads):
       self.assertEmpty([n for n in os.listdir(downloads)
-                        if n.endswith('.part')])
+                        if n.endswith(('.part', '.lock'))])
 
 
 class FetchTest(FetchTestBase):
@@ -231,7 +246,8 @@ class FetchTest(FetchTestBase):
     message = self.assert_one_line_error(
         good, good.url, 'failed its checksum', 'removed', 'run again')
     self.assertIn(good.md5, message)
-    self.assertEqual(os.listdir(os.path.join(self.cache, 'downloads')), [])
+    self.assertFalse(os.path.exists(os.path.join(self.cache,
+                                                 download.DOWNLOADS)))
     self.assertFalse(os.path.exists(os.path.join(self.cache,
                                                  'cifar-100-python')))
     self.server.files['/files/' + CIFAR] = self.raw
@@ -259,7 +275,7 @@ class FetchTest(FetchTestBase):
     record = self.record()
     self.assert_one_line_error(record, record.url, 'stopped at',
                                'run again to resume')
-    part = os.path.join(self.cache, 'downloads', CIFAR + '.part')
+    part = os.path.join(self.cache, download.DOWNLOADS, CIFAR + '.part')
     self.assertEqual(os.path.getsize(part), half)
     self.server.cuts = []
     self.server.log.clear()
@@ -281,7 +297,7 @@ class FetchTest(FetchTestBase):
     self.assertEqual(calls.count((0, len(self.raw))), 2)
 
   def test_complete_part_answered_416_restarts(self):
-    part = os.path.join(self.cache, 'downloads', CIFAR + '.part')
+    part = os.path.join(self.cache, download.DOWNLOADS, CIFAR + '.part')
     os.makedirs(os.path.dirname(part))
     with open(part, 'wb') as f:
       f.write(self.raw + b'extra')
@@ -321,7 +337,7 @@ class FetchTest(FetchTestBase):
     record = self.record()
     folder = self.fetch(record)
     self.server.stop()
-    os.remove(os.path.join(self.cache, 'downloads', CIFAR))
+    os.remove(os.path.join(self.cache, download.DOWNLOADS, CIFAR))
     calls = []
     self.assertEqual(
         self.fetch(record, progress=lambda d, t: calls.append(d)), folder)
@@ -330,8 +346,8 @@ class FetchTest(FetchTestBase):
 
   def test_cached_archive_is_extracted_without_the_network(self):
     record = self.record()
-    os.makedirs(os.path.join(self.cache, 'downloads'))
-    with open(os.path.join(self.cache, 'downloads', CIFAR), 'wb') as f:
+    os.makedirs(os.path.join(self.cache, download.DOWNLOADS))
+    with open(os.path.join(self.cache, download.DOWNLOADS, CIFAR), 'wb') as f:
       f.write(self.raw)
     self.server.stop()
     folder = self.fetch(record)
@@ -339,8 +355,8 @@ class FetchTest(FetchTestBase):
     self.assertEmpty(self.server.log)
 
   def test_cached_archive_with_a_wrong_checksum_is_fetched_again(self):
-    os.makedirs(os.path.join(self.cache, 'downloads'))
-    with open(os.path.join(self.cache, 'downloads', CIFAR), 'wb') as f:
+    os.makedirs(os.path.join(self.cache, download.DOWNLOADS))
+    with open(os.path.join(self.cache, download.DOWNLOADS, CIFAR), 'wb') as f:
       f.write(self.raw[:100])
     self.fetch(self.record())
     self.assertLen(self.server.log, 1)
@@ -375,8 +391,8 @@ class FetchTest(FetchTestBase):
       for _ in range(2):  # each run fetches the archive again
         self.assert_one_line_error(record, record.url, 'truncated or corrupt',
                                    'removed', 'run again')
-        self.assertEqual(os.listdir(os.path.join(self.cache, 'downloads')),
-                         [])
+        self.assertFalse(os.path.exists(os.path.join(self.cache,
+                                                     download.DOWNLOADS)))
         folder = os.path.join(self.cache, 'cifar-100-python')
         self.assertFalse(download.is_complete(folder, record))
         self.assertFalse(os.path.exists(folder))
@@ -391,7 +407,8 @@ class FetchTest(FetchTestBase):
     record = self.record(md5=_md5(raw[:len(raw) - 30]), filename=TINY,
                          folder='tiny-imagenet-200')
     self.assert_one_line_error(record, 'truncated or corrupt', 'removed')
-    self.assertEqual(os.listdir(os.path.join(self.cache, 'downloads')), [])
+    self.assertFalse(os.path.exists(os.path.join(self.cache,
+                                                 download.DOWNLOADS)))
 
   def test_archive_without_its_folder(self):
     raw = tar_with(['other/train'])
@@ -469,12 +486,239 @@ class FetchTest(FetchTestBase):
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
       download.fetch(self.record(), self.cache)
     self.assertEqual(out.getvalue(), '')
-    self.assertRegex(err.getvalue(), rf'^{re.escape(CIFAR)} .* done\n$')
+    self.assertRegex(err.getvalue(), rf'^{re.escape(CIFAR)} 0.0 MB of .*\n'
+                     rf'{re.escape(CIFAR)} .* done\n$')
 
   def test_unknown_name(self):
     with self.assertRaisesRegex(DataError, "no archive named 'cifar10'.*"
                                 'cifar100, tinyimagenet'):
       download.fetch('cifar10', self.cache)
+
+
+class FaultTest(FetchTestBase):
+  """Downloads past the happy path: a slow mirror, a deadline, bad
+  settings, a cache that cannot be written, two processes at once, and
+  cache folders a data reader must not take for data."""
+
+  def test_slow_mirror_stops_within_the_low_speed_window(self):
+    # 1 byte every 5 s; the speed over a 1 s window is under 1024 bytes/s.
+    self.server.pace = (1, 5)
+    record = self.record()
+    calls = []
+    start = time.monotonic()
+    message = self.assert_one_line_error(
+        record, f'the download of {record.url} stopped: ',
+        f'bytes/s over the last 1 s ({download.LOW_SPEED_TIME_ENV}), under '
+        f'{download.LOW_SPEED_LIMIT_ENV}=1024', 'run again to resume it',
+        download.MIRROR_ENV, low_speed_time=1,
+        progress=lambda d, t: calls.append(d))
+    self.assertLess(time.monotonic() - start, 3, message)
+    self.assertIn(1, calls)  # the first byte is shown when it arrives
+    part = os.path.join(self.cache, download.DOWNLOADS, CIFAR + '.part')
+    self.assertEqual(os.path.getsize(part), 1)  # kept: the next run resumes
+    self.server.pace = None
+    self.fetch(record)
+    self.assertEqual(self.server.log[-1][1:], ('bytes=1-', 206))
+    self.assertEqual(self.downloaded(), self.raw)
+
+  def test_deadline_over_all_requests(self):
+    self.server.pace = (4096, 0.1)  # 40 KB/s: fast enough, never done in 1 s
+    record = self.record()
+    start = time.monotonic()
+    self.assert_one_line_error(
+        record, f'the download of {record.url} stopped: it took more than '
+        f'{download.TIMEOUT_ENV}=0.5 s', 'run again to resume it',
+        f'set {download.TIMEOUT_ENV} higher', timeout=0.5)
+    self.assertLess(time.monotonic() - start, 2)
+    os.environ[download.TIMEOUT_ENV] = '0.5'  # the variable says the same
+    self.assert_one_line_error(record, f'{download.TIMEOUT_ENV}=0.5 s')
+
+  def test_settings_are_checked_before_anything_is_written(self):
+    cache = os.path.join(self.cache, 'new')
+    for variable, value in [(download.TIMEOUT_ENV, 'an hour'),
+                            (download.TIMEOUT_ENV, '-1'),
+                            (download.LOW_SPEED_LIMIT_ENV, 'nan'),
+                            (download.LOW_SPEED_TIME_ENV, '0'),
+                            (download.LOW_SPEED_TIME_ENV, ' ')]:
+      with mock.patch.dict(os.environ, {variable: value}):
+        with self.assertRaises(DataError) as cm:
+          download.fetch(self.record(), cache)
+      self.assertRegex(str(cm.exception), rf'^{variable}={value!r} is not a '
+                       r'number of .*; set it to a number such as \d+, or '
+                       'unset it$')
+    with self.assertRaisesRegex(DataError, r'^low_speed_time=True is not a '
+                                'number of seconds > 0; pass a number such '
+                                'as 30$'):
+      download.fetch(self.record(), cache, low_speed_time=True)
+    self.assertEqual(download.download_limits(timeout='0'),
+                     download.Limits(0.0, 1024.0, 30.0))
+    self.assertFalse(os.path.exists(cache))
+    self.assertEmpty(self.server.log)
+
+  def test_bad_mirror_variable_names_it(self):
+    cache = os.path.join(self.cache, 'new')
+    for value in ('notaurl', '', '   ', 'http://', 'ftp://host/x',
+                  'http://host:port/x', 'file://'):
+      os.environ[download.MIRROR_ENV] = value
+      with self.assertRaises(DataError) as cm:
+        download.fetch(self.record(), cache)
+      message = str(cm.exception)
+      self.assertRegex(message, rf'^{download.MIRROR_ENV} is ')
+      self.assertIn('http://HOST/PATH', message)
+      self.assertIn('blank' if not value.strip() else repr(value), message)
+      self.assertNotIn('\n', message)
+    self.assertFalse(os.path.exists(cache))
+    for value, base in (('file:///srv/mirror/', 'file:///srv/mirror'),
+                        (' https://m.example:8080/d ', 'https://m.example:8080/d')):
+      self.assertEqual(download.mirror_base(value), base)
+
+  def test_unwritable_cache_is_named(self):
+    # The cache's folder is a file, and a disk that is full (/dev/full
+    # stands in for the .part file): both name the cache folder, not
+    # --workdir.
+    not_a_folder = os.path.join(self.cache, 'file')
+    with open(not_a_folder, 'w') as f:
+      f.write('x')
+    cache = os.path.join(not_a_folder, 'cache')
+    with self.assertRaises(DataError) as cm:
+      download.fetch(self.record(), cache, progress=lambda d, t: None)
+    self.assertRegex(str(cm.exception), rf'^cannot write the download cache '
+                     rf'{re.escape(cache)}: Not a directory; free space or '
+                     'allow writing there, or pass another --data_dir$')
+    self.assertEmpty(self.server.log)
+    if os.path.exists('/dev/full'):
+      downloads = os.path.join(self.cache, download.DOWNLOADS)
+      os.makedirs(downloads)
+      os.symlink('/dev/full', os.path.join(downloads, CIFAR + '.part'))
+      with mock.patch.dict(os.environ, {download.DATA_ENV: self.cache}):
+        with self.assertRaises(DataError) as cm:
+          download.fetch(self.record(), progress=lambda d, t: None)
+      self.assertEqual(str(cm.exception), (
+          f'cannot write the download cache {self.cache}: No space left on '
+          f'device; free space or allow writing there, or set '
+          f'{download.DATA_ENV} (or pass --data_dir) to another folder'))
+    if os.geteuid() != 0:  # root writes anyway
+      os.chmod(self.cache, 0o555)
+      self.addCleanup(os.chmod, self.cache, 0o755)
+      self.assert_one_line_error(self.record(), 'cannot write the download '
+                                 f'cache {self.cache}: Permission denied')
+
+  def test_two_processes_one_download(self):
+    # Two processes fetch into one cache from a slow mirror (~3 s): one
+    # downloads, the other waits (saying so), then takes the finished
+    # folder. The server sees one request.
+    self.server.pace = (2048, 0.1)
+    record = self.record()
+    code = ('import sys; from emcl_jax.data import download; '
+            "a = download.Archive('test', sys.argv[1], sys.argv[2], "
+            "'cifar-100-python', 'x'); "
+            'print(download.fetch(a, sys.argv[3], progress=lambda d, t: '
+            'None))')
+    procs = [subprocess.Popen(
+        [sys.executable, '-c', code, record.url, record.md5, self.cache],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=fixtures.ENV) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+      self.assertEqual(p.returncode, 0, err)
+    folder = os.path.join(self.cache, 'cifar-100-python')
+    self.assertEqual([out.strip() for out, _ in outs], [folder, folder])
+    self.assertEqual([entry[2] for entry in self.server.log], [200])
+    waits = [err for _, err in outs if err]
+    self.assertLen(waits, 1, outs)
+    self.assertRegex(waits[0], rf'^{re.escape(CIFAR)}: waiting for process '
+                     r'\d+, which is fetching it into \S+\n$')
+    self.assertEqual(self.downloaded(), self.raw)
+    self.assertEqual(len(cifar100.read_dir(folder).train_y), 12)
+    self.assert_no_leftovers()
+
+  def test_wait_for_another_process_is_bounded(self):
+    # A second open file holds the lock (flock: as another process would);
+    # the fetch says it waits, then gives up after its timeout.
+    lock = os.path.join(self.cache, download.DOWNLOADS, CIFAR + '.lock')
+    err = io.StringIO()
+    start = time.monotonic()
+    with download.entry_lock(lock, CIFAR, 0), \
+        contextlib.redirect_stderr(err):
+      self.assert_one_line_error(
+          self.record(), f'process {os.getpid()} has been fetching {CIFAR} '
+          f'into {os.path.dirname(lock)} for more than 0.3 s '
+          f'({download.TIMEOUT_ENV}); run again once it has finished',
+          timeout=0.3)
+    self.assertLess(time.monotonic() - start, 2)
+    self.assertEqual(err.getvalue(), f'{CIFAR}: waiting for process '
+                     f'{os.getpid()}, which is fetching it into '
+                     f'{os.path.dirname(lock)}\n')
+    self.assertEmpty(self.server.log)
+    self.fetch(self.record())  # released: the lock file was removed
+    self.assert_no_leftovers()
+
+  def test_cache_folders_never_look_like_data(self):
+    # A failed download leaves nothing in the folder it was given; one that
+    # stopped keeps its .part in a dot-folder, which a reader of class
+    # folders (miniImageNet's) skips.
+    data_dir = os.path.join(self.cache, 'data')
+    self.server.status = 500
+    self.assert_one_line_error(self.record(), 'HTTP 500')  # in self.cache
+    with self.assertRaises(DataError):
+      download.fetch(self.record(), data_dir, progress=lambda d, t: None)
+    self.assertFalse(os.path.exists(data_dir))
+    self.assertEqual(os.listdir(self.cache), [])
+    self.server.status = None
+    self.server.cuts = [100] * 5
+    with self.assertRaisesRegex(DataError, 'stopped at'):
+      download.fetch(self.record(), data_dir, progress=lambda d, t: None)
+    self.assertEqual(os.listdir(data_dir), [download.DOWNLOADS])
+    self.assertEqual(miniimagenet.class_folders(data_dir), {})
+    with self.assertRaisesRegex(DataError, '^no miniImageNet in'):
+      miniimagenet.read_dir(data_dir)
+
+  def test_an_old_cache_folder_is_moved(self):
+    # Earlier versions kept the archive in downloads/: it is used (no
+    # network) and moved, and the empty downloads/ removed.
+    old = os.path.join(self.cache, download.OLD_DOWNLOADS)
+    os.makedirs(old)
+    with open(os.path.join(old, CIFAR), 'wb') as f:
+      f.write(self.raw)
+    self.server.stop()
+    self.fetch(self.record())
+    self.assertEqual(sorted(os.listdir(self.cache)),
+                     [download.DOWNLOADS, 'cifar-100-python'])
+    self.assertEqual(self.downloaded(), self.raw)
+
+
+class PaceTest(absltest.TestCase):
+
+  def test_low_speed_needs_a_whole_window_under_the_limit(self):
+    now = [0.0]
+    pace = download.Pace(download.Limits(0, 1000, 10), clock=lambda: now[0])
+    for step in range(1, 301):  # 2000 bytes/s for 30 s, in 0.1 s reads
+      now[0] = step / 10
+      pace.add(200)
+      self.assertIsNone(pace.due(), now[0])
+    # Then 100 bytes/s: the 10 s average falls under 1000 bytes/s after
+    # 1000 / 1900 of the window (1000 bytes a second fewer than needed).
+    stopped = None
+    for step in range(301, 500):
+      now[0] = step / 10
+      pace.add(10)
+      if pace.due():
+        stopped = now[0] - 30
+        break
+    self.assertAlmostEqual(stopped, 5.3, delta=0.15)
+    self.assertRegex(pace.due()[0], r'^\d+\.\d bytes/s over the last 10 s')
+
+  def test_deadline_and_waits(self):
+    now = [0.0]
+    pace = download.Pace(download.Limits(60, 0, 30), clock=lambda: now[0])
+    self.assertEqual(pace.wait_s(), download.TIMEOUT_S)  # no low-speed abort
+    now[0] = 55
+    self.assertEqual(pace.wait_s(), 5)
+    self.assertIsNone(pace.due())
+    now[0] = 60
+    self.assertIn('took more than', pace.due()[0])
+    pace = download.Pace(download.Limits(0, 1, 2), clock=lambda: now[0])
+    self.assertEqual(pace.wait_s(), 2)  # the window is nearer than 10 s
 
 
 class CacheDirTest(absltest.TestCase):
@@ -549,7 +793,7 @@ class RegistryTest(absltest.TestCase):
 
 class ReporterTest(absltest.TestCase):
 
-  def test_plain_lines_every_ten_seconds_and_a_final_line(self):
+  def test_plain_lines_at_once_every_ten_seconds_and_a_final_line(self):
     now = [0.0]
     stream = io.StringIO()
     report = download.Reporter('x.tar.gz', stream, clock=lambda: now[0],
@@ -560,6 +804,7 @@ class ReporterTest(absltest.TestCase):
       report(second * mb, 100 * mb)
     report(100 * mb, 100 * mb)
     self.assertEqual(stream.getvalue().splitlines(), [
+        'x.tar.gz 0.0 MB of 100.0 MB (0%)',  # the first call: at once
         'x.tar.gz 10.0 MB of 100.0 MB (10%)',
         'x.tar.gz 20.0 MB of 100.0 MB (20%)',
         'x.tar.gz 100.0 MB of 100.0 MB (100%) done'])
@@ -569,7 +814,7 @@ class ReporterTest(absltest.TestCase):
     report = download.Reporter('f', stream, every_seconds=0, tty=False)
     report(0, None)
     report(2**20, None)
-    self.assertEqual(stream.getvalue(), 'f 1.0 MB\n')
+    self.assertEqual(stream.getvalue(), 'f 0.0 MB\nf 1.0 MB\n')
 
   def test_bar_on_a_terminal(self):
     stream = io.StringIO()

@@ -25,9 +25,11 @@ import dataclasses
 import importlib
 import importlib.util
 import os
+import re
 from typing import Any, Optional
 
 from emcl_jax import data as data_lib
+from emcl_jax import files
 from emcl_jax import models
 from emcl_jax.configs import schema
 from emcl_jax.configs.schema import ConfigError, RunConfig
@@ -110,6 +112,12 @@ def resolve(config: RunConfig) -> RunConfig:
       raise ConfigError(f'{path} must be a positive integer, got {value}')
   if config.seed < 0:
     raise ConfigError(f'seed must be >= 0, got {config.seed}')
+  name = config.output.name
+  if name is not None and not (files.inside(name) and name.strip('. ')
+                               and not re.search(r'[/\\]', name)):
+    raise ConfigError(f'output.name={name!r} is not a folder name inside '
+                      '--workdir; give one name without / or .. (letters, '
+                      'digits, - _ .)')
   split = dataset in data_lib.CLASS_SPLITS
   if data.class_order not in data_lib.CLASS_ORDERS:
     raise ConfigError(f'data.class_order={data.class_order!r} is not one of '

@@ -7,17 +7,38 @@ MD5 and extracts it into the layout the readers expect.
 The cache folder is `cache_dir` if given, else $EMCL_JAX_DATA, else
 ~/.cache/emcl_jax. In it:
 
-  downloads/<file>.part   a download in progress (resumed by a Range request)
-  downloads/<file>        the archive, kept once its MD5 matched
+  .downloads/<file>.part  a download in progress (resumed by a Range request)
+  .downloads/<file>       the archive, kept once its MD5 matched
+  .downloads/<file>.lock  while a process downloads or extracts <file>: a
+                          second process waits for it, then uses its result
   <folder>/               the extracted archive; <folder>/.complete (its MD5)
                           is written last, so a half-extracted folder is
                           never taken for data
   .<folder>.*/            a temporary extraction (removed when done)
 
-$EMCL_JAX_MIRROR replaces the official base URL (the file name and MD5 stay
-the official ones): url = mirror.rstrip('/') + '/' + file name; file:// URLs
-work too. Only the standard library is used (urllib); tqdm draws the bar on
-a terminal and is imported on first use.
+The cache's own folders start with '.', so a reader that takes the folders
+of a data folder for classes (miniImageNet's) never counts them; they are
+made only when a download starts, and removed again when a failure leaves
+them empty. An archive in `downloads/`, where earlier versions kept it, is
+moved to `.downloads/` on first use.
+
+Settings, checked before anything is written (a bad value is one line
+naming it); the last three are also keyword arguments of `fetch`:
+
+  $EMCL_JAX_MIRROR  replaces the official base URL (the file name and MD5
+      stay the official ones): url = mirror.rstrip('/') + '/' + file name;
+      an http://, https:// or file:// URL.
+  $EMCL_JAX_DOWNLOAD_TIMEOUT  seconds a whole download may take, all its
+      requests together (default 3600; 0: no deadline).
+  $EMCL_JAX_LOW_SPEED_LIMIT, $EMCL_JAX_LOW_SPEED_TIME  a download whose
+      speed, averaged over the last LOW_SPEED_TIME seconds (default 30),
+      falls under LOW_SPEED_LIMIT bytes per second (default 1024; 0: never)
+      stops, like curl's --speed-limit and --speed-time.
+
+A download that stops (deadline, low speed, Ctrl-C, a connection that keeps
+closing early) keeps its .part file: the next run resumes it. Only the
+standard library is used (urllib); tqdm draws the bar on a terminal and is
+imported on first use.
 
 Checksums:
 - CIFAR-100: torchvision, `torchvision/datasets/cifar.py`, `CIFAR100.tgz_md5`
@@ -27,19 +48,26 @@ Checksums:
   value in several other public loaders.
 """
 
+import collections
+import contextlib
+import fcntl
 import gzip
 import hashlib
 import http.client
+import math
 import os
 import re
 import shutil
+import sys
 import tarfile
 import tempfile
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 import zlib
-from typing import Callable, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 from emcl_jax import files
 from emcl_jax.data.download_progress import Reporter, megabytes
@@ -47,11 +75,17 @@ from emcl_jax.errors import DataError, first_line
 
 DATA_ENV = 'EMCL_JAX_DATA'
 MIRROR_ENV = 'EMCL_JAX_MIRROR'
+TIMEOUT_ENV = 'EMCL_JAX_DOWNLOAD_TIMEOUT'
+LOW_SPEED_LIMIT_ENV = 'EMCL_JAX_LOW_SPEED_LIMIT'
+LOW_SPEED_TIME_ENV = 'EMCL_JAX_LOW_SPEED_TIME'
 DEFAULT_CACHE = os.path.join('~', '.cache', 'emcl_jax')
+DOWNLOADS = '.downloads'  # the archives' folder in the cache
+OLD_DOWNLOADS = 'downloads'  # where earlier versions kept them
 MARKER = '.complete'
-TIMEOUT_S = 10.0  # socket timeout: connecting, and each read
-CHUNK = 1 << 16  # bytes per read, per MD5 update
+TIMEOUT_S = 10.0  # the longest wait for a connection or one read
+CHUNK = 1 << 16  # the most bytes per read, per MD5 update
 ATTEMPTS = 3  # requests per fetch while each one adds bytes
+LOCK_POLL_S = 0.2  # how often a waiting process tries the lock again
 
 # progress(done_bytes, total_bytes): total is None while the server has not
 # said; the last call of a finished download has done == total.
@@ -89,6 +123,24 @@ TINYIMAGENET = Archive(
 ARCHIVES = {a.name: a for a in (CIFAR100, TINYIMAGENET)}
 
 
+class Limits(NamedTuple):
+  """How long a download may take, and how slow it may get."""
+  timeout: float  # seconds for the whole download, all requests; 0: none
+  low_speed_limit: float  # bytes per second; 0: no low-speed abort
+  low_speed_time: float  # seconds the speed is averaged over
+
+
+# (keyword of `fetch`, variable, default, whether 0 is allowed, meaning)
+_LIMITS = (
+    ('timeout', TIMEOUT_ENV, 3600.0, True,
+     'a number of seconds >= 0 (0: no deadline)'),
+    ('low_speed_limit', LOW_SPEED_LIMIT_ENV, 1024.0, True,
+     'a number of bytes per second >= 0 (0: no low-speed abort)'),
+    ('low_speed_time', LOW_SPEED_TIME_ENV, 30.0, False,
+     'a number of seconds > 0'),
+)
+
+
 def cache_dir(explicit: str | None = None) -> str:
   """The cache folder: `explicit` if given, else $EMCL_JAX_DATA, else
   ~/.cache/emcl_jax (user-expanded; not created)."""
@@ -99,13 +151,164 @@ def cache_dir(explicit: str | None = None) -> str:
 _cache_dir = cache_dir  # fetch's argument of the same name hides it
 
 
+def mirror_base(value: str) -> str:
+  """$EMCL_JAX_MIRROR's value, checked: an http:// or https:// URL with a
+  host, or a file:// URL with a path (surrounding blanks and trailing
+  slashes dropped).
+
+  Raises:
+    DataError: a blank value or one that is not such a URL, naming the
+      variable and what a valid value looks like.
+  """
+  text = value.strip()
+  try:
+    parts = urllib.parse.urlsplit(text)
+    valid = (parts.scheme in ('http', 'https') and bool(parts.hostname)
+             or parts.scheme == 'file' and bool(parts.path)) and (
+                 parts.port is None or parts.port > 0)
+  except ValueError:  # a port that is not a number
+    valid = False
+  if not valid:
+    what = 'blank' if not text else f'{value!r}, not a URL it can use'
+    raise DataError(f'{MIRROR_ENV} is {what}; set it to the base URL of a '
+                    'mirror of the archives (http://HOST/PATH, '
+                    'https://HOST/PATH or file:///FOLDER), or unset it to '
+                    'use the official hosts')
+  return text.rstrip('/')
+
+
 def url_of(archive: Archive) -> str:
   """The URL to download `archive` from: $EMCL_JAX_MIRROR + '/' + its file
-  name when the variable is set, else the official URL."""
+  name when the variable is set, else the official URL.
+
+  Raises:
+    DataError: $EMCL_JAX_MIRROR is set but blank or not a URL.
+  """
   mirror = os.environ.get(MIRROR_ENV)
-  if mirror:
-    return mirror.rstrip('/') + '/' + archive.filename
+  if mirror is not None:
+    return mirror_base(mirror) + '/' + archive.filename
   return archive.url
+
+
+def _number(value: object, zero_allowed: bool) -> float | None:
+  """`value` (a number or its text) as a finite float >= 0 (> 0 unless
+  `zero_allowed`), or None when it is not one (a bool is not a number)."""
+  if isinstance(value, bool):
+    return None
+  try:
+    number = float(value)  # type: ignore[arg-type]
+  except (TypeError, ValueError):
+    return None
+  if not math.isfinite(number) or number < 0 or (
+      number == 0 and not zero_allowed):
+    return None
+  return number
+
+
+def download_limits(timeout: float | None = None,
+                    low_speed_limit: float | None = None,
+                    low_speed_time: float | None = None) -> Limits:
+  """The limits of a download: each argument if given, else its variable
+  ($EMCL_JAX_DOWNLOAD_TIMEOUT, $EMCL_JAX_LOW_SPEED_LIMIT,
+  $EMCL_JAX_LOW_SPEED_TIME), else its default (3600 s, 1024 bytes/s, 30 s).
+
+  Raises:
+    DataError: a value that is not a number in range, naming the argument
+      or the variable and what a valid value looks like.
+  """
+  given = {'timeout': timeout, 'low_speed_limit': low_speed_limit,
+           'low_speed_time': low_speed_time}
+  values = []
+  for keyword, variable, default, zero_allowed, meaning in _LIMITS:
+    value = given[keyword]
+    if value is None and variable not in os.environ:
+      values.append(default)
+      continue
+    if value is None:
+      value = os.environ[variable]
+      where, fix = f'{variable}={value!r}', 'set it to'
+      end = ', or unset it'
+    else:
+      where, fix, end = f'{keyword}={value!r}', 'pass', ''
+    number = _number(value, zero_allowed)
+    if number is None:
+      raise DataError(f'{where} is not {meaning}; {fix} a number such as '
+                      f'{default:g}{end}')
+    values.append(number)
+  return Limits(*values)
+
+
+def window_speed(marks: collections.deque, now: float,
+                 window: float) -> float | None:
+  """Bytes per second received since the newest mark at least `window`
+  seconds old, None while no mark is that old. `marks` holds (time, bytes
+  received so far), oldest first; the marks older than that one are dropped
+  (they are never needed again)."""
+  while len(marks) > 1 and marks[1][0] <= now - window:
+    marks.popleft()
+  since, before = marks[0]
+  if since > now - window:
+    return None
+  return (marks[-1][1] - before) / max(now - since, 1e-9)
+
+
+class Pace:
+  """The clock of one download, over all its requests: its deadline, and
+  its speed over the low-speed window.
+
+  Args:
+    limits: the download's `Limits`.
+    clock: seconds now (injectable for tests).
+  """
+
+  def __init__(self, limits: Limits,
+               clock: Callable[[], float] = time.monotonic):
+    self.limits, self._clock = limits, clock
+    self.start = clock()
+    self._marks = collections.deque([(self.start, 0)])
+    self._received = 0
+
+  def add(self, n: int) -> None:
+    """Counts `n` bytes received now. The marks stay a hundredth of the
+    window apart (the newest moves up), so a fast download keeps a few
+    hundred, not one per read."""
+    self._received += n
+    if not self.limits.low_speed_limit:
+      return
+    now, marks = self._clock(), self._marks
+    step = self.limits.low_speed_time / 100
+    if len(marks) > 1 and now - marks[-2][0] < step:
+      marks[-1] = (now, self._received)
+    else:
+      marks.append((now, self._received))
+
+  def wait_s(self) -> float:
+    """The longest a connection or one read may wait for the server:
+    TIMEOUT_S, or less when the low-speed window or the deadline is
+    nearer."""
+    waits = [TIMEOUT_S]
+    if self.limits.low_speed_limit:
+      waits.append(self.limits.low_speed_time)
+    if self.limits.timeout:
+      waits.append(self.limits.timeout - (self._clock() - self.start))
+    return max(min(waits), 0.01)
+
+  def due(self) -> tuple[str, str] | None:
+    """(why, the fix) when the download must stop now: it is past its
+    deadline, or its speed over the last low-speed window is under the
+    limit. None while it may go on."""
+    now = self._clock()
+    timeout, limit, window = self.limits
+    if timeout and now - self.start >= timeout:
+      return (f'it took more than {TIMEOUT_ENV}={timeout:g} s',
+              f'set {TIMEOUT_ENV} higher (0: no deadline)')
+    speed = window_speed(self._marks, now, window) if limit else None
+    if speed is not None and speed < limit:
+      return (f'{speed:.1f} bytes/s over the last {window:g} s '
+              f'({LOW_SPEED_TIME_ENV}), under {LOW_SPEED_LIMIT_ENV}='
+              f'{limit:g}', f'set {MIRROR_ENV} to a faster mirror, or '
+              f'{LOW_SPEED_LIMIT_ENV} lower (0: no low-speed abort)')
+    return None
 
 
 def md5sum(path: str) -> str:
@@ -127,12 +330,9 @@ def is_complete(folder: str, archive: Archive) -> bool:
     return False
 
 
-def safe_member(name: str) -> bool:
-  """Whether an archive member's name stays inside the extraction folder:
-  relative, and without a '..' part."""
-  parts = name.replace('\\', '/').split('/')
-  return not (name.startswith(('/', '\\')) or os.path.isabs(name)
-              or re.match(r'^[A-Za-z]:', name) or '..' in parts)
+# Whether an archive member's name stays inside the extraction folder (the
+# check every path built from text the library did not choose goes through).
+safe_member = files.inside
 
 
 def _manual(archive: Archive) -> str:
@@ -142,18 +342,43 @@ def _manual(archive: Archive) -> str:
           f', or set {MIRROR_ENV} to a mirror')
 
 
-def _network_error(url: str, archive: Archive, e: BaseException) -> DataError:
+def _network_error(url: str, archive: Archive, e: BaseException,
+                   wait_s: float) -> DataError:
   if isinstance(e, urllib.error.HTTPError):
     reason = f'HTTP {e.code} {e.reason}'
   elif isinstance(e, urllib.error.URLError):
     reason = first_line(e.reason) if isinstance(
         e.reason, BaseException) else str(e.reason)
   elif isinstance(e, TimeoutError):
-    reason = f'no answer within {TIMEOUT_S:g} s'
+    reason = f'no answer within {wait_s:g} s'
   else:
     reason = first_line(e)
   return DataError(f'cannot download {url}: {reason[:200]}; '
                    f'{_manual(archive)}')
+
+
+def cache_error(root: str, e: OSError, explicit: str | None) -> DataError:
+  """The one-line error of a cache folder `root` that cannot be written
+  (disk full, read-only, not a folder): names it, the file, and how to
+  choose another (`explicit`: the cache_dir that was passed, if any)."""
+  path = f' ({e.filename})' if e.filename and e.filename != root else ''
+  other = ('pass another --data_dir' if explicit else
+           f'set {DATA_ENV} (or pass --data_dir) to another folder')
+  return DataError(f'cannot write the download cache {root}: '
+                   f'{e.strerror or first_line(e)}{path}; free space or '
+                   f'allow writing there, or {other}')
+
+
+def _size(path: str) -> int:
+  """The size of the file at `path`; 0 if there is none."""
+  return os.path.getsize(path) if os.path.exists(path) else 0
+
+
+def _kept(part: str) -> str:
+  """What an interrupted download leaves, for its error line."""
+  size = _size(part)
+  return (f'{part} keeps {megabytes(size)}: run again to resume it' if size
+          else 'run again to start it again')
 
 
 def _content_range(value: str | None) -> tuple[int | None, int | None]:
@@ -165,10 +390,23 @@ def _content_range(value: str | None) -> tuple[int | None, int | None]:
   return int(m.group(1)), None if m.group(2) == '*' else int(m.group(2))
 
 
-def _transfer(url: str, part: str, archive: Archive,
-              progress: ProgressFn) -> tuple[int, int | None]:
+def _stop_if_due(pace: Pace, url: str, part: str, done: int,
+                 total: int | None) -> None:
+  """Raises the DataError of a download that must stop now (`Pace.due`)."""
+  due = pace.due()
+  if due:
+    why, fix = due
+    of = '' if total is None else f' of {megabytes(total)}'
+    raise DataError(f'the download of {url} stopped: {why}; {part} keeps '
+                    f'{megabytes(done)}{of}: run again to resume it, or '
+                    f'{fix}')
+
+
+def _transfer(url: str, part: str, archive: Archive, progress: ProgressFn,
+              pace: Pace) -> tuple[int, int | None]:
   """One request: appends to `part` (resumed with a Range request when it
-  holds bytes and the server answers 206; rewritten from zero otherwise).
+  holds bytes and the server answers 206; rewritten from zero otherwise),
+  reading whatever has arrived (so progress shows from the first byte).
 
   Returns:
     (bytes in `part`, the archive's size or None if the server did not
@@ -176,21 +414,26 @@ def _transfer(url: str, part: str, archive: Archive,
     returns what it has.
 
   Raises:
-    DataError: the server cannot be reached or answers an HTTP error.
+    DataError: the server cannot be reached or answers an HTTP error, or
+      `pace` says the download must stop (past its deadline, too slow).
+    OSError: `part` cannot be written.
   """
-  offset = os.path.getsize(part) if os.path.exists(part) else 0
+  offset = _size(part)
   request = urllib.request.Request(url, headers={'User-Agent': 'emcl_jax'})
   if offset:
     request.add_header('Range', f'bytes={offset}-')
+  _stop_if_due(pace, url, part, offset, None)
+  wait_s = pace.wait_s()
   try:
-    response = urllib.request.urlopen(request, timeout=TIMEOUT_S)
+    response = urllib.request.urlopen(request, timeout=wait_s)
   except urllib.error.HTTPError as e:
     if e.code == 416 and offset:  # the range is past the end: start again
       os.remove(part)
       return 0, None
-    raise _network_error(url, archive, e) from None
+    raise _network_error(url, archive, e, wait_s) from None
   except (OSError, http.client.HTTPException, ValueError) as e:
-    raise _network_error(url, archive, e) from None
+    _stop_if_due(pace, url, part, offset, None)
+    raise _network_error(url, archive, e, wait_s) from None
   with response:
     length = response.headers.get('Content-Length')
     length = int(length) if length and length.isdigit() else None
@@ -203,32 +446,40 @@ def _transfer(url: str, part: str, archive: Archive,
     else:  # 200 (the Range was ignored), or a range we did not ask for
       done, total, mode = 0, length, 'wb'
     progress(done, total)
+    read = getattr(response, 'read1', None) or response.read
     with open(part, mode) as f:
       while True:
         try:
-          chunk = response.read(CHUNK)
+          chunk = read(CHUNK)
         except (OSError, http.client.HTTPException):
+          _stop_if_due(pace, url, part, done, total)
           break  # ended early: keep what arrived
         if not chunk:
           break
         f.write(chunk)
         done += len(chunk)
+        pace.add(len(chunk))
         progress(done, total)
+        if total is None or done < total:
+          _stop_if_due(pace, url, part, done, total)
   return done, total
 
 
-def _download(url: str, part: str, archive: Archive,
-              progress: ProgressFn) -> None:
+def _download(url: str, part: str, archive: Archive, progress: ProgressFn,
+              limits: Limits) -> None:
   """Downloads `url` into `part`, resuming up to ATTEMPTS times in a row
-  while each request adds bytes.
+  while each request adds bytes, within `limits`.
 
   Raises:
-    DataError: the server cannot be reached, or the transfer keeps stopping
-      early (`part` is kept: the next run resumes it).
+    DataError: the server cannot be reached, the download is past its
+      deadline or too slow, or the transfer keeps stopping early (`part` is
+      kept: the next run resumes it).
+    OSError: `part` cannot be written.
   """
-  before = os.path.getsize(part) if os.path.exists(part) else 0
+  pace = Pace(limits)
+  before = _size(part)
   for _ in range(ATTEMPTS):
-    done, total = _transfer(url, part, archive, progress)
+    done, total = _transfer(url, part, archive, progress, pace)
     if total is not None and done >= total:
       return
     if total is None:
@@ -243,6 +494,125 @@ def _download(url: str, part: str, archive: Archive,
   of = '' if total is None else f' of {megabytes(total)}'
   raise DataError(f'the download of {url} stopped at {megabytes(done)}{of}; '
                   f'run again to resume it, or {_manual(archive)}')
+
+
+def _same_file(fd: int, path: str) -> bool:
+  """Whether the open file `fd` is still the file at `path`."""
+  try:
+    now = os.stat(path)
+  except FileNotFoundError:
+    return False
+  held = os.fstat(fd)
+  return (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
+
+
+def _holder(path: str) -> str:
+  """Who holds the lock file at `path`: 'process PID', as it wrote."""
+  try:
+    with open(path) as f:
+      pid = f.read().strip()
+  except OSError:
+    pid = ''
+  return f'process {pid}' if pid.isdigit() else 'another process'
+
+
+@contextlib.contextmanager
+def entry_lock(path: str, label: str, wait_s: float) -> Iterator[None]:
+  """Holds an exclusive lock (fcntl.flock) on the file `path` for the block,
+  so one process at a time downloads or extracts a cache entry. The file
+  and its folder are made if missing; the file holds the holder's pid and
+  is removed on the way out, while still held (a waiter that then holds a
+  removed file takes the new one).
+
+  Args:
+    path: the lock file.
+    label: the entry, for the line a waiting process writes on stderr.
+    wait_s: the longest wait for another process; 0: no limit.
+
+  Raises:
+    DataError: another process held the lock for more than `wait_s`.
+    OSError: the folder or the file cannot be made.
+  """
+  start, said = time.monotonic(), False
+  while True:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    try:
+      fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except FileNotFoundError:  # its folder was removed meanwhile
+      continue
+    try:
+      while True:
+        try:
+          fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+          break
+        except BlockingIOError:
+          if not said:
+            sys.stderr.write(f'{label}: waiting for {_holder(path)}, which '
+                             f'is fetching it into {os.path.dirname(path)}\n')
+            sys.stderr.flush()
+            said = True
+          if wait_s and time.monotonic() - start > wait_s:
+            raise DataError(
+                f'{_holder(path)} has been fetching {label} into '
+                f'{os.path.dirname(path)} for more than {wait_s:g} s '
+                f'({TIMEOUT_ENV}); run again once it has finished') from None
+          time.sleep(LOCK_POLL_S)
+      if _same_file(fd, path):
+        break
+    except BaseException:
+      os.close(fd)
+      raise
+    os.close(fd)  # the file was removed while this process waited: again
+  try:
+    os.ftruncate(fd, 0)
+    os.write(fd, f'{os.getpid()}\n'.encode())
+    yield
+  finally:
+    with contextlib.suppress(OSError):
+      os.remove(path)
+    os.close(fd)
+
+
+def _adopt_old(root: str, filename: str) -> None:
+  """Moves the archive (and its .part) of `filename` from `downloads/`,
+  where earlier versions kept it, to `.downloads/`; removes `downloads/`
+  if that leaves it empty."""
+  old = os.path.join(root, OLD_DOWNLOADS)
+  for name in (filename, filename + '.part'):
+    here, there = os.path.join(old, name), os.path.join(root, DOWNLOADS, name)
+    if os.path.isfile(here) and not os.path.exists(there):
+      os.replace(here, there)
+  with contextlib.suppress(OSError):
+    os.rmdir(old)
+
+
+def _fetch_archive(url: str, path: str, archive: Archive,
+                   progress: ProgressFn, limits: Limits) -> None:
+  """Downloads `url` to `path` through `path`.part and checks its MD5.
+
+  Raises:
+    DataError: as `_download`, or the MD5 does not match (the file is
+      removed).
+    KeyboardInterrupt: Ctrl-C; its message says what is kept.
+    OSError: the cache cannot be written.
+  """
+  part = path + '.part'
+  try:
+    _download(url, part, archive, progress, limits)
+  except BaseException as e:
+    if os.path.isfile(part) and not _size(part):
+      os.remove(part)  # nothing to resume
+    if isinstance(e, KeyboardInterrupt):
+      raise KeyboardInterrupt(f'the download of {url} was interrupted; '
+                              f'{_kept(part)}') from None
+    raise
+  got = md5sum(part)
+  if got != archive.md5:
+    os.remove(part)
+    raise DataError(f'the archive at {url} failed its checksum (MD5 {got}, '
+                    f'expected {archive.md5}); it was removed, run again to '
+                    'fetch it again')
+  os.replace(part, path)
 
 
 def _members(path: str, archive: Archive):
@@ -279,6 +649,7 @@ def _extract(path: str, root: str, url: str, archive: Archive) -> str:
   Raises:
     DataError: the archive is truncated or corrupt, or lacks the folder (the
       archive is removed), or holds unsafe members.
+    OSError: the cache folder cannot be written (`fetch` names it).
   """
   folder = os.path.join(root, archive.folder)
   tmp = tempfile.mkdtemp(prefix=f'.{archive.folder}.', dir=root)
@@ -297,10 +668,6 @@ def _extract(path: str, root: str, url: str, archive: Archive) -> str:
       raise DataError(f'the archive from {url} is truncated or corrupt '
                       f'({first_line(e)[:120]}); it was removed, run again '
                       'to fetch it again') from None
-    except OSError as e:  # the disk, not the archive
-      raise DataError(f'cannot extract {path} into {root}: '
-                      f'{first_line(e)[:120]}; free some space or set '
-                      f'{DATA_ENV} to another folder') from None
     extracted = os.path.join(tmp, archive.folder)
     if not os.path.isdir(extracted):
       os.remove(path)
@@ -317,6 +684,7 @@ def _extract(path: str, root: str, url: str, archive: Archive) -> str:
 
 
 def _archive(archive: Archive | str) -> Archive:
+  """`archive`, or the Archive of that name (a key of ARCHIVES)."""
   if isinstance(archive, Archive):
     return archive
   if archive not in ARCHIVES:
@@ -326,9 +694,13 @@ def _archive(archive: Archive | str) -> Archive:
 
 
 def fetch(archive: Archive | str, cache_dir: str | None = None, *,
-          progress: ProgressFn | None = None) -> str:
+          progress: ProgressFn | None = None, timeout: float | None = None,
+          low_speed_limit: float | None = None,
+          low_speed_time: float | None = None) -> str:
   """Downloads, checks and extracts `archive` once; later calls return the
-  cached folder without touching the network.
+  cached folder without touching the network. One process at a time
+  fetches an archive into a cache folder: another waits for it (saying so
+  on stderr), then uses what it made.
 
   Args:
     archive: an Archive (e.g. CIFAR100) or its name, a key of ARCHIVES.
@@ -337,41 +709,49 @@ def fetch(archive: Archive | str, cache_dir: str | None = None, *,
     progress: called as progress(done_bytes, total_bytes) while downloading
       (total None until known; the last call has done == total); default: a
       Reporter on stderr.
+    timeout: seconds the download may take, all its requests together (0:
+      no deadline; default: $EMCL_JAX_DOWNLOAD_TIMEOUT, else 3600). Also
+      the longest wait for another process fetching the same archive.
+    low_speed_limit: the download stops when its speed, averaged over the
+      last `low_speed_time` seconds, falls under this many bytes per second
+      (0: never; default: $EMCL_JAX_LOW_SPEED_LIMIT, else 1024).
+    low_speed_time: the seconds of that average (default:
+      $EMCL_JAX_LOW_SPEED_TIME, else 30).
 
   Returns:
     The extracted folder, `{cache_dir}/{archive.folder}`.
 
   Raises:
-    DataError: the server cannot be reached or answers an error (naming the
-      URL and the manual way), the download keeps stopping early (run again
-      to resume), the archive fails its MD5 or is corrupt (it is removed:
-      run again), or the cache folder cannot be written.
+    DataError: a bad setting or $EMCL_JAX_MIRROR (naming it), the server
+      cannot be reached or answers an error (naming the URL and the manual
+      way), the download is past its deadline, too slow or keeps stopping
+      early (run again to resume), the archive fails its MD5 or is corrupt
+      (it is removed: run again), or the cache folder cannot be written
+      (naming it).
+    KeyboardInterrupt: Ctrl-C while downloading; the partial file is kept
+      for the next run (the message says so).
   """
   archive = _archive(archive)
+  limits = download_limits(timeout, low_speed_limit, low_speed_time)
+  url = url_of(archive)
   root = _cache_dir(cache_dir)
   folder = os.path.join(root, archive.folder)
   if is_complete(folder, archive):
     return folder
-  downloads = os.path.join(root, 'downloads')
-  try:
-    os.makedirs(downloads, exist_ok=True)
-  except OSError as e:
-    raise DataError(f'cannot create the cache folder {downloads}: '
-                    f'{first_line(e)}; pass cache_dir or set {DATA_ENV} to a '
-                    'writable folder') from None
+  downloads = os.path.join(root, DOWNLOADS)
   path = os.path.join(downloads, archive.filename)
-  url = url_of(archive)
-  if os.path.isfile(path) and md5sum(path) != archive.md5:
-    os.remove(path)  # a stale or damaged copy: fetched again
-  if not os.path.isfile(path):
-    part = path + '.part'
-    _download(url, part, archive,
-              Reporter(archive.filename) if progress is None else progress)
-    got = md5sum(part)
-    if got != archive.md5:
-      os.remove(part)
-      raise DataError(f'the archive at {url} failed its checksum (MD5 {got}, '
-                      f'expected {archive.md5}); it was removed, run again to '
-                      'fetch it again')
-    os.replace(part, path)
-  return _extract(path, root, url, archive)
+  try:
+    with files.kept_only_if_used(downloads), entry_lock(
+        path + '.lock', archive.filename, limits.timeout):
+      if is_complete(folder, archive):  # made while this process waited
+        return folder
+      _adopt_old(root, archive.filename)
+      if os.path.isfile(path) and md5sum(path) != archive.md5:
+        os.remove(path)  # a stale or damaged copy: fetched again
+      if not os.path.isfile(path):
+        _fetch_archive(url, path, archive,
+                       Reporter(archive.filename) if progress is None
+                       else progress, limits)
+      return _extract(path, root, url, archive)
+  except OSError as e:
+    raise cache_error(root, e, cache_dir) from None

@@ -1,6 +1,6 @@
 """A download's progress (`Reporter`): a tqdm bar on a terminal, otherwise
-a plain line on stderr every few seconds and one at the end. tqdm is
-imported only when a bar is drawn."""
+a plain line on stderr when it starts, every few seconds and at the end.
+tqdm is imported only when a bar is drawn."""
 
 import sys
 import time
@@ -21,7 +21,8 @@ def megabytes(n: int) -> str:
 
 class Reporter:
   """The default progress callback: a tqdm bar on a terminal, otherwise a
-  line `{label} D of T MB (P%)` on stderr at most every `every_seconds`, and
+  line `{label} D of T MB (P%)` on stderr at the first call (the server's
+  answer, before its first byte), then at most every `every_seconds`, and
   always one when the download is done (done == total).
 
   Args:
@@ -50,11 +51,8 @@ class Reporter:
       self._update_bar(done, total, finished)
       return
     now = self._clock()
-    if self._last is None:
-      self._last = now  # the first line comes after every_seconds
-      if not finished:
-        return
-    if not finished and now - self._last < self.every_seconds:
+    if (not finished and self._last is not None
+        and now - self._last < self.every_seconds):
       return
     self._last = now
     of = ('' if total is None

@@ -56,10 +56,14 @@ def failing(workdir: Optional[str] = None) -> Iterator[None]:
   """Turns the library's errors inside the block into `fail`: bad input
   (ValueError, DataError) exits 2, a loss that became NaN or infinite
   (NonFiniteLossError) and a job that ended without a result (JobError)
-  exit 1, and with `workdir` (the --workdir the script writes under) an
-  OSError exits 2 naming it."""
+  exit 1, Ctrl-C (KeyboardInterrupt) exits 130 (128 + SIGINT) with its
+  message (a download's says what it kept), and with `workdir` (the
+  --workdir the script writes under) an OSError exits 2 naming it."""
   try:
     yield
+  except KeyboardInterrupt as e:
+    fail(str(e) or 'interrupted (Ctrl-C); run the same command again to go '
+         'on', code=130)
   except (ValueError, DataError) as e:
     fail(str(e))
   except (NonFiniteLossError, JobError) as e:

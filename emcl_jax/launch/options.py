@@ -116,9 +116,14 @@ flags.DEFINE_string('coordinator_address', None, 'HOST:PORT of process 0, '
                     'which every process of a several-process run connects '
                     'to (the same on all; SLURM: read from its variables).')
 flags.DEFINE_integer('num_processes', None, 'Number of JAX processes of '
-                     'the run (with --coordinator_address).')
+                     'the run (with --coordinator_address).', lower_bound=1)
 flags.DEFINE_integer('process_id', None, "This process's index, 0 .. "
-                     '--num_processes - 1; process 0 writes the files.')
+                     '--num_processes - 1; process 0 writes the files.',
+                     lower_bound=0)
+flags.DEFINE_integer('join_timeout', 120, 'Seconds a process waits for '
+                     'all processes to join (process 0 for the others, the '
+                     'others for process 0); then every process ends with '
+                     'one line and exit code 1.', lower_bound=1)
 
 # Which flags each script takes (the others are refused), in --help order.
 RUN = ('dataset', 'method', 'seed', 'seeds', 'workdir', 'data_dir', 'config',
@@ -126,7 +131,8 @@ RUN = ('dataset', 'method', 'seed', 'seeds', 'workdir', 'data_dir', 'config',
 LAUNCHER = ('launcher', 'jobs', 'wait', 'job_log_dir', 'job_minutes',
             'gpus_per_job', 'cpus_per_job', 'slurm_partition',
             'slurm_account', 'slurm_qos', 'slurm_array_parallelism')
-PROCESSES = ('coordinator_address', 'num_processes', 'process_id')
+PROCESSES = ('coordinator_address', 'num_processes', 'process_id',
+             'join_timeout')
 SCRIPTS = {
     'run': RUN + PROCESSES,
     'sweep': (RUN + ('grid', 'grid_file', 'set', 'table', 'batch_settings',

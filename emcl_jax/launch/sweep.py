@@ -123,14 +123,17 @@ def main(argv):
           print(f'## {run_configs[i].output.name}')
           cli.print_config(run_configs[i])
       return
-    if workdir.is_primary():  # unwritable: one line, before any progress
-      os.makedirs(FLAGS.workdir, exist_ok=True)
+    why = workdir.is_primary() and files.unwritable(FLAGS.workdir)
+    if why:  # one line, before any progress
+      cli.fail(f'cannot write under --workdir={FLAGS.workdir}: {why}; '
+               'choose a writable --workdir')
     shard = launcher.shard(FLAGS.shard)
     kwargs = dict(batch_settings=FLAGS.batch_settings,
                   group_size=FLAGS.group_size,
                   together=FLAGS.parallel_seeds,
                   on_program=runner.report_program)
-    ran = launcher.launch(run_configs, FLAGS.workdir, len(groups), kwargs)
+    with files.kept_only_if_used(FLAGS.workdir):  # jobs refused: no folder
+      ran = launcher.launch(run_configs, FLAGS.workdir, len(groups), kwargs)
     if ran is None:
       return  # --nowait: the jobs go on
     outcomes = runner.sweep(

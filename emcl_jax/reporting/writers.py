@@ -113,7 +113,18 @@ def _open_for(path: str, keep: Optional[Callable[[str], bool]]) -> IO[str]:
   kept = []
   if keep is not None and os.path.exists(path):
     with open(path) as f:
-      kept = [line for line in f if keep(line)]
+      lines = f.readlines()
+    if lines and not lines[-1].endswith('\n'):
+      lines.pop()  # the record a killed run was writing: it is redone
+    for n, line in enumerate(lines, 1):
+      try:
+        if keep(line):
+          kept.append(line)
+      except (ValueError, TypeError, AttributeError):
+        raise ValueError(
+            f'{path} line {n} is not a record of this writer ({line[:40]!r}); '
+            'delete that line to resume the run, or pass '
+            '--config.output.overwrite=true to start it afresh') from None
   f = open(path, 'w')
   f.writelines(kept)
   return f

@@ -113,6 +113,13 @@ class RunFolders:
     for seed in seeds:
       path = self.results_path(seed)
       if refuse_finished and not overwrite and os.path.exists(path):
+        try:
+          tables.read_results(path)
+        except ValueError as e:
+          raise RunExistsError(
+              f'{e}; or pass --config.output.overwrite=true to run '
+              f'{self.config.dataset} {self.name} seed {seed} again'
+          ) from None
         raise RunExistsError(
             f'{path} exists: {self.config.dataset} {self.name} seed {seed} '
             'is finished; pass --config.output.overwrite=true to run it '

@@ -25,6 +25,7 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 import numpy as np
 
 from emcl_jax import configs
+from emcl_jax import files
 from emcl_jax.errors import NonFiniteLossError
 from emcl_jax.runner import train
 from emcl_jax.runner.train import static_part
@@ -113,33 +114,36 @@ def sweep(run_configs: Sequence[configs.RunConfig], root: str, *,
     `keep_going`.
   """
   run_configs = [configs.resolve(c) for c in run_configs]
-  groups = programs(run_configs, batch_settings=batch_settings,
-                    group_size=group_size)
-  index, count = shard
-  out = []
-  for p, group in enumerate(groups):
-    if p % count != index:
-      continue
-    runs = [RunFolders(run_configs[i], root) for i in group]
-    if on_program is not None:
-      on_program(p, len(groups), [r.name for r in runs])
-    fresh = ([r for r in runs if not r.started()]
-             if run and len(runs) > 1 else [])
-    if len(fresh) > 1:
-      _train_grid(fresh, f'{run_configs[group[0]].dataset} group {p + 1} '
-                  f'of {len(groups)}', echo, on_results)
-    for r in runs:
-      if not run or (len(fresh) > 1 and r in fresh) or r.diverged():
+  # A run refused or failed before it wrote leaves no empty --workdir.
+  with (files.kept_only_if_used(root) if workdir.is_primary()
+        else contextlib.nullcontext()):
+    groups = programs(run_configs, batch_settings=batch_settings,
+                      group_size=group_size)
+    index, count = shard
+    out = []
+    for p, group in enumerate(groups):
+      if p % count != index:
         continue
-      try:
-        _train(r, skip_finished=skip_finished, together=together, echo=echo,
-               on_results=on_results)
-      except NonFiniteLossError as e:
-        if not keep_going:
-          raise
-        r.mark_diverged(str(e))
-    out += [Outcome(r.config, r.results(), r.diverged()) for r in runs]
-  return out
+      runs = [RunFolders(run_configs[i], root) for i in group]
+      if on_program is not None:
+        on_program(p, len(groups), [r.name for r in runs])
+      fresh = ([r for r in runs if not r.started()]
+               if run and len(runs) > 1 else [])
+      if len(fresh) > 1:
+        _train_grid(fresh, f'{run_configs[group[0]].dataset} group {p + 1} '
+                    f'of {len(groups)}', echo, on_results)
+      for r in runs:
+        if not run or (len(fresh) > 1 and r in fresh) or r.diverged():
+          continue
+        try:
+          _train(r, skip_finished=skip_finished, together=together, echo=echo,
+                 on_results=on_results)
+        except NonFiniteLossError as e:
+          if not keep_going:
+            raise
+          r.mark_diverged(str(e))
+      out += [Outcome(r.config, r.results(), r.diverged()) for r in runs]
+    return out
 
 
 def train_and_evaluate(config: configs.RunConfig,

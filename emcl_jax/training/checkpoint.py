@@ -17,11 +17,14 @@ refuses a checkpoint of another run, or one it cannot read, with a
 one-line `CheckpointError`.
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import os
-from typing import Any, NamedTuple, Optional
+import sys
+from typing import Any, Iterator, NamedTuple, Optional
 
 import jax
 import numpy as np
@@ -129,8 +132,9 @@ class Checkpointer:
     if step is None:
       return None
     try:
-      meta = self._manager.restore(step, args=ocp.args.Composite(
-          meta=ocp.args.JsonRestore()))['meta']
+      with _quiet_if_failing():
+        meta = self._manager.restore(step, args=ocp.args.Composite(
+            meta=ocp.args.JsonRestore()))['meta']
     except Exception as e:  # pylint: disable=broad-except
       raise CheckpointError(_unreadable(self.directory, step, e)) from None
     if meta.get('fingerprint') != self.fingerprint:
@@ -156,8 +160,9 @@ class Checkpointer:
     if with_class:
       arrays['r_class'] = np.zeros(r_shape)
     try:
-      restored = self._manager.restore(step, args=ocp.args.Composite(
-          arrays=ocp.args.StandardRestore(arrays)))['arrays']
+      with _quiet_if_failing():
+        restored = self._manager.restore(step, args=ocp.args.Composite(
+            arrays=ocp.args.StandardRestore(arrays)))['arrays']
     except Exception as e:  # pylint: disable=broad-except
       raise CheckpointError(_unreadable(self.directory, step, e)) from None
     self.restored_task = step
@@ -224,6 +229,29 @@ def _unreadable(directory: str, step: int, e: Exception) -> str:
           f'({_first_line(e)}); delete that step folder to resume from the '
           "one before, or delete the folder (a run's overwrite=True does) to "
           'start afresh')
+
+
+@contextlib.contextmanager
+def _quiet_if_failing() -> Iterator[None]:
+  """Keeps a failed restore's error one line: orbax leaves the reads of the
+  other arrays running, and their failures would reach stderr, during the
+  restore and after it (asyncio's 'Task exception was never retrieved' log
+  records, and 'Event loop is closed' from the callbacks that complete
+  them). A restore that succeeds puts both back as they were."""
+  log, level, previous = (logging.getLogger('asyncio'),
+                          logging.getLogger('asyncio').level,
+                          sys.unraisablehook)
+
+  def hook(unraisable):
+    if not (isinstance(unraisable.exc_value, RuntimeError)
+            and str(unraisable.exc_value) == 'Event loop is closed'):
+      previous(unraisable)
+
+  log.setLevel(logging.CRITICAL)
+  sys.unraisablehook = hook
+  yield  # an exception leaves both in place
+  log.setLevel(level)
+  sys.unraisablehook = previous
 
 
 def _first_difference(saved: Any, current: Any, path: str = '') -> str:
