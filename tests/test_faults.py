@@ -51,6 +51,25 @@ class RunNameTest(absltest.TestCase):
     self.assertEqual(os.listdir(tmp), [])
 
 
+class SweepSettingsTest(absltest.TestCase):
+
+  def test_a_method_axis_with_a_config_file_is_refused(self):
+    # The file chooses the method: a method= axis would be dropped silently.
+    tmp = fixtures.tmp_dir(self)
+    config = os.path.join(fixtures.ROOT, 'emcl_jax', 'configs',
+                          'cifar100.py')
+    got = fixtures.call('sweep', f'--workdir={tmp}', f'--config={config}',
+                        '--grid=method=emcl,er', '--print_config')
+    self.assertEqual(got.returncode, 2)
+    self.assertRegex(got.stderr, r'^error: --config=\S+ chooses the method '
+                     r'and the grid has a method= axis; drop one')
+    got = fixtures.call('sweep', f'--workdir={tmp}', f'--config={config}',
+                        '--grid=method.glances=1,2', '--print_config')
+    self.assertEqual(got.returncode, 0, got.stderr)
+    self.assertEqual(got.stdout.count('## '), 2)
+    self.assertEqual(os.listdir(tmp), [])
+
+
 class NothingCreatedTest(absltest.TestCase):
 
   def test_a_run_refused_after_the_config_stage_leaves_no_workdir(self):

@@ -92,6 +92,11 @@ def settings() -> list[configs.RunConfig]:
                        'put several values in --grid')
     fixed[path] = values[0]
   given = cli.overrides()
+  if FLAGS.config is not None and any('method' in s for s in grid):
+    raise configs.ConfigError(
+        f'--config={FLAGS.config} chooses the method and the grid has a '
+        'method= axis; drop one (a grid over methods starts from '
+        '--dataset)')
   for s in grid:
     both = sorted(set(s) & set(given))
     if both:
