@@ -24,6 +24,7 @@ import numpy as np
 import fixtures
 from emcl_jax.data import cifar100
 from emcl_jax.data import download
+from emcl_jax.data import download_pace
 from emcl_jax.data import miniimagenet
 from emcl_jax.data import tinyimagenet
 from emcl_jax.errors import DataError
@@ -329,7 +330,7 @@ class FetchTest(FetchTestBase):
       listener.listen(4)
       record = self.record(base=f'http://127.0.0.1:{listener.getsockname()[1]}')
       start = time.monotonic()
-      with mock.patch.object(download, 'TIMEOUT_S', 0.5):
+      with mock.patch.object(download_pace, 'TIMEOUT_S', 0.5):
         self.assert_one_line_error(record, record.url, 'no answer within 0.5 s')
       self.assertLess(time.monotonic() - start, 5)
 
@@ -508,8 +509,8 @@ class FaultTest(FetchTestBase):
     start = time.monotonic()
     message = self.assert_one_line_error(
         record, f'the download of {record.url} stopped: ',
-        f'bytes/s over the last 1 s ({download.LOW_SPEED_TIME_ENV}), under '
-        f'{download.LOW_SPEED_LIMIT_ENV}=1024', 'run again to resume it',
+        f'bytes/s over the last 1 s ({download_pace.LOW_SPEED_TIME_ENV}), under '
+        f'{download_pace.LOW_SPEED_LIMIT_ENV}=1024', 'run again to resume it',
         download.MIRROR_ENV, low_speed_time=1,
         progress=lambda d, t: calls.append(d))
     self.assertLess(time.monotonic() - start, 3, message)
@@ -537,9 +538,9 @@ class FaultTest(FetchTestBase):
     cache = os.path.join(self.cache, 'new')
     for variable, value in [(download.TIMEOUT_ENV, 'an hour'),
                             (download.TIMEOUT_ENV, '-1'),
-                            (download.LOW_SPEED_LIMIT_ENV, 'nan'),
-                            (download.LOW_SPEED_TIME_ENV, '0'),
-                            (download.LOW_SPEED_TIME_ENV, ' ')]:
+                            (download_pace.LOW_SPEED_LIMIT_ENV, 'nan'),
+                            (download_pace.LOW_SPEED_TIME_ENV, '0'),
+                            (download_pace.LOW_SPEED_TIME_ENV, ' ')]:
       with mock.patch.dict(os.environ, {variable: value}):
         with self.assertRaises(DataError) as cm:
           download.fetch(self.record(), cache)
@@ -550,8 +551,8 @@ class FaultTest(FetchTestBase):
                                 'number of seconds > 0; pass a number such '
                                 'as 30$'):
       download.fetch(self.record(), cache, low_speed_time=True)
-    self.assertEqual(download.download_limits(timeout='0'),
-                     download.Limits(0.0, 1024.0, 30.0))
+    self.assertEqual(download_pace.download_limits(timeout='0'),
+                     download_pace.Limits(0.0, 1024.0, 30.0))
     self.assertFalse(os.path.exists(cache))
     self.assertEmpty(self.server.log)
 
@@ -691,7 +692,7 @@ class PaceTest(absltest.TestCase):
 
   def test_low_speed_needs_a_whole_window_under_the_limit(self):
     now = [0.0]
-    pace = download.Pace(download.Limits(0, 1000, 10), clock=lambda: now[0])
+    pace = download_pace.Pace(download_pace.Limits(0, 1000, 10), clock=lambda: now[0])
     for step in range(1, 301):  # 2000 bytes/s for 30 s, in 0.1 s reads
       now[0] = step / 10
       pace.add(200)
@@ -710,14 +711,14 @@ class PaceTest(absltest.TestCase):
 
   def test_deadline_and_waits(self):
     now = [0.0]
-    pace = download.Pace(download.Limits(60, 0, 30), clock=lambda: now[0])
-    self.assertEqual(pace.wait_s(), download.TIMEOUT_S)  # no low-speed abort
+    pace = download_pace.Pace(download_pace.Limits(60, 0, 30), clock=lambda: now[0])
+    self.assertEqual(pace.wait_s(), download_pace.TIMEOUT_S)  # no low-speed abort
     now[0] = 55
     self.assertEqual(pace.wait_s(), 5)
     self.assertIsNone(pace.due())
     now[0] = 60
     self.assertIn('took more than', pace.due()[0])
-    pace = download.Pace(download.Limits(0, 1, 2), clock=lambda: now[0])
+    pace = download_pace.Pace(download_pace.Limits(0, 1, 2), clock=lambda: now[0])
     self.assertEqual(pace.wait_s(), 2)  # the window is nearer than 10 s
 
 
