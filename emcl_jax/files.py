@@ -74,15 +74,22 @@ def kept_only_if_used(folder: str) -> Iterator[None]:
   try:
     yield
   finally:
-    path = os.path.abspath(folder)
-    while os.path.isdir(path) and not os.listdir(path):
-      try:
-        os.rmdir(path)
-      except OSError:  # made again, or filled, by another process
-        break
-      if path == top:
-        break
-      path = os.path.dirname(path)
+    prune_empty(folder, os.path.dirname(top))
+
+
+def prune_empty(path: str, root: str) -> None:
+  """Removes `path` and then its parents while they are empty folders, up to
+  (not including) `root`."""
+  root = os.path.abspath(root)
+  path = os.path.abspath(path)
+  while path.startswith(os.path.join(root, '')) and os.path.isdir(path):
+    if os.listdir(path):
+      break
+    try:
+      os.rmdir(path)
+    except OSError:  # made again, or filled, by another process
+      break
+    path = os.path.dirname(path)
 
 
 def _umask() -> int:

@@ -103,7 +103,7 @@ class RunFolders:
       for lock in locks:
         lock.release()
       for s in self.config.seed_list if workdir.is_primary() else ():
-        prune_empty(self.folder(s), self.root)
+        files.prune_empty(self.folder(s), self.root)
 
   def check(self, seeds: Sequence[int], *, refuse_finished: bool) -> None:
     """Refuses (`RunExistsError`) a finished seed of `seeds` with
@@ -231,15 +231,3 @@ def consecutive(seeds: list[int]) -> list[list[int]]:
     else:
       groups.append([seed])
   return groups
-
-
-def prune_empty(path: str, root: str) -> None:
-  """Removes `path` and then its parents while they are empty folders, up to
-  (not including) `root`."""
-  root = os.path.abspath(root)
-  path = os.path.abspath(path)
-  while path.startswith(root + os.sep) and os.path.isdir(path):
-    if os.listdir(path):
-      break
-    os.rmdir(path)
-    path = os.path.dirname(path)

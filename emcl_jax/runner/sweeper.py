@@ -30,7 +30,6 @@ from emcl_jax.errors import NonFiniteLossError
 from emcl_jax.runner import train
 from emcl_jax.runner.train import static_part
 from emcl_jax.runner.folders import RunFolders, barrier, consecutive
-from emcl_jax.runner.folders import prune_empty
 from emcl_jax.reporting import writers
 from emcl_jax.training import workdir
 
@@ -218,7 +217,7 @@ def _train_seeds(run, seeds, together, echo, on_results):
   run.write_results(runs, on_results)
   if primary and ckpt_dir is not None and os.path.isdir(ckpt_dir):
     shutil.rmtree(ckpt_dir)  # finished: its results are written
-    prune_empty(os.path.dirname(ckpt_dir), run.root)
+    files.prune_empty(os.path.dirname(ckpt_dir), run.root)
   return runs
 
 
