@@ -5,7 +5,6 @@ from unittest import mock
 
 from absl.testing import absltest
 import pytest
-from absl.testing import parameterized
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +18,7 @@ from emcl_jax import losses
 from emcl_jax import models
 from emcl_jax.base import Batch, Method
 from emcl_jax.errors import NonFiniteLossError
-from emcl_jax.methods import METHODS, finetune
+from emcl_jax.methods import finetune
 
 
 class LearningTest(absltest.TestCase):
@@ -230,28 +229,6 @@ class EngineTest(absltest.TestCase):
     with self.assertRaisesRegex(NonFiniteLossError, 'task 0'):
       engine.train_and_evaluate(method, model.apply, params, tasks,
                                 batch_size=10, key=jax.random.PRNGKey(0))
-
-
-class NoRetracingTest(parameterized.TestCase):
-
-  @parameterized.parameters(*sorted(METHODS))
-  @pytest.mark.slow  # every method's whole protocol, compiled
-  def test_one_trace_for_all_tasks(self, name):
-    # Every method's update is traced once for the whole stream: one
-    # compilation per shape, reused for every task.
-    s = runs.setup('mnist_permutations', name, 0, {
-        'data.num_tasks': 3, 'data.samples_per_task': 20})
-    traces = []
-
-    def update(state, batch, key):
-      traces.append(batch.x.shape)
-      return s.method.update(state, batch, key)
-
-    method = Method(s.method.init, update, s.method.params_of)
-    result = engine.train_and_evaluate(method, s.apply_fn, s.params, s.tasks,
-                                       batch_size=10, key=s.key)
-    self.assertEqual(traces, [(10, 784)])
-    self.assertEqual(result.accuracy_matrix.shape[1], 3)
 
 
 if __name__ == '__main__':
