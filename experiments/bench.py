@@ -44,7 +44,7 @@ from emcl_jax import runner
 from emcl_jax import files
 from emcl_jax import models
 from emcl_jax.launch import cli
-from emcl_jax.methods import JOINT, METHODS
+from emcl_jax.methods import RECORDS
 import timing  # experiments/timing.py, beside this script
 
 FLAGS = flags.FLAGS
@@ -126,11 +126,11 @@ def over_floor(us_per_sample: float, floor_us_per_sample: float) -> float:
 def methods_to_time() -> list[str]:
   """The methods of --methods, checked ('all': every method but joint)."""
   if FLAGS.methods == ['all']:
-    return [m for m in METHODS if m not in JOINT]
-  unknown = [m for m in FLAGS.methods if m not in METHODS]
+    return [m for m, r in RECORDS.items() if not r.joint]
+  unknown = [m for m in FLAGS.methods if m not in RECORDS]
   if unknown:
     cli.fail(f'unknown method {unknown[0]!r}; use one of '
-             f'{", ".join(METHODS)}')
+             f'{", ".join(RECORDS)}')
   return FLAGS.methods
 
 

@@ -104,7 +104,7 @@ def main(argv):
     front_report.figure(
         emcl, others, default, os.path.splitext(path)[0] + '.png',
         f'EMCL over glances, '
-        f'{figures.DATASET_LABELS.get(dataset, dataset)}')
+        f'{figures.dataset_label(dataset)}')
   except OSError as e:
     cli.fail(f'cannot write {path}: {e.strerror or e}; choose a writable '
              '--output')

@@ -2,14 +2,20 @@
 configs, carries Table II's values, and a user's file merges over it."""
 
 import os
+from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
 
 import fixtures
 from emcl_jax import configs
+from emcl_jax import data
+from emcl_jax import methods
+from emcl_jax import runner
 from emcl_jax.configs import schema
 from emcl_jax.methods import METHODS
+from emcl_jax.methods import finetune
+from emcl_jax.reporting import figures
 from emcl_jax.training import workdir
 
 
@@ -288,6 +294,43 @@ class ResolveTest(parameterized.TestCase):
     natural = configs.get_config('split_mnist', 'emcl')
     self.assertNotEqual(self._hash(natural), self._hash(schema.replace(
         natural, 'data.class_order', 'random')))
+
+
+class RecordsTest(absltest.TestCase):
+  """One record per method and per benchmark, read by every registry."""
+
+  def test_a_new_method_record_is_a_method_everywhere(self):
+    # A variant of fine-tuning with replay switched on, and a label.
+    record = methods.Record(finetune.method, finetune.FinetuneConfig,
+                            'Replayed', 'finetune', dict(memory_size=20))
+    with mock.patch.dict(methods.RECORDS, {'replayed': record}):
+      config = configs.resolve(configs.get_config(
+          'mnist_permutations', 'replayed',
+          {'data.num_tasks': 1, 'data.samples_per_task': 10}))
+      # Its base method's benchmark values, over its switches.
+      self.assertEqual(config.method.params,
+                       finetune.FinetuneConfig(lr=0.01, memory_size=20))
+      self.assertEqual(figures.label('replayed'), 'Replayed')
+      setup = runner.setup(config, 0)
+      state = setup.method.init(setup.params, setup.key)
+      self.assertEqual(state.memory.x.shape[0], 20)  # the switch reached it
+    self.assertNotIn('replayed', methods.RECORDS)
+
+  def test_views_and_labels_come_from_the_records(self):
+    self.assertEqual(sorted(METHODS), sorted(methods.RECORDS))
+    self.assertEqual(methods.VARIANTS['cmaml'][0], 'lamaml')
+    self.assertEqual(methods.JOINT, ('joint',))
+    self.assertEqual(figures.label('sync'), 'Sync-La-MAML')
+    self.assertEqual(figures.label('my_run'), 'my_run')
+    for name, bench in data.RECORDS.items():
+      self.assertEqual(figures.dataset_label(name), bench.label)
+      self.assertEqual(data.BENCHMARKS[name],
+                       (bench.num_tasks, bench.samples_per_task))
+    self.assertEqual(figures.dataset_label('mnist_rotations'),
+                     'MNIST Rotations')
+    self.assertEqual(data.CLASS_SPLITS['tinyimagenet'], (5, 200))
+    self.assertEqual(data.DOWNLOADS, ('cifar100', 'tinyimagenet'))
+    self.assertNotIn('miniimagenet', data.BUNDLED + data.DOWNLOADS)
 
 
 if __name__ == '__main__':

@@ -8,9 +8,9 @@ its size (Table I), model, and every hyper-parameter of the method. Each
 value has one home:
 
   a method's library default        its config class (emcl_jax/methods/)
-  what makes a variant (emcl_si,    `methods.VARIANTS` (a variant takes its
-    cmaml, emcl_gd, ...)              base method's benchmark values unless
-                                      the benchmark lists it)
+  what makes a variant (emcl_si,    its `methods.RECORDS` entry (a variant
+    cmaml, emcl_gd, ...)              takes its base method's benchmark
+                                      values unless the benchmark lists it)
   a benchmark's values (Table II)   the benchmark's module, `METHODS`
   your change                       `overrides`: {'method.beta': 0.05}, or
                                       --config.method.beta=0.05
@@ -33,7 +33,7 @@ from emcl_jax import files
 from emcl_jax import models
 from emcl_jax.configs import schema
 from emcl_jax.configs.schema import ConfigError, RunConfig
-from emcl_jax.methods import METHODS, VARIANTS
+from emcl_jax import methods as methods_lib
 
 BENCHMARKS = tuple(data_lib.BENCHMARKS)
 
@@ -46,12 +46,13 @@ def method_config(method: str, table: dict[str, dict[str, Any]]
   Raises:
     ConfigError: unknown method, or a table value the method does not take.
   """
-  if method not in METHODS:
+  if method not in methods_lib.RECORDS:
     raise ConfigError(f'unknown method {method!r}; use one of '
-                      f'{", ".join(METHODS)}')
-  _, config_cls = METHODS[method]
-  base, switches = VARIANTS.get(method, (method, {}))
-  values = {**switches, **table.get(method, table.get(base, {}))}
+                      f'{", ".join(methods_lib.RECORDS)}')
+  record = methods_lib.RECORDS[method]
+  config_cls = record.config
+  values = {**record.switches,
+            **table.get(method, table.get(record.base or method, {}))}
   unknown = sorted(set(values) - set(config_cls._fields))
   if unknown:
     raise ConfigError(f'the config sets {unknown[0]!r}, which method '
@@ -66,11 +67,11 @@ def benchmark_config(dataset: str, method: str, model: str,
   """The run of `method` on `dataset` with Table I's size, `model`, the
   method's values from `table` and other `data` settings (`DataConfig`'s):
   what each benchmark's `get_config` gives."""
-  num_tasks, samples_per_task = data_lib.BENCHMARKS[dataset]
+  bench = data_lib.RECORDS[dataset]
   return RunConfig(
       method=method_config(method, table),
-      data=schema.DataConfig(name=dataset, num_tasks=num_tasks,
-                             samples_per_task=samples_per_task, **data),
+      data=schema.DataConfig(name=dataset, num_tasks=bench.num_tasks,
+                             samples_per_task=bench.samples_per_task, **data),
       model=schema.ModelConfig(name=model))
 
 

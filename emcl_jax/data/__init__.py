@@ -6,8 +6,11 @@ benchmarks (multi-head: `TaskSet.class_mask` names each task's classes,
 labels are global class ids): 'split_mnist' (inputs [28, 28]), 'cifar100'
 ([32, 32, 3]), 'miniimagenet' ([84, 84, 3]), 'tinyimagenet' ([64, 64, 3]);
 all inputs uint8, their shape is `tasks.train_x.shape[2:]`.
+`RECORDS[name]` is everything known about a name (`Benchmark`);
 `from_arrays` builds a benchmark from your own arrays.
 """
+
+from typing import Any, Callable, NamedTuple
 
 from emcl_jax.data import cifar100
 from emcl_jax.data.arrays import from_arrays
@@ -21,36 +24,62 @@ from emcl_jax.data.splits import CLASS_ORDERS
 from emcl_jax.data.tasks import TaskSet
 from emcl_jax.errors import DataError
 
-# name -> (default num_tasks, default samples_per_task), Table I; None: all
-# of a task's training images.
-BENCHMARKS = {
-    'mnist_permutations': (20, 1000),
-    'many_permutations': (100, 200),
-    'mnist_rotations': (20, 1000),
-    'split_mnist': (5, None),
-    'cifar100': (20, 2500),
-    'miniimagenet': (20, 2500),
+class Benchmark(NamedTuple):
+  """Everything the library knows about one benchmark name (Table I); the
+  loader, configs, the data-source checks and the figures read these."""
+  label: str                     # the display name, as the paper writes it
+  num_tasks: int                 # default T
+  samples_per_task: int | None   # default; None: all of a task's images
+  read: Callable[..., Any]       # read(data_source, data_dir) -> Split
+  # Permutation and rotation benchmarks: build(split, T, n, seed) -> TaskSet.
+  build: Callable[..., TaskSet] | None = None
+  # Class-split benchmarks (multi-head): classes per task, and in all.
+  classes_per_task: int | None = None
+  num_classes: int | None = None
+  # 'bundled': the bundled MNIST subset is read without a data_dir;
+  # 'download': `download.fetch` gets the official archive when no folder
+  # holds it (data_source 'download', or 'auto').
+  source: str = ''
+
+
+RECORDS = {
+    'mnist_permutations': Benchmark('MNIST Permutations', 20, 1000,
+                                    mnist.load, permutations.permuted_tasks,
+                                    source='bundled'),
+    'many_permutations': Benchmark('Many Permutations', 100, 200, mnist.load,
+                                   permutations.permuted_tasks,
+                                   source='bundled'),
+    'mnist_rotations': Benchmark('MNIST Rotations', 20, 1000, mnist.load,
+                                 rotations.rotated_tasks, source='bundled'),
+    'split_mnist': Benchmark('Split MNIST', 5, None, mnist.load,
+                             classes_per_task=2, num_classes=10,
+                             source='bundled'),
+    'cifar100': Benchmark('Split CIFAR100', 20, 2500, cifar100.load,
+                          classes_per_task=5, num_classes=100,
+                          source='download'),
+    'miniimagenet': Benchmark('Split miniImageNet', 20, 2500,
+                              miniimagenet.load, classes_per_task=5,
+                              num_classes=100),
     # La-MAML's Split TinyImageNet: 40 tasks of 5 classes; 2,250 of each
     # task's 2,500 images (its 10% validation hold-out).
-    'tinyimagenet': (40, 2250),
+    'tinyimagenet': Benchmark('Split TinyImageNet', 40, 2250,
+                              tinyimagenet.load, classes_per_task=5,
+                              num_classes=200, source='download'),
 }
 
-# Benchmarks of the bundled 5,000-image MNIST subset (read without a
-# data_dir).
-BUNDLED = ('mnist_permutations', 'many_permutations', 'mnist_rotations',
-           'split_mnist')
-
-# Benchmarks whose official archive `download.fetch` gets when no folder
-# holds it (data_source 'download', or 'auto').
-DOWNLOADS = ('cifar100', 'tinyimagenet')
-
+# Views of RECORDS. name -> (default num_tasks, default samples_per_task).
+BENCHMARKS = {n: (b.num_tasks, b.samples_per_task) for n, b in RECORDS.items()}
+BUNDLED = tuple(n for n, b in RECORDS.items() if b.source == 'bundled')
+DOWNLOADS = tuple(n for n, b in RECORDS.items() if b.source == 'download')
 # Class-split benchmarks: name -> (classes per task, number of classes).
-CLASS_SPLITS = {
-    'split_mnist': (2, 10),
-    'cifar100': (5, 100),
-    'miniimagenet': (5, 100),
-    'tinyimagenet': (5, 200),
-}
+CLASS_SPLITS = {n: (b.classes_per_task, b.num_classes)
+                for n, b in RECORDS.items() if b.classes_per_task}
+
+
+def label(name: str) -> str:
+  """The display name of a benchmark name (the name itself if unknown)."""
+  record = RECORDS.get(name)
+  return record.label if record else name
 
 
 def load(name: str, *, num_tasks: int | None = None,
@@ -60,10 +89,10 @@ def load(name: str, *, num_tasks: int | None = None,
   """Loads benchmark `name`, optionally shrunk.
 
   Args:
-    name: a key of BENCHMARKS.
-    num_tasks: T (default: BENCHMARKS); at most 5 for split_mnist and 20 for
+    name: a key of RECORDS.
+    num_tasks: T (default: RECORDS); at most 5 for split_mnist and 20 for
       cifar100 and miniimagenet.
-    samples_per_task: training stream length per task (default: BENCHMARKS).
+    samples_per_task: training stream length per task (default: RECORDS).
     seed: fixes permutations, draws, shuffles and a random class order.
     data_source: 'auto', 'dir', 'tfds' or 'bundled' (MNIST benchmarks);
       'auto', 'dir' or 'tfds' (cifar100); 'auto' or 'dir' (miniimagenet).
@@ -81,28 +110,19 @@ def load(name: str, *, num_tasks: int | None = None,
   if class_order not in CLASS_ORDERS:
     raise DataError(f'unknown class order {class_order!r}; use '
                     "class_order='natural' or class_order='random'")
-  default_tasks, default_samples = BENCHMARKS[name]
-  num_tasks = default_tasks if num_tasks is None else num_tasks
-  samples_per_task = (default_samples if samples_per_task is None
+  bench = RECORDS[name]
+  num_tasks = bench.num_tasks if num_tasks is None else num_tasks
+  samples_per_task = (bench.samples_per_task if samples_per_task is None
                       else samples_per_task)
-  if name not in CLASS_SPLITS:
-    split = mnist.load(data_source, data_dir)
-    build = (rotations.rotated_tasks if name == 'mnist_rotations'
-             else permutations.permuted_tasks)
-    return build(split, num_tasks, samples_per_task, seed)
-  per_task, num_classes = CLASS_SPLITS[name]
+  if bench.build is not None:
+    return bench.build(bench.read(data_source, data_dir), num_tasks,
+                       samples_per_task, seed)
+  per_task, num_classes = bench.classes_per_task, bench.num_classes
   if not 1 <= num_tasks <= num_classes // per_task:
     raise DataError(f'num_tasks={num_tasks} is outside 1..'
                     f'{num_classes // per_task} for {name}; change '
                     'num_tasks')
-  if name == 'split_mnist':
-    split = mnist.load(data_source, data_dir)
-  elif name == 'cifar100':
-    split = cifar100.load(data_source, data_dir)
-  elif name == 'tinyimagenet':
-    split = tinyimagenet.load(data_source, data_dir)
-  else:
-    split = miniimagenet.load(data_source, data_dir)
+  split = bench.read(data_source, data_dir)
   return splits.class_split(
       split.train_x, split.train_y, split.test_x, split.test_y,
       num_tasks=num_tasks, classes_per_task=per_task, seed=seed,
@@ -110,5 +130,6 @@ def load(name: str, *, num_tasks: int | None = None,
       source=split.source, num_classes=num_classes)
 
 
-__all__ = ['BENCHMARKS', 'BUNDLED', 'DOWNLOADS', 'CLASS_ORDERS', 'CLASS_SPLITS', 'DataError',
-           'TaskSet', 'from_arrays', 'load']
+__all__ = ['BENCHMARKS', 'BUNDLED', 'Benchmark', 'CLASS_ORDERS',
+           'CLASS_SPLITS', 'DOWNLOADS', 'DataError', 'RECORDS', 'TaskSet',
+           'from_arrays', 'label', 'load']

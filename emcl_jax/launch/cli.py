@@ -111,13 +111,13 @@ def flag_name(arg: str) -> Optional[str]:
 def _setting_hint(name: str) -> str:
   """For a flag that is not a flag but a setting (`--num_tasks`,
   `--beta`), the spelling that sets it."""
-  from emcl_jax.methods import METHODS  # pylint: disable=g-import-not-at-top
+  from emcl_jax.methods import RECORDS  # pylint: disable=g-import-not-at-top
   paths = {'model': 'model.name', 'data_source': 'data.source'}
   for section in ('data', 'model', 'protocol', 'output'):
     for f in dataclasses.fields(getattr(schema, section.title() + 'Config')):
       paths.setdefault(f.name, f'{section}.{f.name}')
-  for _, cls in METHODS.values():
-    for field in cls._fields:
+  for record in RECORDS.values():
+    for field in record.config._fields:
       paths.setdefault(field, f'method.{field}')
   if name in paths:
     return (f'; settings are --config.PATH=VALUE: --config.{paths[name]}='

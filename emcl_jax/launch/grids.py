@@ -17,7 +17,7 @@ import numpy as np
 
 from emcl_jax import configs
 from emcl_jax.configs import schema
-from emcl_jax.methods import METHODS
+from emcl_jax.methods import RECORDS
 
 
 def full_path(name: str) -> str:
@@ -105,10 +105,10 @@ def expand(settings: Sequence[dict[str, Any]], fixed: dict[str, Any],
   for s in settings:
     s = {'method': method, **{full_path(k): v for k, v in fixed.items()},
          **s}
-    if s['method'] not in METHODS:
+    if s['method'] not in RECORDS:
       raise schema.ConfigError(
           f"unknown method {s['method']!r} in the grid; use one of "
-          f'{", ".join(METHODS)}')
+          f'{", ".join(RECORDS)}')
     values = {k: v for k, v in s.items() if k != 'method'}
     config = build(s['method'], values)
     typed = {'method': s['method'],

@@ -14,7 +14,7 @@ starts (`DEFAULTS`).
 from absl import flags
 
 from emcl_jax import configs
-from emcl_jax.methods import METHODS
+from emcl_jax.methods import RECORDS
 
 FLAGS = flags.FLAGS
 LAUNCHERS = ('local', 'submitit_local', 'slurm')
@@ -22,7 +22,7 @@ LAUNCHERS = ('local', 'submitit_local', 'slurm')
 # --- the run -----------------------------------------------------------------
 flags.DEFINE_string('dataset', 'mnist_permutations',
                     ' | '.join(configs.BENCHMARKS))
-flags.DEFINE_string('method', 'emcl', ' | '.join(METHODS)
+flags.DEFINE_string('method', 'emcl', ' | '.join(RECORDS)
                     + ' (sweep.py: the method of settings that name none).')
 flags.DEFINE_integer('seed', 0, 'The first seed (data draws, init, replay).')
 flags.DEFINE_integer('seeds', 1, 'Number of seeds: seeds seed..seed+N-1.')

@@ -145,7 +145,7 @@ def write_report(results: Sequence[dict], output_dir: str,
       written.append(figures.heatmap(
           res['accuracy_matrix'],
           os.path.join(figure_dir, 'runs', f'heatmap_{stem}.png'),
-          f"{figures.DATASET_LABELS.get(res['dataset'], res['dataset'])}: "
+          f"{figures.dataset_label(res['dataset'])}: "
           f"{figures.label(res['name'])}, seed {res['seed']}"))
   return written
 

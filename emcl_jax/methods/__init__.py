@@ -1,6 +1,8 @@
 """Methods by name: each module has `method(loss_fn, example, config)`.
 
-`METHODS[name] = (factory, config class)`. Some names are variants of one
+`RECORDS[name]` is everything known about a name (`Record`: factory,
+config class, label, variant switches); `METHODS[name] = (factory, config
+class)` is its view. Some names are variants of one
 module (`VARIANTS`: the base method and the switches that make the variant,
 applied before a benchmark's values): C-MAML and Sync-La-MAML are La-MAML
 with other update rules, EMCL-SI is EMCL with SI-style importance, Table IV's
@@ -8,6 +10,8 @@ ablations `emcl_gd` and `emcl_lr_modulation` are EMCL with another inner
 loop, `ewc_online` is online EWC, and `joint` is fine-tuning on all tasks'
 data shuffled into one stream (see `JOINT`). Every script takes every name.
 """
+
+from typing import Any, Callable, Mapping, NamedTuple
 
 from emcl_jax.methods import agem
 from emcl_jax.methods import emcl
@@ -19,39 +23,65 @@ from emcl_jax.methods import lamaml
 from emcl_jax.methods import mer
 from emcl_jax.methods import si
 
-METHODS = {
-    'emcl': (emcl.method, emcl.EMCLConfig),
-    'emcl_si': (emcl.method, emcl.EMCLConfig),
-    'emcl_gd': (emcl.method, emcl.EMCLConfig),
-    'emcl_lr_modulation': (emcl.method, emcl.EMCLConfig),
-    'finetune': (finetune.method, finetune.FinetuneConfig),
-    'joint': (finetune.method, finetune.FinetuneConfig),
-    'lamaml': (lamaml.method, lamaml.LaMAMLConfig),
-    'cmaml': (lamaml.method, lamaml.LaMAMLConfig),
-    'sync': (lamaml.method, lamaml.LaMAMLConfig),
-    'mer': (mer.method, mer.MERConfig),
-    'gem': (gem.method, gem.GEMConfig),
-    'agem': (agem.method, agem.AGEMConfig),
-    'ewc': (ewc.method, ewc.EWCConfig),
-    'ewc_online': (ewc.method, ewc.EWCConfig),
-    'er': (er.method, er.ERConfig),
-    'si': (si.method, si.SIConfig),
+
+class Record(NamedTuple):
+  """Everything the library knows about one method name; every registry
+  (configs, the runner, tables and figures) reads these.
+
+  Every method with a float field in its config joins a grid of settings
+  (`training.grid.traceable` names the fields), so grid-ability needs no
+  entry of its own.
+  """
+  factory: Callable[..., Any]  # method(loss_fn, example, config) -> Method
+  config: type                 # its config class
+  label: str                   # the display name, as the paper writes it
+  base: str = ''               # a variant's base method ('' if none)
+  switches: Mapping[str, Any] = {}  # the config values that make the variant
+  joint: bool = False          # trained on every task's data in one stream
+
+
+RECORDS = {
+    'emcl': Record(emcl.method, emcl.EMCLConfig, 'EMCL'),
+    'emcl_si': Record(emcl.method, emcl.EMCLConfig, 'EMCL-SI', 'emcl',
+                      dict(importance='si')),
+    'emcl_gd': Record(emcl.method, emcl.EMCLConfig, 'EMCL (GD)', 'emcl',
+                      dict(inner='gd')),
+    'emcl_lr_modulation': Record(emcl.method, emcl.EMCLConfig,
+                                 'EMCL (LR mod.)', 'emcl',
+                                 dict(inner='lr_modulation')),
+    'finetune': Record(finetune.method, finetune.FinetuneConfig, 'Fine-tune'),
+    'joint': Record(finetune.method, finetune.FinetuneConfig, 'Joint',
+                    'finetune', joint=True),
+    'lamaml': Record(lamaml.method, lamaml.LaMAMLConfig, 'La-MAML'),
+    'cmaml': Record(lamaml.method, lamaml.LaMAMLConfig, 'C-MAML', 'lamaml',
+                    dict(learn_lr=False, sync_update=True)),
+    'sync': Record(lamaml.method, lamaml.LaMAMLConfig, 'Sync-La-MAML',
+                   'lamaml', dict(sync_update=True)),
+    'mer': Record(mer.method, mer.MERConfig, 'MER'),
+    'gem': Record(gem.method, gem.GEMConfig, 'GEM'),
+    'agem': Record(agem.method, agem.AGEMConfig, 'A-GEM'),
+    'ewc': Record(ewc.method, ewc.EWCConfig, 'EWC'),
+    'ewc_online': Record(ewc.method, ewc.EWCConfig, 'Online EWC', 'ewc',
+                         dict(online=True, ewc_gamma=0.9)),
+    'er': Record(er.method, er.ERConfig, 'ER'),
+    'si': Record(si.method, si.SIConfig, 'SI'),
 }
 
+# Views of RECORDS. METHODS[name] = (factory, config class).
+METHODS = {name: (r.factory, r.config) for name, r in RECORDS.items()}
 # name -> (base method, the switches that make the variant). A variant takes
 # a benchmark's values for its base method unless the benchmark lists it.
-VARIANTS = {
-    'emcl_si': ('emcl', dict(importance='si')),
-    'emcl_gd': ('emcl', dict(inner='gd')),
-    'emcl_lr_modulation': ('emcl', dict(inner='lr_modulation')),
-    'cmaml': ('lamaml', dict(learn_lr=False, sync_update=True)),
-    'sync': ('lamaml', dict(sync_update=True)),
-    'ewc_online': ('ewc', dict(online=True, ewc_gamma=0.9)),
-    'joint': ('finetune', {}),
-}
-
+VARIANTS = {name: (r.base, dict(r.switches)) for name, r in RECORDS.items()
+            if r.base}
 # Methods trained on one stream of every task's samples, shuffled together.
-JOINT = ('joint',)
+JOINT = tuple(name for name, r in RECORDS.items() if r.joint)
 
-__all__ = ['JOINT', 'METHODS', 'VARIANTS', 'agem', 'emcl', 'er', 'ewc',
+
+def label(name: str) -> str:
+  """The display name of a method name (the name itself if unknown)."""
+  record = RECORDS.get(name)
+  return record.label if record else name
+
+
+__all__ = ['JOINT', 'METHODS', 'RECORDS', 'Record', 'VARIANTS', 'label', 'agem', 'emcl', 'er', 'ewc',
            'finetune', 'gem', 'lamaml', 'mer', 'si']

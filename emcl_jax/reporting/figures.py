@@ -33,30 +33,18 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 import numpy as np
 
+from emcl_jax import data as data_lib
 from emcl_jax import files
+from emcl_jax import methods as methods_lib
 from emcl_jax.reporting import tables
 
 DPI = 150
 
-# Display names of the run names, as the paper writes them.
-LABELS = {
-    'emcl': 'EMCL', 'emcl_si': 'EMCL-SI', 'emcl_gd': 'EMCL (GD)',
-    'emcl_lr_modulation': 'EMCL (LR mod.)', 'lamaml': 'La-MAML',
-    'cmaml': 'C-MAML', 'sync': 'Sync-La-MAML', 'mer': 'MER', 'gem': 'GEM',
-    'agem': 'A-GEM', 'ewc': 'EWC', 'ewc_online': 'Online EWC', 'si': 'SI',
-    'er': 'ER', 'finetune': 'Fine-tune', 'joint': 'Joint',
-}
-DATASET_LABELS = {
-    'mnist_permutations': 'MNIST Permutations',
-    'many_permutations': 'Many Permutations', 'split_mnist': 'Split MNIST',
-    'cifar100': 'Split CIFAR100', 'miniimagenet': 'Split miniImageNet',
-    'tinyimagenet': 'Split TinyImageNet',
-}
-
-
-def label(name: str) -> str:
-  """The display name of a run name (the name itself if unknown)."""
-  return LABELS.get(name, name)
+# Display names, as the paper writes them (the name itself if unknown):
+# `methods.label` of a method name (a run's name), `data.label` of a
+# benchmark.
+label = methods_lib.label
+dataset_label = data_lib.label
 
 
 def colors(names: Sequence[str]) -> dict[str, Any]:
@@ -153,7 +141,7 @@ def fig1(rows: Sequence[tables.Row], curves: Sequence[tables.Curve],
     ax.set_title('Average accuracy as tasks are learned')
     ax.grid(alpha=0.3)
     ax.legend(fontsize='small')
-  fig.suptitle(DATASET_LABELS.get(dataset, dataset))
+  fig.suptitle(dataset_label(dataset))
   return _save(fig, path)
 
 
@@ -198,7 +186,7 @@ def fig2(rows: Sequence[tables.Row], path: str, *, log: bool = False) -> str:
           [r.train_seconds_std for r in rs], palette, 'training seconds')
     if log:
       _log_scale(ax, 'y')
-    ax.set_title(f'Training time, {DATASET_LABELS.get(dataset, dataset)}')
+    ax.set_title(f'Training time, {dataset_label(dataset)}')
   return _save(fig, path)
 
 
@@ -234,7 +222,7 @@ def fig3(rows: Sequence[tables.Row], path: str, *, log: bool = True) -> str:
     ax.set_xlabel('training seconds' + (' (log scale)' if log else ''))
     ax.set_ylabel('ACC (%)')
     ax.set_title(f'Accuracy vs training time, '
-                 f'{DATASET_LABELS.get(dataset, dataset)}')
+                 f'{dataset_label(dataset)}')
     ax.grid(alpha=0.3, which='both')
   return _save(fig, path)
 
@@ -318,6 +306,6 @@ def figures(rows: Sequence[tables.Row], curves: Sequence[tables.Curve],
       if c.dataset == d and c.name in heatmap_names:
         paths.append(heatmap(
             c.matrix, os.path.join(folder, f'heatmap_{d}_{c.name}.png'),
-            f'{DATASET_LABELS.get(d, d)}: {label(c.name)}, accuracy '
+            f'{dataset_label(d)}: {label(c.name)}, accuracy '
             f'matrix (mean of {len(c.seeds)} seeds)'))
   return paths

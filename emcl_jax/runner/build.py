@@ -12,7 +12,7 @@ from emcl_jax import losses
 from emcl_jax import models
 from emcl_jax.base import Batch
 from emcl_jax.data import tasks as tasks_lib
-from emcl_jax.methods import JOINT, METHODS
+from emcl_jax.methods import RECORDS
 
 
 class Setup(NamedTuple):
@@ -77,7 +77,7 @@ def setup(config: configs.RunConfig, seed: int, *,
         f'method.max_tasks={max_tasks} is less than the '
         f'{tasks.num_test_tasks} tasks of {config.dataset}: tasks would '
         f'share memory rows; set method.max_tasks={tasks.num_test_tasks}')
-  if config.method.name in JOINT:
+  if RECORDS[config.method.name].joint:
     tasks = tasks_lib.joint(tasks, seed)
   tasks = tasks_lib.repeat_epochs(tasks, config.protocol.epochs, seed)
 
@@ -103,6 +103,6 @@ def make_method(config: configs.RunConfig, tasks: tasks_lib.TaskSet,
   example = Batch(jnp.asarray(tasks.train_x[0, :batch_size]),
                   jnp.asarray(tasks.train_y[0, :batch_size]),
                   jnp.zeros((batch_size,), jnp.int32))
-  factory, _ = METHODS[config.method.name]
+  factory = RECORDS[config.method.name].factory
   return factory(losses.cross_entropy(apply_fn, tasks.class_mask), example,
                  config.method.params if params_cfg is None else params_cfg)
