@@ -5,7 +5,8 @@ it): bitwise equalities (resume, vmapped seeds) are promised on the CPU
 only. Subprocess tests pass the same variable to their children.
 
 Tests marked `slow` (subprocess runs of the launch scripts, whole-protocol
-runs) are left out of the fast tier: `pytest -m "not slow" -n 2 tests`.
+runs and sweeps, compiled convolutional models) are left out of the fast
+tier: `pytest -m "not slow" -n 2 tests`.
 """
 
 import os

@@ -8,6 +8,7 @@ import os
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import pytest
 
 from emcl_jax import configs
 from emcl_jax import runner
@@ -74,6 +75,7 @@ class PrintConfigTest(parameterized.TestCase):
 
 class SweepFunctionTest(absltest.TestCase):
 
+  @pytest.mark.slow  # whole sweeps
   def test_runs_skips_and_records_divergence(self):
     root = fixtures.tmp_dir(self)
     named = lambda c, n: configs.schema.replace(c, 'output.name', n)  # noqa: E731
@@ -101,6 +103,7 @@ class SweepFunctionTest(absltest.TestCase):
       runner.sweep([configs.resolve(named(bad, 'again'))], root,
                        keep_going=False)
 
+  @pytest.mark.slow  # whole sweeps
   def test_bad_input_raises(self):
     root = fixtures.tmp_dir(self)
     config = configs.resolve(configs.get_config('mnist_permutations', 'emcl',

@@ -11,7 +11,7 @@ from emcl_jax.base import Batch
 
 
 def stream_batch(start, n):
-  ids = jnp.arange(start, start + n, dtype=jnp.int32)
+  ids = start + jnp.arange(n, dtype=jnp.int32)
   return Batch(x=ids[:, None].astype(jnp.float32), y=ids, t=ids // 100)
 
 
@@ -34,10 +34,13 @@ class MemoryTest(chex.TestCase):
     n_items, size, runs = 200, 20, 2000
 
     def one_run(key):
-      mem = memory.init(size, stream_batch(0, 10))
-      keys = jax.random.split(key, n_items // 10)
-      for i in range(n_items // 10):
-        mem = memory.add(mem, stream_batch(10 * i, 10), keys[i])
+      def add(mem, i_key):
+        i, k = i_key
+        return memory.add(mem, stream_batch(10 * i, 10), k), None
+
+      steps = n_items // 10
+      mem, _ = jax.lax.scan(add, memory.init(size, stream_batch(0, 10)),
+                            (jnp.arange(steps), jax.random.split(key, steps)))
       return jnp.zeros(n_items).at[mem.y].add(1.0)
 
     counts = jax.jit(jax.vmap(one_run))(

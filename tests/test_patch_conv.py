@@ -3,6 +3,7 @@ convolution (values and gradients) for every form the CNN models use."""
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import pytest
 import chex
 import jax
 import jax.numpy as jnp
@@ -50,6 +51,7 @@ class PatchConvTest(parameterized.TestCase):
     for g, w in zip(got, want):
       np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
 
+  @pytest.mark.slow  # compiles convolutional models
   def test_fast_grad_conv_first_and_second_derivatives(self):
     kx, kk = jax.random.split(jax.random.PRNGKey(2))
     x = jax.random.normal(kx, (2, 7, 7, 3))
@@ -72,6 +74,7 @@ class PatchConvTest(parameterized.TestCase):
     np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
     np.testing.assert_allclose(got[1], want[1], rtol=1e-4, atol=1e-4)
 
+  @pytest.mark.slow  # compiles convolutional models
   def test_models_give_xla_convolution_outputs(self):
     # The same parameters through flax's own convolution and through
     # patch_conv (what the models use on the CPU): the same logits.

@@ -4,6 +4,7 @@ and the registry."""
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import pytest
 import chex
 import jax
 import jax.numpy as jnp
@@ -131,6 +132,7 @@ class ForwardTest(parameterized.TestCase):
       ('tinyimagenet', 64, 200, 4),
       ('cifar100', 32, 100, 3),
   )
+  @pytest.mark.slow  # compiles a convolutional model
   def test_shape_and_torch_reference(self, side, num_classes, num_convs):
     model = models.make('pc_cnn', num_classes)
     x = jax.random.randint(jax.random.PRNGKey(1), (2, side, side, 3), 0, 256,
@@ -176,6 +178,7 @@ class ForwardTest(parameterized.TestCase):
     w = np.asarray(params['linear1']['kernel'])
     self.assertGreater(np.abs(w).max(), 4 * np.sqrt(2.0 / 2560))
 
+  @pytest.mark.slow  # compiles a convolutional model
   def test_one_sgd_step_reduces_the_loss(self):
     model = models.make('pc_cnn', 200)
     kx, ky, kp = jax.random.split(jax.random.PRNGKey(3), 3)

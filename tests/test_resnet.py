@@ -3,6 +3,7 @@ sample normalisation, gradients, and the model registry."""
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import pytest
 import chex
 import jax
 import jax.numpy as jnp
@@ -144,6 +145,7 @@ class ForwardTest(parameterized.TestCase):
     np.testing.assert_allclose(apply(self.params, self.x[1:]), both[1:],
                                rtol=1e-5, atol=1e-5)
 
+  @pytest.mark.slow  # compiles a ResNet gradient
   def test_one_sample_gradient_is_finite(self):
     def loss(p):
       logits = self.model.apply(p, self.x[:1])
