@@ -21,6 +21,7 @@ import io
 import os
 import pickle
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -109,6 +110,14 @@ def run_script(name: str, *args: str, timeout: float = 600,
       [sys.executable, os.path.join(ROOT, 'experiments', f'{name}.py'),
        *args], capture_output=True, text=True, env=ENV if env is None else env,
       timeout=timeout, check=False, **kwargs)
+
+
+def default_sigint() -> None:
+  """`preexec_fn` of a child a test interrupts as Ctrl-C in a terminal
+  would: SIGINT at its default disposition (a child of a shell's
+  background job inherits it ignored, and Python then installs no
+  KeyboardInterrupt handler)."""
+  signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 # --- data in the official formats -------------------------------------------

@@ -136,7 +136,8 @@ class CifarDownloadRunTest(absltest.TestCase):
     part = os.path.join(self.cache, download.DOWNLOADS, ARCHIVE + '.part')
     child = subprocess.Popen(self.command(), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True,
-                             env=self.env())
+                             env=self.env(),
+                             preexec_fn=fixtures.default_sigint)
     self.addCleanup(child.kill)
     deadline = time.monotonic() + 120
     while not (os.path.exists(part) and os.path.getsize(part)):

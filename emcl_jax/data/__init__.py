@@ -24,6 +24,7 @@ from emcl_jax.data.splits import CLASS_ORDERS
 from emcl_jax.data.tasks import TaskSet
 from emcl_jax.errors import DataError
 
+
 class Benchmark(NamedTuple):
   """Everything the library knows about one benchmark name (Table I); the
   loader, configs, the data-source checks and the figures read these."""

@@ -2,9 +2,9 @@
 
 `RECORDS[name]` is everything known about a name (`Record`: factory,
 config class, label, variant switches); `METHODS[name] = (factory, config
-class)` is its view. Some names are variants of one
-module (`VARIANTS`: the base method and the switches that make the variant,
-applied before a benchmark's values): C-MAML and Sync-La-MAML are La-MAML
+class)` is its view. Some names are variants of one module (`VARIANTS`: the
+base method and the switches that make the variant, applied before a
+benchmark's values): C-MAML and Sync-La-MAML are La-MAML
 with other update rules, EMCL-SI is EMCL with SI-style importance, Table IV's
 ablations `emcl_gd` and `emcl_lr_modulation` are EMCL with another inner
 loop, `ewc_online` is online EWC, and `joint` is fine-tuning on all tasks'
