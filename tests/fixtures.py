@@ -21,7 +21,6 @@ import io
 import os
 import pickle
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
@@ -112,12 +111,17 @@ def run_script(name: str, *args: str, timeout: float = 600,
       timeout=timeout, check=False, **kwargs)
 
 
-def default_sigint() -> None:
-  """`preexec_fn` of a child a test interrupts as Ctrl-C in a terminal
-  would: SIGINT at its default disposition (a child of a shell's
-  background job inherits it ignored, and Python then installs no
-  KeyboardInterrupt handler)."""
-  signal.signal(signal.SIGINT, signal.SIG_DFL)
+def default_sigint(argv: list[str]) -> list[str]:
+  """`argv` (a Python command) run with SIGINT at its default disposition,
+  for a child a test interrupts as Ctrl-C in a terminal would (a child of a
+  shell's background job inherits SIGINT ignored, and Python then installs
+  no KeyboardInterrupt handler). A small Python process resets it and
+  execs `argv` (exec keeps the default; no fork-time code runs in the
+  test's threaded process)."""
+  reset = ('import os, signal, sys; '
+           'signal.signal(signal.SIGINT, signal.SIG_DFL); '
+           'os.execv(sys.argv[1], sys.argv[1:])')
+  return [sys.executable, '-c', reset, *argv]
 
 
 # --- data in the official formats -------------------------------------------

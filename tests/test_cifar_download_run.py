@@ -134,10 +134,9 @@ class CifarDownloadRunTest(absltest.TestCase):
   def test_ctrl_c_is_one_line_exit_130_and_the_part_is_kept(self):
     self.server.pace = (1024, 0.05)  # 20 KB/s: ~45 s for the archive
     part = os.path.join(self.cache, download.DOWNLOADS, ARCHIVE + '.part')
-    child = subprocess.Popen(self.command(), stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True,
-                             env=self.env(),
-                             preexec_fn=fixtures.default_sigint)
+    child = subprocess.Popen(fixtures.default_sigint(self.command()),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=self.env())
     self.addCleanup(child.kill)
     deadline = time.monotonic() + 120
     while not (os.path.exists(part) and os.path.getsize(part)):

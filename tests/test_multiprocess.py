@@ -50,9 +50,10 @@ def _free_port():
 
 def _start(prefix, workdir, extra=()):
   return subprocess.Popen(
-      [sys.executable, *prefix, *ARGS, f'--workdir={workdir}', *extra],
+      fixtures.default_sigint(
+          [sys.executable, *prefix, *ARGS, f'--workdir={workdir}', *extra]),
       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-      env=fixtures.ENV, preexec_fn=fixtures.default_sigint)
+      env=fixtures.ENV)
 
 
 def wait_all(procs, timeout=600):
