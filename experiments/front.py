@@ -22,6 +22,9 @@ training seconds are its own). Prints, and writes to --output (default
 - the `importance=none` controls, which the front leaves out, each beside
   the setting it ablates and the ACC it costs.
 
+--rank_by=val_acc ranks by validation ACC instead of test ACC (a sweep run
+with --config.data.validation=0.1), and the report says which it ranks by.
+
 A work directory without EMCL results of --dataset is one line, exit 2.
 """
 
@@ -38,8 +41,10 @@ import front_report  # experiments/front_report.py, beside this script
 
 FLAGS = flags.FLAGS
 SCRIPT = cli.register('front', own=('margin', 'tolerance', 'output'),
-            shared=('dataset', 'workdir'), defaults={'workdir': 'sweeps'})
-# --dataset and --workdir (the sweep's) are the launch scripts' own
+            shared=('dataset', 'workdir', 'rank_by'),
+            defaults={'workdir': 'sweeps'})
+# --dataset, --workdir (the sweep's) and --rank_by (acc, the default, or
+# val_acc) are the launch scripts' own
 # (emcl_jax/launch/options.py).
 flags.DEFINE_float('margin', 0.3, 'ACC within which a cheaper setting '
                    'takes the default off the front.', lower_bound=0.0)
@@ -55,21 +60,23 @@ def shipped(pts: list[front_report.Point], dataset: str, method: str):
 
 
 def report(pts: list[front_report.Point], others: list[front_report.Point],
-           default, margin: float, tolerance: float) -> str:
+           default, margin: float, tolerance: float,
+           by: str = 'acc') -> str:
   """The table and the default's verdict, as Markdown."""
-  text = front_report.markdown(pts, others, default)
+  text = front_report.markdown(pts, others, default, by)
+  name = 'ACC' if by == 'acc' else 'validation ACC'
   if default is None:
     return text + ('\nThe shipped default was not run in this sweep; add '
                    'its setting to the grid to place it.\n')
   near = front_report.cheaper_near(pts, default, margin, tolerance)
   if not near:
-    return text + (f'\nThe shipped default ({default.acc:.2f}, '
+    return text + (f'\nThe shipped default ({name} {default.rank:.2f}, '
                    f'{default.seconds:.1f} s) is on the front: no setting '
                    f'cheaper by more than {tolerance:.0%} comes within '
-                   f'{margin} ACC of it.\n')
-  return text + (f'\nThe shipped default ({default.acc:.2f}, '
+                   f'{margin} {name} of it.\n')
+  return text + (f'\nThe shipped default ({name} {default.rank:.2f}, '
                  f'{default.seconds:.1f} s) is not on the front: ' + '; '.join(
-                     f'{p.name} {p.acc:.2f} in {p.seconds:.1f} s'
+                     f'{p.name} {p.rank:.2f} in {p.seconds:.1f} s'
                      for p in near) + '.\n')
 
 
@@ -77,12 +84,15 @@ def main(argv):
   """Reads the sweep's results, prints the table, the default's verdict and
   the controls' costs, and writes them and the figure."""
   del argv  # the parser refused any argument left over
-  dataset = FLAGS.dataset
+  dataset, by = FLAGS.dataset, FLAGS.rank_by or 'acc'
   with cli.failing():
+    if by not in ('acc', 'val_acc'):
+      raise ValueError(f'--rank_by={by} is not acc or val_acc')
     if dataset not in configs.BENCHMARKS:
       raise ValueError(f'unknown --dataset {dataset!r}; use one of '
                        f'{", ".join(configs.BENCHMARKS)}')
-    pts = front_report.points(tables.load(FLAGS.workdir), dataset)
+    pts = front_report.points(tables.load(FLAGS.workdir), dataset,
+                              by)
   emcl_config = configs.flat(configs.get_config(dataset, 'emcl'))
   emcl, controls = front_report.split_controls(
       [p for p in pts if p.method == 'emcl'], emcl_config['importance'])
@@ -92,7 +102,8 @@ def main(argv):
   default = front_report.find(emcl, 'emcl', emcl_config)
   lamaml = shipped(pts, dataset, 'lamaml')
   others = [] if lamaml is None else [lamaml]
-  text = report(emcl, others, default, FLAGS.margin, FLAGS.tolerance)
+  text = report(emcl, others, default, FLAGS.margin, FLAGS.tolerance,
+                by)
   costs = front_report.control_costs(emcl, controls)
   if costs:
     text += ('\nWhat removing the importance costs (the controls, which '
@@ -104,7 +115,7 @@ def main(argv):
     front_report.figure(
         emcl, others, default, os.path.splitext(path)[0] + '.png',
         f'EMCL over glances, '
-        f'{figures.dataset_label(dataset)}')
+        f'{figures.dataset_label(dataset)}', by)
   except OSError as e:
     cli.fail(f'cannot write {path}: {e.strerror or e}; choose a writable '
              '--output')

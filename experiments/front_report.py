@@ -32,8 +32,10 @@ from emcl_jax.training import workdir
 class Point(NamedTuple):
   """One setting over its seeds: ACC (%) mean and population std, BWT
   mean, mean training seconds (compiled training calls; all the seeds of a
-  setting trained as one vmapped program share them), and the run config
-  (`configs.flat`, as its results file records it)."""
+  setting trained as one vmapped program share them), the run config
+  (`configs.flat`, as its results file records it), and `rank`: the mean
+  of the metric the front ranks by (`points`' `by`: test ACC, or
+  validation ACC for runs that hold out a validation split)."""
   name: str
   method: str
   config_hash: str
@@ -44,12 +46,18 @@ class Point(NamedTuple):
   bwt: float
   seconds: float
   config: dict[str, Any]
+  rank: float = float('nan')
 
 
-def points(results: Sequence[dict[str, Any]], dataset: str) -> list[Point]:
+def points(results: Sequence[dict[str, Any]], dataset: str,
+           by: str = 'acc') -> list[Point]:
   """One Point per config hash of `dataset`'s results, in order of first
   appearance (a setting run under two names is one point, named by the
-  first)."""
+  first), ranked by `by` ('acc' or 'val_acc').
+
+  Raises:
+    ValueError: a run without `by` (one line naming it).
+  """
   groups: dict[str, list[dict[str, Any]]] = {}
   for res in results:
     if res['dataset'] == dataset:
@@ -57,6 +65,10 @@ def points(results: Sequence[dict[str, Any]], dataset: str) -> list[Point]:
   out = []
   for chash, runs in groups.items():
     acc = np.array([r['acc'] for r in runs], np.float64)
+    if any(by not in r for r in runs):
+      raise ValueError(f"{runs[0].get('name')} [{chash}] has no {by}; rank "
+                       'by acc, or rerun the sweep with '
+                       '--config.data.validation=0.1')
     glances = runs[0].get('config', {}).get('glances')
     out.append(Point(
         name=runs[0].get('name', runs[0]['method']),
@@ -66,37 +78,38 @@ def points(results: Sequence[dict[str, Any]], dataset: str) -> list[Point]:
         acc=float(acc.mean()), acc_std=float(acc.std()),
         bwt=float(np.mean([r['bwt'] for r in runs])),
         seconds=float(np.mean([r['train_seconds'] for r in runs])),
-        config=runs[0].get('config', {})))
+        config=runs[0].get('config', {}),
+        rank=float(np.mean([r[by] for r in runs]))))
   return out
 
 
 def best_per_glances(pts: Sequence[Point]) -> list[Point]:
-  """The most accurate point at each number of glances, fewest glances
+  """The best-ranked point at each number of glances, fewest glances
   first (points without glances are left out)."""
   best: dict[int, Point] = {}
   for p in pts:
     if p.glances is not None and (p.glances not in best
-                                  or p.acc > best[p.glances].acc):
+                                  or p.rank > best[p.glances].rank):
       best[p.glances] = p
   return [best[g] for g in sorted(best)]
 
 
 def front(pts: Sequence[Point]) -> list[Point]:
   """The points no other point dominates (as cheap or cheaper and at least
-  as accurate, one of the two strictly), cheapest first: ACC rises along
-  it."""
+  as well ranked, one of the two strictly), cheapest first: the ranked
+  metric rises along it."""
   out, best = [], -np.inf
-  for p in sorted(pts, key=lambda p: (p.seconds, -p.acc)):
-    if p.acc > best:
+  for p in sorted(pts, key=lambda p: (p.seconds, -p.rank)):
+    if p.rank > best:
       out.append(p)
-      best = p.acc
+      best = p.rank
   return out
 
 
 def cheaper_near(pts: Sequence[Point], target: Point, margin: float,
                  tolerance: float = 0.1) -> list[Point]:
   """The points cheaper than `target` by more than `tolerance` of its
-  seconds whose ACC is within `margin` of its ACC or above it.
+  seconds whose ranked metric is within `margin` of its own or above it.
 
   Empty: `target` sits on the front in the sense docs/algorithm.md #9 asks
   of the shipped default. Settings at the same glances take the same
@@ -105,7 +118,7 @@ def cheaper_near(pts: Sequence[Point], target: Point, margin: float,
   """
   return [p for p in pts
           if p.seconds < (1.0 - tolerance) * target.seconds
-          and p.acc >= target.acc - margin]
+          and p.rank >= target.rank - margin]
 
 
 # Where the data came from, resolved at run time ('auto' -> 'bundled'):
@@ -166,16 +179,22 @@ def controls_markdown(costs: Sequence[tuple[Point, Point, float]]) -> str:
 
 
 def markdown(pts: Sequence[Point], others: Sequence[Point],
-             default: Optional[Point]) -> str:
+             default: Optional[Point], by: str = 'acc') -> str:
   """The table: the best of EMCL's points `pts` at each number of glances
   and the shipped default where it is not one of them (each marked when it
-  is on the front), then `others` (La-MAML) for comparison."""
+  is on the front), then `others` (La-MAML) for comparison. The line
+  above the table says what the front ranks by; ranked by validation ACC,
+  it has a column of its own."""
   keys = {p.config_hash for p in front(pts)}
   rows = best_per_glances(pts)
   if default is not None and default not in rows:
-    rows = sorted([*rows, default], key=lambda p: (p.glances, -p.acc))
-  lines = ['| glances | setting | seeds | ACC | BWT | train s | on the front |',
-           '| --- | --- | --- | --- | --- | --- | --- |']
+    rows = sorted([*rows, default], key=lambda p: (p.glances, -p.rank))
+  val = by == 'val_acc'
+  head = (['glances', 'setting', 'seeds'] + ['val ACC'] * val
+          + ['ACC', 'BWT', 'train s', 'on the front'])
+  lines = [f"Ranked by {'validation' if val else 'test'} ACC (mean over "
+           'seeds).', '', '| ' + ' | '.join(head) + ' |',
+           '|' + ' --- |' * len(head)]
   for p in [*rows, *others]:
     if p.method != 'emcl':
       mark = '-'
@@ -185,13 +204,15 @@ def markdown(pts: Sequence[Point], others: Sequence[Point],
         mark += ', the default'
     glances = '-' if p.glances is None else str(p.glances)
     lines.append(f'| {glances} | {p.name} | {len(p.seeds)} | '
+                 + (f'{p.rank:.2f} | ' if val else '') +
                  f'{p.acc:.2f} +- {p.acc_std:.2f} | {p.bwt:.2f} | '
                  f'{p.seconds:.1f} | {mark} |')
   return '\n'.join(lines) + '\n'
 
 
 def figure(pts: Sequence[Point], others: Sequence[Point],
-           default: Optional[Point], path: str, title: str) -> str:
+           default: Optional[Point], path: str, title: str,
+           by: str = 'acc') -> str:
   """EMCL's settings as ACC against training seconds (log x), their front
   as a line, the best setting at each number of glances labelled, the
   shipped default ringed, and `others` (La-MAML) as labelled points.
@@ -202,6 +223,7 @@ def figure(pts: Sequence[Point], others: Sequence[Point],
     default: the shipped default's point, or None.
     path: the PNG to write.
     title: the figure's title.
+    by: what the front ranks by (`points`); the axis is test ACC.
 
   Returns:
     path.
@@ -219,7 +241,8 @@ def figure(pts: Sequence[Point], others: Sequence[Point],
              color='0.6', label='EMCL settings', zorder=2)
   line = front(pts)
   ax.plot([p.seconds for p in line], [p.acc for p in line], '-',
-          color='tab:blue', label='front', zorder=3)
+          color='tab:blue', zorder=3, label='front' if by == 'acc' else
+          'front (ranked by validation ACC)')
   for p in best_per_glances(pts):
     ax.errorbar(p.seconds, p.acc, yerr=p.acc_std, fmt='o', color='tab:blue',
                 capsize=3, zorder=4)
@@ -238,7 +261,7 @@ def figure(pts: Sequence[Point], others: Sequence[Point],
   # The axis and the file as the paper's figures have them.
   figures._log_scale(ax, 'x')  # pylint: disable=protected-access
   ax.set_xlabel('training seconds (log scale)')
-  ax.set_ylabel('ACC (%)')
+  ax.set_ylabel('test ACC (%)')
   ax.set_title(title)
   ax.grid(alpha=0.3, which='both')
   ax.legend(fontsize='small', loc='lower right')

@@ -89,11 +89,28 @@ class FrontTest(absltest.TestCase):
     pts = {p.name: p for p in front.points(results(),
                                            'mnist_permutations')}
     text = front.markdown(list(pts.values()), [], pts['g2b'])
-    rows = [line.split(' | ') for line in text.splitlines()[2:]]
+    self.assertTrue(text.startswith('Ranked by test ACC'))
+    rows = [line.split(' | ') for line in text.splitlines()[4:]]
     self.assertEqual([(r[0], r[1], r[-1]) for r in rows],
                      [('| 1', 'g1a', 'yes |'), ('| 2', 'g2a', 'yes |'),
                       ('| 2', 'g2b', 'no, the default |'),
                       ('| 5', 'g5a', 'yes |')])
+
+  def test_ranked_by_validation_the_front_follows_validation_acc(self):
+    # Validation reverses the order within each number of glances: the
+    # test-ACC winners g1a, g2a, g5a lose to g1b, g2b, g5b.
+    val = {'g1a': 60, 'g1b': 65, 'g2a': 70, 'g2b': 71, 'g5a': 72, 'g5b': 73}
+    rs = [dict(r, val_acc=val[r['name']]) for r in results()]
+    pts = front.points(rs, 'mnist_permutations', by='val_acc')
+    self.assertEqual([p.name for p in front.best_per_glances(pts)],
+                     ['g1b', 'g2b', 'g5b'])
+    self.assertEqual([p.name for p in front.front(pts)],
+                     ['g1b', 'g2a', 'g2b', 'g5b'])
+    text = front.markdown(pts, [], None, by='val_acc')
+    self.assertTrue(text.startswith('Ranked by validation ACC'))
+    self.assertIn('| 1 | g1b | 2 | 65.00 | 60.00 +- 0.00 |', text)
+    with self.assertRaisesRegex(ValueError, 'has no val_acc'):
+      front.points(results(), 'mnist_permutations', by='val_acc')
 
   def test_controls_leave_the_front_and_give_their_cost(self):
     # g2a without the importance: 70.5 in 5 s, the cheapest point of all;

@@ -113,6 +113,9 @@ def resolve(config: RunConfig) -> RunConfig:
       raise ConfigError(f'{path} must be a positive integer, got {value}')
   if config.seed < 0:
     raise ConfigError(f'seed must be >= 0, got {config.seed}')
+  if not 0 <= data.validation < 1:
+    raise ConfigError(f'data.validation={data.validation} must be in [0, '
+                      '1): the fraction of each task held out, e.g. 0.1')
   name = config.output.name
   if name is not None and not (files.inside(name) and name.strip('. ')
                                and not re.search(r'[/\\]', name)):
@@ -174,7 +177,10 @@ def model_label(model: schema.ModelConfig) -> str:
 def flat(config: RunConfig) -> dict[str, Any]:
   """The `config` entry of a run's results (and of its hash): every
   hyper-parameter of the method, then the benchmark's size, batch size,
-  model, class order, data source and folder, evaluation mode and epochs."""
+  model, class order, data source and folder, evaluation mode and epochs,
+  and the validation fraction when one is held out (left out at 0, so runs
+  made before it existed keep their hash)."""
+  held_out = config.data.validation
   return {**config.method.params._asdict(),
           'num_tasks': config.data.num_tasks,
           'samples_per_task': config.data.samples_per_task,
@@ -184,7 +190,8 @@ def flat(config: RunConfig) -> dict[str, Any]:
           'data_source': config.data.source,
           'data_dir': (None if config.data.source == 'download'
                        else config.data.dir),
-          'eval': config.protocol.eval, 'epochs': config.protocol.epochs}
+          'eval': config.protocol.eval, 'epochs': config.protocol.epochs,
+          **({'validation': held_out} if held_out else {})}
 
 
 def load_module(path: str, function: str = 'get_config',

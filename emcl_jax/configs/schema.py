@@ -49,6 +49,9 @@ class DataConfig:
                               '$EMCL_JAX_DATA, else ~/.cache/emcl_jax)')
   class_order: str = _field('natural', "class-split benchmarks: 'natural' "
                             "or 'random' (drawn from the seed)")
+  validation: float = _field(0.0, "fraction of each task's training samples "
+                             'held out as its validation set, scored after '
+                             'every task (val_* results); 0: none')
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """A benchmark as a set of tasks: arrays with a leading task axis."""
 
+import math
 from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
@@ -25,6 +26,9 @@ class TaskSet(NamedTuple):
       of the shared num_classes-way head to the classes where
       class_mask[t] is True (labels stay global class ids). None: a single
       head, all classes for every task (the permutation benchmarks).
+    val_x: [T', v, ...] each task's validation set, held out of its
+      training samples (`hold_out`), or None: no validation split.
+    val_y: [T', v] int32 labels, or None.
   """
   train_x: np.ndarray
   train_y: np.ndarray
@@ -34,6 +38,8 @@ class TaskSet(NamedTuple):
   num_classes: int
   train_t: Optional[np.ndarray] = None
   class_mask: Optional[np.ndarray] = None
+  val_x: Optional[np.ndarray] = None
+  val_y: Optional[np.ndarray] = None
 
   @property
   def num_tasks(self) -> int:
@@ -83,8 +89,48 @@ def task_ordered_labels(tasks: TaskSet) -> TaskSet:
   mask = np.zeros_like(tasks.class_mask)
   for t, m in enumerate(tasks.class_mask):
     mask[t, relabel[np.flatnonzero(m)]] = True
-  return tasks._replace(train_y=relabel[tasks.train_y],
-                        test_y=relabel[tasks.test_y], class_mask=mask)
+  return tasks._replace(
+      train_y=relabel[tasks.train_y], test_y=relabel[tasks.test_y],
+      val_y=None if tasks.val_y is None else relabel[tasks.val_y],
+      class_mask=mask)
+
+
+def hold_out(tasks: TaskSet, fraction: float, seed: int,
+             multiple: int = 1) -> TaskSet:
+  """Each task's validation set, held out of its training samples before
+  the stream is formed (as La-MAML's scripts hold out `--validation`):
+  ceil(fraction * n) of task t's n training samples, drawn at random
+  (seeded), rounded up so that the n - v left are a multiple of `multiple`
+  (whole batches); the stream keeps the rest in their order, so training
+  sees fewer samples. The validation sets are scored like the test sets
+  after every task (`val_x`, `val_y`). fraction 0 returns `tasks`.
+
+  Raises:
+    DataError: a fraction outside [0, 1), a split already held out, or one
+      that leaves no whole batch to train on.
+  """
+  if not 0 <= fraction < 1:
+    raise DataError(f'validation={fraction} must be in [0, 1); give the '
+                    'fraction of each task held out, e.g. 0.1')
+  if fraction == 0:
+    return tasks
+  if tasks.val_y is not None or tasks.train_t is not None:
+    raise DataError('hold out the validation split once, before the '
+                    'streams are merged (joint) or repeated')
+  t, n = tasks.train_y.shape
+  keep = (n - math.ceil(fraction * n)) // multiple * multiple
+  if keep <= 0:
+    raise DataError(f'validation={fraction} of {n} samples per task leaves '
+                    f'no batch of {multiple} to train on; lower validation')
+  rng = np.random.default_rng([seed, 0x7A11D])
+  order = np.stack([rng.permutation(n) for _ in range(t)])
+  train = np.sort(order[:, :keep], axis=1)  # the stream's own order
+  val = np.sort(order[:, keep:], axis=1)
+  take = lambda a, idx: np.take_along_axis(  # noqa: E731
+      a, idx.reshape(idx.shape + (1,) * (a.ndim - 2)), axis=1)
+  return tasks._replace(
+      train_x=take(tasks.train_x, train), train_y=take(tasks.train_y, train),
+      val_x=take(tasks.train_x, val), val_y=take(tasks.train_y, val))
 
 
 def repeat_epochs(tasks: TaskSet, epochs: int, seed: int) -> TaskSet:

@@ -120,13 +120,14 @@ def expand(settings: Sequence[dict[str, Any]], fixed: dict[str, Any],
 
 
 def summarize(outcome: Any) -> dict[str, Any]:
-  """A table row of one setting's `runner.Outcome`: ACC, BWT and LA
-  (mean, std) over its finished seeds, and the longest training seconds."""
+  """A table row of one setting's `runner.Outcome`: validation ACC (NaN
+  without a validation split), ACC, BWT and LA (mean, std) over its
+  finished seeds, and the longest training seconds."""
   runs = outcome.results
   row = {'setting': outcome.config.output.name, 'seeds': len(runs),
          'diverged': outcome.error is not None}
-  for key in ('acc', 'bwt', 'la'):
-    values = np.array([r[key] for r in runs]) if runs else np.array([np.nan])
+  for key in ('val_acc', 'acc', 'bwt', 'la'):
+    values = np.array([r.get(key, np.nan) for r in runs] or [np.nan])
     row[key] = (float(values.mean()), float(values.std()))
   row['train_seconds'] = (max(r['train_seconds'] for r in runs) if runs
                           else float('nan'))
@@ -134,20 +135,29 @@ def summarize(outcome: Any) -> dict[str, Any]:
 
 
 def table(rows: Sequence[dict[str, Any]], command: str) -> str:
-  """The Markdown table of the rows, best mean ACC first."""
+  """The Markdown table of the rows, best first: by mean validation ACC
+  when the runs hold out a validation split (a column of its own), else by
+  mean test ACC; the line above the table says which."""
+  val = any(not np.isnan(r['val_acc'][0]) for r in rows)
+  key = 'val_acc' if val else 'acc'
+  metrics = ('val_acc',) * val + ('acc', 'bwt', 'la')
+  head = ['setting', 'seeds'] + ['val ACC'] * val + ['ACC', 'BWT', 'LA',
+                                                      'train s']
   lines = [f'`{command}`', '',
-           '| setting | seeds | ACC | BWT | LA | train s |',
-           '| --- | --- | --- | --- | --- | --- |']
+           f"Ranked by {'validation' if val else 'test'} ACC (mean over "
+           'seeds), best first.', '',
+           '| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
   order = sorted(rows, key=lambda r: (r['diverged'], -np.nan_to_num(
-      r['acc'][0], nan=-1e9)))
+      r[key][0], nan=-1e9)))
+  blank = ' - |' * (len(metrics) - 1) + ' - |'
   for r in order:
     if r['diverged']:
-      lines.append(f"| {r['setting']} | - | diverged | - | - | - |")
+      lines.append(f"| {r['setting']} | - | diverged |{blank}")
       continue
     if not r['seeds']:
-      lines.append(f"| {r['setting']} | 0 | not run | - | - | - |")
+      lines.append(f"| {r['setting']} | 0 | not run |{blank}")
       continue
-    cells = [f'{m:.2f} +- {s:.2f}' for m, s in (r['acc'], r['bwt'], r['la'])]
+    cells = [f'{r[k][0]:.2f} +- {r[k][1]:.2f}' for k in metrics]
     lines.append(f"| {r['setting']} | {r['seeds']} | {' | '.join(cells)} | "
                  f"{r['train_seconds']:.1f} |")
   return '\n'.join(lines) + '\n'

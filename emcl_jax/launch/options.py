@@ -76,8 +76,12 @@ flags.DEFINE_bool('run', True, 'Run missing runs (false: the tables of the '
 
 # --- reproduce.py and summarize.py -------------------------------------------
 flags.DEFINE_list('columns', None, 'Metrics to show, from acc, bwt, la, '
-                  'fwt, forgetting, acc_class, bwt_class (default: the '
-                  "script's).")
+                  'fwt, forgetting, acc_class, bwt_class, val_acc (default: '
+                  "the script's).")
+flags.DEFINE_string('rank_by', None, 'Order the rows by this metric, best '
+                    'first (val_acc: validation ACC, for runs with '
+                    'data.validation); default: summarize, the order found; '
+                    'the front, test ACC (acc).')
 
 # --- the studies of experiments/ (bench.py, cost.py, grid_cost.py, front.py)
 flags.DEFINE_string('output', None, "The file the study's numbers (JSON) or "
@@ -140,7 +144,7 @@ SCRIPTS = {
     'reproduce': (('datasets', 'methods') + RUN[2:] + ('columns', 'shard',
                                                        'run')
                   + LAUNCHER + PROCESSES),
-    'summarize': ('workdir', 'columns'),
+    'summarize': ('workdir', 'columns', 'rank_by'),
 }
 # The script's own defaults where they differ from the flag's.
 DEFAULTS = {

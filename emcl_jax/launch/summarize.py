@@ -7,7 +7,9 @@ files of older versions). One row per (dataset, run name, config hash): ACC
 +- std and BWT +- std over the seeds found, mean LA and mean training
 seconds; a name run with several settings gets one row per setting, labelled
 with the hash. A file that is not a readable results file is named in one
-line (exit 2).
+line (exit 2). --columns picks the metrics; --rank_by=val_acc orders the
+rows by validation ACC (runs with --config.data.validation), best first,
+and says so above the table.
 """
 
 from absl import flags
@@ -26,7 +28,12 @@ def main(argv):
     if not rows:
       raise ValueError(f'no results under {FLAGS.workdir}; run '
                        'experiments/run.py --workdir=... first')
+    if FLAGS.rank_by:
+      rows = tables.ranked(rows, FLAGS.rank_by)
     text = tables.markdown(rows, FLAGS.columns)
+  if FLAGS.rank_by:
+    print(f'Ranked by {tables.METRICS[FLAGS.rank_by]} (mean over seeds), '
+          'best first.\n')
   print(text, end='')
 
 

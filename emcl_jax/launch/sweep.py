@@ -40,8 +40,10 @@ comparable. Progress: a line per program (group i of N, its settings), the
 per-task display on stderr, and the settings done so far.
 
 Prints, and writes to {workdir}/{dataset}/table.md (table-size=TxN.md for a
-shrunk benchmark), a Markdown table sorted by mean ACC: ACC / BWT / LA mean
-+- std over the seeds, and training seconds. --shard=i/n runs every n-th
+shrunk benchmark), a Markdown table ranked by mean validation ACC when the
+settings hold out a validation split (--config.data.validation=0.1; its
+own column), else by mean test ACC, saying which: ACC / BWT / LA mean +-
+std over the seeds, and training seconds. --shard=i/n runs every n-th
 program only (for parallel processes over one folder); a last run without
 --shard writes the table.
 

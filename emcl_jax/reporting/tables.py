@@ -58,6 +58,8 @@ class Row(NamedTuple):
   acc_class_std: float = float('nan')
   bwt_class: float = float('nan')
   bwt_class_std: float = float('nan')
+  val_acc: float = float('nan')
+  val_acc_std: float = float('nan')
 
   def metric(self, name: str) -> tuple[float, float]:
     """(mean, std) of `name`, one of METRICS (NaN where results files of an
@@ -68,7 +70,7 @@ class Row(NamedTuple):
 # The metrics a table can show (`--columns`), with their headers.
 METRICS = {'acc': 'ACC', 'bwt': 'BWT', 'la': 'LA', 'fwt': 'FWT',
            'forgetting': 'Forgetting', 'acc_class': 'class-IL ACC',
-           'bwt_class': 'class-IL BWT'}
+           'bwt_class': 'class-IL BWT', 'val_acc': 'val ACC'}
 
 
 def check_columns(columns: Sequence[str]) -> list[str]:
@@ -164,6 +166,25 @@ def aggregate(results: Sequence[dict[str, Any]]) -> list[Row]:
                     parallel_seeds=max(r.get('parallel_seeds', 1)
                                        for r in runs), **stats))
   return rows
+
+
+def ranked(rows: Sequence[Row], metric: str) -> list[Row]:
+  """`rows` by mean `metric` (a key of METRICS), best first (lowest for
+  forgetting), within each dataset (datasets in order of appearance); rows
+  without it (NaN) last.
+
+  Raises:
+    ValueError: an unknown metric, or one no row has.
+  """
+  check_columns([metric])
+  if all(np.isnan(r.metric(metric)[0]) for r in rows):
+    raise ValueError(f'no run has {metric}'
+                     + (' (run with --config.data.validation=0.1)'
+                        if metric.startswith('val_') else ''))
+  sign = 1.0 if metric == 'forgetting' else -1.0
+  order = datasets_of(rows)
+  return sorted(rows, key=lambda r: (order.index(r.dataset), np.nan_to_num(
+      sign * r.metric(metric)[0], nan=np.inf)))
 
 
 def datasets_of(rows: Sequence[Row]) -> list[str]:

@@ -79,23 +79,34 @@ def task_scalars(record: Any, seed: Optional[int] = None) -> dict[str, float]:
   loss: the task's mean training loss; acc_this: accuracy on the task just
   learned; acc_seen: mean accuracy over the tasks learned so far; train_s,
   eval_s: its training and evaluation seconds; acc_seen_class: acc_seen
-  class-incremental, when evaluated (`--config.protocol.eval=both`). With a seed axis ([S] loss,
-  [S, T'] accuracy), `seed` picks one seed; None averages over them.
+  class-incremental, when evaluated (`--config.protocol.eval=both`);
+  val_acc_this, val_acc_seen: the same on the validation sets, when held
+  out (`--config.data.validation`). With a seed axis ([S] loss, [S, T']
+  accuracy), `seed` picks one seed; None averages over them.
   """
-  loss, acc = np.asarray(record.loss), np.asarray(record.accuracy)
-  if loss.ndim and seed is not None:
-    loss, acc = loss[seed], acc[seed]
+  loss = np.asarray(record.loss)
   t = record.task
+
+  def rows(name):
+    acc = getattr(record, name, None)
+    if acc is None:
+      return None
+    acc = np.asarray(acc)
+    return acc[seed] if acc.ndim > 1 and seed is not None else acc
+
+  if loss.ndim and seed is not None:
+    loss = loss[seed]
+  acc = rows('accuracy')
   out = {'loss': float(loss.mean()),
          'acc_this': float(100 * acc[..., t].mean()),
          'acc_seen': float(100 * acc[..., :t + 1].mean()),
          'train_s': float(record.train_seconds),
          'eval_s': float(record.eval_seconds)}
-  if getattr(record, 'accuracy_class', None) is not None:
-    acc = np.asarray(record.accuracy_class)
-    if acc.ndim > 1 and seed is not None:
-      acc = acc[seed]
+  if (acc := rows('accuracy_class')) is not None:
     out['acc_seen_class'] = float(100 * acc[..., :t + 1].mean())
+  if (acc := rows('val_accuracy')) is not None:
+    out['val_acc_this'] = float(100 * acc[..., t].mean())
+    out['val_acc_seen'] = float(100 * acc[..., :t + 1].mean())
   return out
 
 

@@ -20,8 +20,8 @@ class Setup(NamedTuple):
 
   Attributes:
     config: the resolved run config.
-    tasks: the benchmark (merged into one stream for `joint`, repeated for
-      several epochs).
+    tasks: the benchmark (its validation sets held out, merged into one
+      stream for `joint`, repeated for several epochs).
     apply_fn: the model, apply_fn(params, x) -> logits.
     params: the model's initial parameters.
     method: the method's init/update pair, its loss bound.
@@ -70,7 +70,8 @@ def setup(config: configs.RunConfig, seed: int, *,
   params_cfg = config.method.params
   if tasks is None:
     tasks = load_tasks(config, seed)
-  tasks = tasks_lib.task_ordered_labels(tasks)
+  tasks = tasks_lib.task_ordered_labels(tasks_lib.hold_out(
+      tasks, config.data.validation, seed, config.protocol.batch_size))
   max_tasks = getattr(params_cfg, 'max_tasks', None)
   if max_tasks is not None and max_tasks < tasks.num_test_tasks:
     raise configs.ConfigError(

@@ -203,7 +203,9 @@ class RunWriters:
     for seed, w, res in zip(self.seeds, self.per_seed, runs):
       t = len(res['accuracy_matrix'])
       w.write_scalars(t, {'final/acc': res['acc'], 'final/bwt': res['bwt'],
-                          'final/la': res['la']})
+                          'final/la': res['la'],
+                          **({'final/val_acc': res['val_acc']}
+                             if 'val_acc' in res else {})})
       if config.output.tensorboard and workdir.is_primary():
         from emcl_jax.reporting import figures  # matplotlib only here
         w.write_images(t, {'accuracy_matrix': figures.heatmap_image(

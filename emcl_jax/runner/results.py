@@ -12,7 +12,8 @@ present):
                   class_order, data_source, data_dir, eval ('task',
                   'class' or 'both'), epochs
   config_hash     str: `workdir.config_hash(dataset, method, config)`
-  stream_length   int: training samples per task (one epoch)
+  stream_length   int: training samples per task (one epoch; the
+                  validation samples held out are not among them)
   versions        dict: emcl_jax, jax, jaxlib, flax, optax, numpy, python
   data_source     str: 'bundled:mnist-5k', 'dir:/abs/path' or 'tfds:mnist'
   device          str: the JAX backend the run used
@@ -30,6 +31,11 @@ present):
                   matrix and its metrics (the unsuffixed keys are then the
                   task-incremental ones; with eval 'class' they are the
                   class-incremental ones)
+  val_accuracy_matrix, val_acc, val_bwt, val_la, val_forgetting,
+  val_samples     only with config validation > 0: the accuracies on each
+                  task's validation set (held out of its training samples,
+                  `data.tasks.hold_out`), scored as accuracy_matrix is,
+                  their metrics, and the validation samples per task
   train_seconds   float: compiled training calls only
   compile_seconds, eval_seconds, total_seconds   float
   loop_seconds    float: wall time of the loop over tasks (training and
@@ -80,10 +86,14 @@ def results(dataset: str, method: str, seed: int, name: str,
       np.asarray(a) if index is None else np.asarray(a)[index])
   r, task_losses = pick(result.accuracy_matrix), pick(result.task_losses)
   b, r_class = pick(result.init_accuracy), pick(result.accuracy_matrix_class)
+  r_val = pick(result.val_accuracy_matrix)
   extra = {}
   if r_class is not None:
     extra['accuracy_matrix_class'] = r_class.tolist()
     extra.update({f'{k}_class': v for k, v in metrics.summary(r_class).items()})
+  if r_val is not None:
+    extra['val_accuracy_matrix'] = r_val.tolist()
+    extra.update({f'val_{k}': v for k, v in metrics.summary(r_val).items()})
   return {
       'schema_version': SCHEMA_VERSION,
       'dataset': dataset,

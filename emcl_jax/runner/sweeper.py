@@ -261,8 +261,8 @@ def _train_grid(runs: list[RunFolders], label: str, echo: Echo,
 
 def _pick(record: Any, g: int) -> Any:
   """Setting g's rows of a grid program's task record."""
-  cls = record.accuracy_class
+  pick = lambda a: None if a is None else np.asarray(a)[g]  # noqa: E731
   return record._replace(
-      loss=np.asarray(record.loss)[g],
-      accuracy=np.asarray(record.accuracy)[g],
-      accuracy_class=None if cls is None else np.asarray(cls)[g])
+      loss=pick(record.loss), accuracy=pick(record.accuracy),
+      accuracy_class=pick(record.accuracy_class),
+      val_accuracy=pick(record.val_accuracy))

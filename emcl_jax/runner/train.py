@@ -179,7 +179,8 @@ def run_grid(configs_list: list[configs.RunConfig], *,
         accuracy_matrix=pick(result.accuracy_matrix),
         task_losses=pick(result.task_losses), state=None,
         init_accuracy=pick(result.init_accuracy),
-        accuracy_matrix_class=pick(result.accuracy_matrix_class))
+        accuracy_matrix_class=pick(result.accuracy_matrix_class),
+        val_accuracy_matrix=pick(result.val_accuracy_matrix))
     res = _results(c, configs.flat(c), setups, one, True)
     for r in res:
       r['grid_settings'] = num
@@ -197,6 +198,8 @@ def _results(config, flat, setups, result, together):
     res = results_lib.results(config.dataset, config.method.name, seed, name,
                               flat, stream, s.tasks.source, result,
                               i if together else None)
+    if s.tasks.val_y is not None:
+      res['val_samples'] = int(s.tasks.val_y.shape[1])
     if together:
       res['parallel_seeds'] = len(setups)
     out.append(res)

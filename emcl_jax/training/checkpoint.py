@@ -49,15 +49,16 @@ class Restored(NamedTuple):
     task_losses: mean training loss of each task so far, [..., T].
     task_train_seconds: training seconds of each task, float [T], zero for
       those not trained yet.
-    accuracy_matrix_class: the class-incremental matrix, like
-      accuracy_matrix, when restored `with_class`; else None.
+    extra: the matrices beside R asked for by name (`restore`'s `extra`:
+      'r_class' the class-incremental matrix, 'r_val' the validation
+      accuracies), each like accuracy_matrix.
   """
   first_task: int
   state: Any
   accuracy_matrix: np.ndarray
   task_losses: np.ndarray
   task_train_seconds: np.ndarray
-  accuracy_matrix_class: Optional[np.ndarray] = None
+  extra: dict[str, np.ndarray] = {}
 
 
 def data_checksum(*arrays: np.ndarray) -> str:
@@ -112,14 +113,15 @@ class Checkpointer:
                             f'{self.directory}: {_first_line(e)}') from None
 
   def restore(self, state: Any, r_shape: tuple[int, ...],
-              with_class: bool = False) -> Optional[Restored]:
+              extra: tuple[str, ...] = ()) -> Optional[Restored]:
     """The latest checkpoint, restored like `state`, or None (no resume or
     nothing saved yet).
 
     Args:
       state: a state like the saved one (its shapes, dtypes, shardings).
       r_shape: the accuracy matrix's shape, [..., T, T'].
-      with_class: restore the class-incremental matrix too.
+      extra: the names of the matrices saved beside R to restore too
+      (`save`'s `extra`), each of R's shape.
 
     Returns:
       A `Restored`, or None.
@@ -157,8 +159,7 @@ class Checkpointer:
     arrays = {'state': abstract,
               'r': np.zeros(r_shape),
               'task_losses': np.zeros(r_shape[:-1])}
-    if with_class:
-      arrays['r_class'] = np.zeros(r_shape)
+    arrays.update({name: np.zeros(r_shape) for name in extra})
     try:
       with _quiet_if_failing():
         restored = self._manager.restore(step, args=ocp.args.Composite(
@@ -170,13 +171,13 @@ class Checkpointer:
         step + 1, restored['state'], np.asarray(restored['r']),
         np.asarray(restored['task_losses']),
         np.asarray(meta['task_train_seconds'], float),
-        np.asarray(restored['r_class']) if with_class else None)
+        {name: np.asarray(restored[name]) for name in extra})
 
   def save(self, task: int, state: Any, r: np.ndarray,
            task_losses: np.ndarray, task_train_seconds: np.ndarray,
-           r_class: Optional[np.ndarray] = None) -> None:
+           extra: Optional[dict[str, np.ndarray]] = None) -> None:
     """Saves the run after `task` (0-based) finished; blocks until written
-    (`r_class`: the class-incremental matrix, when evaluated). With
+    (`extra`: the matrices beside R by name, `protocol.Matrices.extra`). With
     several processes every one calls it (the state is gathered to the
     host, a collective) and process 0 alone writes."""
     if multihost.several():
@@ -188,7 +189,7 @@ class Checkpointer:
     self._manager.save(task, args=ocp.args.Composite(
         arrays=ocp.args.StandardSave({
             'state': state, 'r': r, 'task_losses': task_losses,
-            **({} if r_class is None else {'r_class': r_class})}),
+            **(extra or {})}),
         meta=ocp.args.JsonSave({'fingerprint': self.fingerprint,
                                 'task': task,
                                 'task_train_seconds':

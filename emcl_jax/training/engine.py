@@ -50,6 +50,8 @@ class TaskRecord(NamedTuple):
     eval_seconds: its evaluation call.
     accuracy_class: with eval_mode 'both', the class-incremental row
       (`accuracy` is then the task-incremental one); else None.
+    val_accuracy: the row on the validation sets (`TaskSet.val_x`), like
+      `accuracy`; None without them.
   """
   task: int
   num_tasks: int
@@ -58,6 +60,7 @@ class TaskRecord(NamedTuple):
   train_seconds: float
   eval_seconds: float
   accuracy_class: Optional[np.ndarray] = None
+  val_accuracy: Optional[np.ndarray] = None
 
 
 class RunResult(NamedTuple):
@@ -82,6 +85,8 @@ class RunResult(NamedTuple):
       b of FWT), evaluated before the first task.
     accuracy_matrix_class: with eval_mode 'both', the class-incremental
       matrix ([T, T']); else None.
+    val_accuracy_matrix: the accuracies on the validation sets, like
+      accuracy_matrix (scored as it is); None without validation sets.
   """
   accuracy_matrix: np.ndarray
   train_seconds: float
@@ -94,6 +99,7 @@ class RunResult(NamedTuple):
   task_train_seconds: np.ndarray
   init_accuracy: Optional[np.ndarray] = None
   accuracy_matrix_class: Optional[np.ndarray] = None
+  val_accuracy_matrix: Optional[np.ndarray] = None
 
 
 def batched(tasks: TaskSet, batch_size: int) -> tuple[chex.Array, ...]:
@@ -168,20 +174,25 @@ def train_and_evaluate(
   xs, ys, ts = batched(tasks, batch_size)
   return _run(method, apply_fn, params, (xs, ys, ts),
               (tasks.test_x, tasks.test_y, tasks.class_mask), key,
+              val=(None if tasks.val_y is None
+                   else (tasks.val_x, tasks.val_y)),
               seeds=False, record_fn=record_fn, overlap_eval=overlap_eval,
               checkpointer=checkpointer, batch_fn=batch_fn,
               eval_mode=eval_mode, epochs=epochs)
 
 
-def _stacked(tasks: Sequence[TaskSet], batch_size: int) -> tuple[Any, Any]:
-  """The seeds' batched streams and test sets on a leading seed axis."""
+def _stacked(tasks: Sequence[TaskSet], batch_size: int) -> dict[str, Any]:
+  """The seeds' batched streams, test sets and validation sets (`_run`'s
+  stream, test and val) on a leading seed axis."""
   stack = lambda arrays: np.stack(list(arrays))  # noqa: E731
   streams = [batched(t, batch_size) for t in tasks]
   stream = tuple(stack(s[i] for s in streams) for i in range(3))
   test = (stack(t.test_x for t in tasks), stack(t.test_y for t in tasks),
           None if tasks[0].class_mask is None
           else stack(t.class_mask for t in tasks))
-  return stream, test
+  val = (None if tasks[0].val_y is None else
+         (stack(t.val_x for t in tasks), stack(t.val_y for t in tasks)))
+  return dict(stream=stream, test=test, val=val)
 
 
 def train_and_evaluate_seeds(
@@ -221,9 +232,9 @@ def train_and_evaluate_seeds(
     and state has leaves [S, ...]; seed s's numbers equal a run of
     `train_and_evaluate` on seed s's inputs up to float reassociation.
   """
-  stream, test = _stacked(tasks, batch_size)
-  return _run(method, apply_fn, params, stream, test, keys, seeds=True,
-              mesh=mesh, record_fn=record_fn, checkpointer=checkpointer,
+  return _run(method, apply_fn, params, key=keys, seeds=True, mesh=mesh,
+              **_stacked(tasks, batch_size), record_fn=record_fn,
+              checkpointer=checkpointer,
               batch_fn=batch_fn, eval_mode=eval_mode, epochs=epochs)
 
 
@@ -265,9 +276,9 @@ def train_and_evaluate_grid(
     A `RunResult` whose accuracy_matrix is [G, S, T, T'], task_losses
     [G, S, T] and state has leaves [G, S, ...] (`grid.Tuned`).
   """
-  stream, test = _stacked(tasks, batch_size)
-  return _run(grid_lib.tuned(build), apply_fn, params, stream, test, keys,
-              seeds=True, mesh=mesh, record_fn=record_fn,
+  return _run(grid_lib.tuned(build), apply_fn, params, key=keys,
+              **_stacked(tasks, batch_size), seeds=True, mesh=mesh,
+              record_fn=record_fn,
               checkpointer=None, batch_fn=batch_fn, eval_mode=eval_mode,
               epochs=epochs, hparams=hparams)
 
@@ -278,20 +289,22 @@ class _Placed(NamedTuple):
   test: tuple[Any, ...]  # (test_x, test_y, class masks or None), [(S,) T'..].
   key_init: chex.PRNGKey  # [(S,)] key of method.init.
   task_keys: chex.PRNGKey  # [(S,) T] key of each task's training call.
+  val: Optional[tuple[Any, ...]]  # (val_x, val_y, masks) or None.
 
 
-def _place(stream, test, key, put, seeds) -> _Placed:
+def _place(stream, test, val, key, put, seeds) -> _Placed:
   """Places the run's arrays (`programs.placer`) and splits its key into
   the init key and one key per task."""
   lift = jax.vmap if seeds else (lambda f: f)
   stream = tuple(put(a) for a in stream)
   test = (*(put(a) for a in test[:2]),
           None if test[2] is None else put(test[2]))
+  val = None if val is None else (put(val[0]), put(val[1]), test[2])
   keys = jnp.moveaxis(lift(jax.random.split)(put(key)), -2, 0)
   key_init, key_run = keys[0], keys[1]  # indexed: sharded over processes
   num_tasks = stream[1].shape[1 if seeds else 0]
   task_keys = lift(lambda k: jax.random.split(k, num_tasks))(key_run)
-  return _Placed(stream, test, key_init, task_keys)
+  return _Placed(stream, test, key_init, task_keys, val)
 
 
 class _BatchReporter:
@@ -315,17 +328,19 @@ def _task_record(m: protocol.Matrices, task: int) -> TaskRecord:
       task, m.train_seconds.shape[0], m.task_losses[..., task].copy(),
       m.r[..., task, :].copy(), float(m.train_seconds[task]),
       float(m.eval_seconds[task]),
-      None if m.r_class is None else m.r_class[..., task, :].copy())
+      None if m.r_class is None else m.r_class[..., task, :].copy(),
+      None if m.r_val is None else m.r_val[..., task, :].copy())
 
 
 def _run(method, apply_fn, params, stream, test, key, *, seeds, record_fn,
          checkpointer, overlap_eval=False, mesh=None, batch_fn=None,
-         eval_mode='task', epochs=1, hparams=None) -> RunResult:
+         eval_mode='task', epochs=1, hparams=None, val=None) -> RunResult:
   """The protocol shared by one seed, vmapped seeds (seeds=True: every
   array has a leading seed axis and the task axis comes second) and a grid
   (`hparams` given: `method` is `grid.tuned`, the state has a settings axis
   before the seeds): check the options, place the arrays, compile,
-  restore, loop over the tasks."""
+  restore, loop over the tasks. `val`: the validation sets (val_x, val_y)
+  like the test sets, or None."""
   start = time.perf_counter()
   num_batches = int(stream[1].shape[-2])
   protocol.check_options(eval_mode, test[2] is not None, epochs,
@@ -333,7 +348,7 @@ def _run(method, apply_fn, params, stream, test, key, *, seeds, record_fn,
   settings = hparams is not None
   # A grid's mesh splits the settings; the data stay whole on each device.
   put = programs.placer(None if settings else mesh)
-  run = _place(stream, test, key, put, seeds)
+  run = _place(stream, test, val, key, put, seeds)
   params = put(params) if mesh and not settings else params
   lift = jax.vmap if seeds else (lambda f: f)
   # The training call donates its state: copy, so that the caller's
@@ -362,12 +377,13 @@ def _run(method, apply_fn, params, stream, test, key, *, seeds, record_fn,
       method, apply_fn, state, task_inputs(0), run.test, seeds=seeds,
       settings=settings, mesh=mesh, on_batch=reporter,
       every=reporter.every if reporter else 1,
-      fresh_batches=None if epochs == 1 else num_batches // epochs)
+      fresh_batches=None if epochs == 1 else num_batches // epochs,
+      val=run.val)
   compile_seconds = time.perf_counter() - t0
 
   m = protocol.new_matrices(lead, num_tasks,
                             run.test[1].shape[len(data_lead)],
-                            eval_mode == 'both')
+                            eval_mode == 'both', val is not None)
   # b of FWT: the untrained model, scored as each task is after training it.
   init_accuracy = multihost.to_host(progs.evaluate(progs.params_of(state),
                                                    *run.test))
@@ -376,7 +392,8 @@ def _run(method, apply_fn, params, stream, test, key, *, seeds, record_fn,
       (lambda s: jax.tree.map(put, s)) if mesh else (lambda s: s))
   ev = protocol.Evaluation(progs.evaluate, *run.test,
                            None if test[2] is None else np.asarray(test[2]),
-                           put, eval_mode)
+                           put, eval_mode, progs.evaluate_val,
+                           None if run.val is None else run.val[:2])
 
   def train(state, task):
     if reporter is not None:
@@ -397,4 +414,4 @@ def _run(method, apply_fn, params, stream, test, key, *, seeds, record_fn,
   return RunResult(m.r, float(m.train_seconds.sum()), compile_seconds,
                    float(m.eval_seconds.sum()), end - start,
                    end - loop_start, m.task_losses, state, m.train_seconds,
-                   init_accuracy, m.r_class)
+                   init_accuracy, m.r_class, m.r_val)

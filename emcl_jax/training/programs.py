@@ -145,10 +145,13 @@ class Programs(NamedTuple):
       for one task's stream (`make_train_task`); donates `state`.
     evaluate: (params, test_x, test_y, masks) -> accuracies [(S,) T'].
     params_of: the method's `params_of`, vmapped over the seeds if any.
+    evaluate_val: `evaluate` compiled for the validation sets' shapes, or
+      None without validation sets.
   """
   train_task: Callable[..., Any]
   evaluate: Callable[..., chex.Array]
   params_of: Callable[[Any], chex.ArrayTree]
+  evaluate_val: Optional[Callable[..., chex.Array]] = None
 
 
 def _seed_by_seed(evaluate: Callable[..., chex.Array]
@@ -184,7 +187,8 @@ def compile_programs(method: Method,
                      mesh: Optional[jax.sharding.Mesh] = None,
                      on_batch: Optional[Callable[[Any, Any], None]] = None,
                      every: int = 1,
-                     fresh_batches: Optional[int] = None) -> Programs:
+                     fresh_batches: Optional[int] = None,
+                     val: Optional[tuple[Any, ...]] = None) -> Programs:
   """Compiles the training and evaluation calls, ahead of time.
 
   Args:
@@ -202,6 +206,8 @@ def compile_programs(method: Method,
       XLA's automatic partitioning of the `lax.map` replicated the
       evaluation); with `settings`, its own settings.
     on_batch, every, fresh_batches: see `make_train_task`.
+    val: (val_x, val_y, masks or None), placed, or None: the validation
+      sets the evaluation is also compiled for.
 
   Returns:
     The compiled `Programs`.
@@ -229,5 +235,8 @@ def compile_programs(method: Method,
                             out_specs=spec, check_vma=False)
   train_task = jax.jit(train_fn, donate_argnums=0).lower(
       state, *task_inputs).compile()
-  evaluate = jax.jit(eval_fn).lower(params_of(state), *test).compile()
-  return Programs(train_task, evaluate, params_of)
+  evaluate, evaluate_val = (
+      None if inputs is None else
+      jax.jit(eval_fn).lower(params_of(state), *inputs).compile()
+      for inputs in (test, val))
+  return Programs(train_task, evaluate, params_of, evaluate_val)

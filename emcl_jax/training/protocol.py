@@ -62,21 +62,29 @@ class Matrices(NamedTuple):
     task_losses: mean training loss of each task's stream, [(S,) T].
     train_seconds: each task's training call, [T].
     eval_seconds: each task's evaluation, [T].
+    r_val: the accuracies on the validation sets, like r (scored as r is),
+      or None without validation sets.
   """
   r: np.ndarray
   r_class: Optional[np.ndarray]
   task_losses: np.ndarray
   train_seconds: np.ndarray
   eval_seconds: np.ndarray
+  r_val: Optional[np.ndarray] = None
+
+  def extra(self) -> dict[str, np.ndarray]:
+    """The matrices beside r that a checkpoint keeps, by name."""
+    return {k: v for k, v in (('r_class', self.r_class),
+                              ('r_val', self.r_val)) if v is not None}
 
 
 def new_matrices(lead: tuple[int, ...], num_tasks: int, num_test: int,
-                 with_class: bool) -> Matrices:
+                 with_class: bool, with_val: bool = False) -> Matrices:
   """Zero `Matrices` for T = num_tasks, T' = num_test, (S,) = lead."""
   r = np.zeros(lead + (num_tasks, num_test))
   return Matrices(r, np.zeros_like(r) if with_class else None,
                   np.zeros(lead + (num_tasks,)), np.zeros(num_tasks),
-                  np.zeros(num_tasks))
+                  np.zeros(num_tasks), np.zeros_like(r) if with_val else None)
 
 
 def resume(checkpointer: Optional[Any], state: Any, m: Matrices,
@@ -85,14 +93,14 @@ def resume(checkpointer: Optional[Any], state: Any, m: Matrices,
   into `m`, its state placed by `put_state`; (0, state) with nothing to
   restore."""
   restored = (None if checkpointer is None else checkpointer.restore(
-      state, m.r.shape, with_class=m.r_class is not None))
+      state, m.r.shape, extra=tuple(m.extra())))
   if restored is None:
     return 0, state
   m.r[...] = restored.accuracy_matrix
   m.task_losses[...] = restored.task_losses
   m.train_seconds[:] = restored.task_train_seconds
-  if m.r_class is not None:
-    m.r_class[...] = restored.accuracy_matrix_class
+  for name, matrix in m.extra().items():
+    matrix[...] = restored.extra[name]
   return restored.first_task, put_state(restored.state)
 
 
@@ -105,6 +113,8 @@ class Evaluation(NamedTuple):
     host_masks: the class masks on the host (class-incremental rows).
     put: places an array like the test sets.
     mode: one of EVAL_MODES.
+    evaluate_val: `evaluate` compiled for the validation sets, or None.
+    val: the placed validation sets (val_x, val_y), or None.
   """
   evaluate: Callable[..., Any]
   test_x: Any
@@ -113,19 +123,26 @@ class Evaluation(NamedTuple):
   host_masks: Optional[np.ndarray]
   put: Callable[[Any], Any]
   mode: str
+  evaluate_val: Optional[Callable[..., Any]] = None
+  val: Optional[tuple[Any, Any]] = None
 
 
 def evaluate_row(ev: Evaluation, m: Matrices, task: int, params: Any) -> int:
   """Fills row `task` of the matrices (the accuracies on every task's test
-  set after training `task`) and its evaluation seconds; returns `task`."""
+  set after training `task`, and on its validation set as r is scored) and
+  its evaluation seconds; returns `task`."""
   t0 = time.perf_counter()
+  seen = (None if ev.mode == 'task' else
+          ev.put(class_incremental_masks(ev.host_masks, task)))
   if ev.mode != 'class':
     m.r[..., task, :] = multihost.to_host(
         ev.evaluate(params, ev.test_x, ev.test_y, ev.masks))
   if ev.mode != 'task':
-    seen = ev.put(class_incremental_masks(ev.host_masks, task))
     row = multihost.to_host(ev.evaluate(params, ev.test_x, ev.test_y, seen))
     (m.r if ev.mode == 'class' else m.r_class)[..., task, :] = row
+  if ev.val is not None:
+    m.r_val[..., task, :] = multihost.to_host(ev.evaluate_val(
+        params, *ev.val, seen if ev.mode == 'class' else ev.masks))
   m.eval_seconds[task] = time.perf_counter() - t0
   return task
 
@@ -206,7 +223,7 @@ def run_tasks(train: Callable[[Any, int], tuple[Any, Any]],
           on_row(future.result())
         pending = []
         checkpointer.save(task, state, m.r, m.task_losses, m.train_seconds,
-                          r_class=m.r_class)
+                          extra=m.extra())
     for future in pending:
       on_row(future.result())
   finally:
