@@ -89,6 +89,33 @@ class ReportTest(parameterized.TestCase):
                      '-11.00 ± 1.00 | 80.00 | 3.00 | 2 |')
     self.assertLen(table, 4)
 
+  def test_shrunk_rows_and_seeds_trained_together_are_marked(self):
+    def res(seed, config, **extra):
+      return {'dataset': 'mnist_permutations', 'method': 'emcl',
+              'name': 'emcl', 'seed': seed, 'acc': 70.0, 'bwt': -5.0,
+              'la': 75.0, 'train_seconds': 10.0, 'config': config, **extra}
+    full = {'num_tasks': 20, 'samples_per_task': 1000}
+    small = {'num_tasks': 3, 'samples_per_task': 200}
+    rows = tables.aggregate([res(0, full), res(1, small, parallel_seeds=2)])
+    self.assertEqual([r.size for r in rows], ['', '3 tasks x 200'])
+    text = tables.markdown(rows)
+    self.assertRegex(text, r'\| mnist_permutations \| emcl \[\w+\] \| 70.00')
+    self.assertRegex(text, r'\| emcl \[\w+\] \(shrunk: 3 tasks x 200\) \|')
+    self.assertIn('| 10.00 (all 2 seeds) |', text)
+    self.assertEqual(tables.dataset_title(rows[:1], 'mnist_permutations'),
+                     'MNIST Permutations')
+    self.assertEqual(tables.dataset_title(rows, 'mnist_permutations'),
+                     'MNIST Permutations (shrunk: 3 tasks x 200)')
+    self.assertIn('mnist_permutations (shrunk: 3 tasks x 200) ACC / BWT',
+                  tables.table_iii(rows[1:]))
+    # Split MNIST's default is all of a task's images; a results file of an
+    # older version (no size) counts as the default size.
+    self.assertEqual(tables.size_note('split_mnist', {
+        'num_tasks': 5, 'samples_per_task': None}), '')
+    self.assertEqual(tables.size_note('split_mnist', {}), '')
+    self.assertEqual(tables.size_note('cifar100', {
+        'num_tasks': 20, 'samples_per_task': 100}), '20 tasks x 100')
+
   def test_row_positional_without_seconds_std(self):
     row = tables.Row('d', 'n', (0,), 1.0, 0.0, -1.0, 0.0, 2.0, 3.0)
     self.assertEqual(row.train_seconds_std, 0.0)

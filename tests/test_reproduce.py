@@ -126,21 +126,38 @@ class ReproduceTest(absltest.TestCase):
     copy = os.path.join(fixtures.tmp_dir(self), 'copy')
     shutil.copytree(self.out, copy)
     path = path.replace(self.out, copy)
+    with open(os.path.join(copy, 'table_iii.md')) as f:
+      first_table = f.read()
     other = fixtures.call(
         'reproduce', '--config.data.num_tasks=4',
         '--config.data.samples_per_task=20', '--methods=emcl',
         f'--workdir={copy}')
     # Another benchmark size is another setting: its own folder, and a
-    # table of its runs only (4 tasks), the 3-task runs left as they were.
+    # table of its runs only (4 tasks) beside the first one, which is kept
+    # as it was, as are the 3-task runs.
     self.assertEqual(other.returncode, 0, other.stderr[-2000:])
     self.assertLen(glob.glob(os.path.join(
         copy, 'runs', 'mnist_permutations', 'emcl', '*')), 2)
     with open(path) as f:
       self.assertEqual(json.load(f)['config']['num_tasks'], 3)
     with open(os.path.join(copy, 'table_iii.md')) as f:
+      self.assertEqual(f.read(), first_table)
+    second, = glob.glob(os.path.join(copy, 'table_iii-*.md'))
+    self.assertIn(f'wrote {second}', other.stdout)
+    with open(second) as f:
       table = f.read()
     self.assertNotIn('finetune', table)
     self.assertIn('| emcl', table)
+    self.assertIn('(shrunk: 4 tasks x 20)', table)
+    figures = glob.glob(os.path.join(copy, 'figures-*', 'fig1_*.png'))
+    self.assertLen(figures, 1)
+    # The same runs again: the same files, rewritten in place.
+    again = fixtures.call(
+        'reproduce', '--config.data.num_tasks=4',
+        '--config.data.samples_per_task=20', '--methods=emcl',
+        f'--workdir={copy}')
+    self.assertIn(f'wrote {second}', again.stdout)
+    self.assertLen(glob.glob(os.path.join(copy, 'table_iii*.md')), 2)
 
   def test_two_submitit_jobs_give_the_one_process_report(self):
     # The two (dataset, method) programs as two jobs of submitit's real

@@ -139,8 +139,11 @@ class SweepScriptTest(absltest.TestCase):
       runs = [json.load(open(f)) for f in files]
       self.assertEqual([r['seed'] for r in runs], [0, 1])
       means[folder] = np.mean([r['acc'] for r in runs])
-    table = open(os.path.join(root, 'table-size=2x30.md')).read()
-    self.assertIn(proc.stdout.strip(), table)
+    table_path = os.path.join(root, 'table-size=2x30.md')
+    table = open(table_path).read()
+    printed, wrote = proc.stdout.rstrip('\n').rsplit('\n', 1)
+    self.assertIn(printed, table)
+    self.assertEqual(wrote, f'wrote {table_path}')
     rows = [l for l in table.splitlines() if l.startswith('| ') and
             not l.startswith('| setting') and not l.startswith('| ---')]
     names = [r.split('|')[1].strip() for r in rows]
@@ -160,6 +163,15 @@ class SweepScriptTest(absltest.TestCase):
     self.assertEqual(again.stdout, proc.stdout)
     self.assertEqual(stamps,
                      {f: os.path.getmtime(f) for f in glob.glob(pattern)})
+
+    # Another set of settings at the same size keeps the table there and
+    # writes its own beside it.
+    fewer = sweep([*args[:-1], '--grid=method=finetune'])
+    self.assertEqual(fewer.returncode, 0, fewer.stderr)
+    self.assertEqual(open(table_path).read(), table)
+    beside, = glob.glob(os.path.join(root, 'table-size=2x30-*.md'))
+    self.assertTrue(fewer.stdout.endswith(f'wrote {beside}\n'))
+    self.assertNotIn('| emcl', open(beside).read())
 
     # A corrupt results file is named in one line, and nothing is rerun.
     victim = glob.glob(f'{root}/emcl,glances=1,r=0.2/*/seed1/results.json')[0]

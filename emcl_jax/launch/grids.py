@@ -145,7 +145,9 @@ def table(rows: Sequence[dict[str, Any]], command: str) -> str:
                                                       'train s']
   lines = [f'`{command}`', '',
            f"Ranked by {'validation' if val else 'test'} ACC (mean over "
-           'seeds), best first.', '',
+           'seeds), best first. train s: the whole program a setting ran '
+           'in (all its seeds together, and in a grid program every setting '
+           'of it), compiled training calls only.', '',
            '| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
   order = sorted(rows, key=lambda r: (r['diverged'], -np.nan_to_num(
       r[key][0], nan=-1e9)))

@@ -13,6 +13,7 @@ Writes, under --workdir:
                                           with output.tensorboard)
   table_iii.md                            Table III: ACC +- std, BWT +- std,
                                           training seconds, every run name
+                                          (a shrunk benchmark marked)
   table_iv_{dataset}.md                   Table IV: EMCL's ablations present
   figures/fig{1,2,3}_{dataset}.png        Fig. 1 (ACC/BWT bars, average
                                           accuracy as tasks are learned),
@@ -25,7 +26,10 @@ Re-running with the same --workdir skips the finished runs, resumes the
 unfinished ones, and redraws the tables and figures from the runs asked
 for: a run is keyed by (dataset, name, config hash, seed), so runs made
 with other settings (another benchmark size, model or hyper-parameter) are
-never mixed into a table. The missing seeds of a method run as one vmapped
+never mixed into a table. Nor is a table of other settings overwritten:
+the tables and figures of another set of runs go beside it, named by that
+set's key (table_iii-KEY.md, table_iv_{dataset}-KEY.md, figures-KEY/); the
+paths are printed. The missing seeds of a method run as one vmapped
 program (its training seconds are then those of all its seeds together,
 marked in Table III); --noparallel_seeds runs them one after another, each
 timed alone.
@@ -127,16 +131,23 @@ def write_report(results: Sequence[dict], output_dir: str,
   present = [r.name for r in rows]
   names = list(dict.fromkeys([n for n in first if n in present] + present))
   rows = sorted(rows, key=lambda r: names.index(r.name))  # figures' order
-  written = [files.write_file(os.path.join(output_dir, 'table_iii.md'),
-                         tables.table_iii(rows, names=names,
-                                          columns=columns))]
+  # Tables and figures of other settings (sizes, seeds, values) that are
+  # already there are kept: these go beside them, named by their key.
+  key = tables.settings_key(
+      (r['dataset'], r.get('name', r['method']), workdir.results_hash(r),
+       r['seed']) for r in results)
+  base = os.path.join(output_dir, 'table_iii.md')
+  suffix = '' if tables.unclaimed(base, key) == base else f'-{key}'
+  written = [files.write_file(
+      os.path.join(output_dir, f'table_iii{suffix}.md'), tables.keyed(
+          tables.table_iii(rows, names=names, columns=columns), key))]
   for dataset in tables.datasets_of(rows):
     if any(r.dataset == dataset and r.name in tables.TABLE_IV_NAMES
            for r in rows):
       written.append(files.write_file(
-          os.path.join(output_dir, f'table_iv_{dataset}.md'),
-          tables.table_iv(rows, dataset)))
-  figure_dir = os.path.join(output_dir, 'figures')
+          os.path.join(output_dir, f'table_iv_{dataset}{suffix}.md'),
+          tables.keyed(tables.table_iv(rows, dataset), key)))
+  figure_dir = os.path.join(output_dir, f'figures{suffix}')
   written += figures.figures(rows, curves, figure_dir,
                              heatmap_names=[r.name for r in rows])
   for res in results:

@@ -39,8 +39,10 @@ settings one after another in one process, which makes their seconds
 comparable. Progress: a line per program (group i of N, its settings), the
 per-task display on stderr, and the settings done so far.
 
-Prints, and writes to {workdir}/{dataset}/table.md (table-size=TxN.md for a
-shrunk benchmark), a Markdown table ranked by mean validation ACC when the
+Prints, writes, and names the file it wrote: {workdir}/{dataset}/table.md
+(table-size=TxN.md for a shrunk benchmark; where that file holds the table
+of other settings, it is kept and this one goes beside it, -KEY added to
+its name), a Markdown table ranked by mean validation ACC when the
 settings hold out a validation split (--config.data.validation=0.1; its
 own column), else by mean test ACC, saying which: ACC / BWT / LA mean +-
 std over the seeds, and training seconds. --shard=i/n runs every n-th
@@ -70,6 +72,7 @@ from emcl_jax.launch import launcher
 from emcl_jax.launch import options
 from emcl_jax.launch.grids import expand, load_grid_file, parse_axes, parse_grid
 from emcl_jax.launch.grids import setting_name, summarize, table
+from emcl_jax.reporting import tables
 from emcl_jax.training import workdir
 
 FLAGS = flags.FLAGS
@@ -158,12 +161,13 @@ def main(argv):
       rows.append(row)
     if FLAGS.shard:
       return
-    _write_table(rows, run_configs[0])
+    _write_table(rows, run_configs)
 
 
-def _write_table(rows, config):
+def _write_table(rows, run_configs):
   if not workdir.is_primary():
     return  # process 0 of several writes and prints it
+  config = run_configs[0]
   command = 'python experiments/sweep.py ' + ' '.join(
       shlex.quote(a) for a in sys.argv[1:]
       if not a.startswith(('--table', '--run', '--norun', '--shard'))
@@ -176,14 +180,19 @@ def _write_table(rows, config):
       'data.samples_per_task' in cli.overrides()):
     table_name = (f'table-size={data.num_tasks or "all"}x'
                   f'{data.samples_per_task or "all"}.md')
-  path = FLAGS.table or os.path.join(FLAGS.workdir, config.dataset,
-                                     table_name)
+  key = tables.settings_key(
+      (c.dataset, c.output.name, workdir.config_hash(
+          c.dataset, c.method.name, configs.flat(c)), c.seed_list)
+      for c in run_configs)
+  path = FLAGS.table or tables.unclaimed(
+      os.path.join(FLAGS.workdir, config.dataset, table_name), key)
   try:
-    files.write_file(path, text)
+    files.write_file(path, tables.keyed(text, key))
   except OSError as e:
     cli.fail(f'cannot write the table {path}: {e.strerror or e}; choose a '
              'writable --table or --workdir')
   print(text, end='')
+  print(f'wrote {path}')
 
 
 def entry():

@@ -141,7 +141,7 @@ def fig1(rows: Sequence[tables.Row], curves: Sequence[tables.Curve],
     ax.set_title('Average accuracy as tasks are learned')
     ax.grid(alpha=0.3)
     ax.legend(fontsize='small')
-  fig.suptitle(dataset_label(dataset))
+  fig.suptitle(tables.dataset_title(rows, dataset))
   return _save(fig, path)
 
 
@@ -186,7 +186,7 @@ def fig2(rows: Sequence[tables.Row], path: str, *, log: bool = False) -> str:
           [r.train_seconds_std for r in rs], palette, 'training seconds')
     if log:
       _log_scale(ax, 'y')
-    ax.set_title(f'Training time, {dataset_label(dataset)}')
+    ax.set_title(f'Training time, {tables.dataset_title(rs, dataset)}')
   return _save(fig, path)
 
 
@@ -222,7 +222,7 @@ def fig3(rows: Sequence[tables.Row], path: str, *, log: bool = True) -> str:
     ax.set_xlabel('training seconds' + (' (log scale)' if log else ''))
     ax.set_ylabel('ACC (%)')
     ax.set_title(f'Accuracy vs training time, '
-                 f'{dataset_label(dataset)}')
+                 f'{tables.dataset_title(rs, dataset)}')
     ax.grid(alpha=0.3, which='both')
   return _save(fig, path)
 
@@ -306,6 +306,6 @@ def figures(rows: Sequence[tables.Row], curves: Sequence[tables.Curve],
       if c.dataset == d and c.name in heatmap_names:
         paths.append(heatmap(
             c.matrix, os.path.join(folder, f'heatmap_{d}_{c.name}.png'),
-            f'{dataset_label(d)}: {label(c.name)}, accuracy '
+            f'{tables.dataset_title(rs, d)}: {label(c.name)}, accuracy '
             f'matrix (mean of {len(c.seeds)} seeds)'))
   return paths

@@ -18,7 +18,15 @@ def acc(r: np.ndarray) -> float:
 
 
 def bwt(r: np.ndarray) -> float:
-  """Eq 23: mean of R[T-1, t] - R[t, t] over t < T-1, in percent (0 if T=1)."""
+  """Eq 23: mean of R[T-1, t] - R[t, t] over t < T-1, in percent (0 if T=1).
+
+  Sign: negative when tasks lost accuracy after they were learned,
+  positive when later tasks improved them. Divisor: T-1, the tasks that
+  have a later task (the paper's Eq 23). GEM's and La-MAML's code average
+  over all T tasks with the last one's term 0 (its R[T-1, T-1] minus
+  itself), which is this value times (T-1)/T: -10.0 here reads -9.5 there
+  for T = 20.
+  """
   r = np.asarray(r)
   t = r.shape[0]
   if t < 2:
@@ -45,7 +53,14 @@ def fwt(r: np.ndarray, b: np.ndarray) -> float:
 def forgetting(r: np.ndarray) -> float:
   """Average forgetting: mean over tasks t = 0..T-2 of
   max_{l < T-1} R[l, t] - R[T-1, t], the drop from each task's best
-  accuracy before the last task to its final one, in percent (0 if T=1)."""
+  accuracy before the last task to its final one, in percent (0 if T=1).
+
+  Sign: positive is accuracy lost (the opposite of BWT's sign); negative
+  means every task ended above its best earlier accuracy on average
+  (backward transfer without loss), which happens on the rotation and
+  class-split benchmarks. Divisor: T-1, as BWT's. Unlike BWT it measures
+  from each task's best accuracy, not the one just after learning it.
+  """
   r = np.asarray(r)
   t = r.shape[0]
   if t < 2:

@@ -13,10 +13,14 @@ The std is the population standard deviation over seeds (numpy's default),
 as in the paper's tables. Numbers are printed with 2 decimals.
 """
 
-from typing import Any, NamedTuple, Optional, Sequence
+import hashlib
+import json
+import os
+from typing import Any, Iterable, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from emcl_jax import data as data_lib
 from emcl_jax.training import workdir
 
 # Table IV's components of each ablation run name, as README's commands
@@ -36,7 +40,8 @@ class Row(NamedTuple):
   Means over the seeds, `*_std` population stds; `train_seconds` is the
   mean `train_seconds` of the runs (compiled training calls only).
   `parallel_seeds` > 1: some runs trained that many seeds in one vmapped
-  program, and their seconds are those of all of them together.
+  program, and their seconds are those of all of them together. `size`:
+  '' at Table I's size, else the shrunk size (`size_note`).
   """
   dataset: str
   name: str
@@ -60,6 +65,7 @@ class Row(NamedTuple):
   bwt_class_std: float = float('nan')
   val_acc: float = float('nan')
   val_acc_std: float = float('nan')
+  size: str = ''
 
   def metric(self, name: str) -> tuple[float, float]:
     """(mean, std) of `name`, one of METRICS (NaN where results files of an
@@ -152,6 +158,72 @@ def _groups(results: Sequence[dict[str, Any]]
           for (d, n, h), runs in groups.items()}
 
 
+def settings_key(runs: Iterable[tuple[Any, ...]]) -> str:
+  """A 10-hex digest of a table's runs, each (dataset, name, config hash,
+  seed): tables of other settings (or seeds) have other keys."""
+  blob = json.dumps(sorted(json.loads(json.dumps(list(r))) for r in runs))
+  return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def _marker(key: str) -> str:
+  return f'<!-- emcl_jax table of settings {key} -->'
+
+
+def keyed(text: str, key: str) -> str:
+  """The table `text` with its settings key as a last, invisible line
+  (a Markdown comment), which `unclaimed` reads."""
+  return text + _marker(key) + '\n'
+
+
+def unclaimed(path: str, key: str) -> str:
+  """Where the table of `key` goes: `path` when no file is there or it
+  holds the table of the same settings (`keyed`), else `path` with
+  '-{key}' before its extension, so a table of other settings is never
+  overwritten."""
+  try:
+    with open(path, encoding='utf-8') as f:
+      held = f.read()
+  except FileNotFoundError:
+    return path
+  except (OSError, UnicodeDecodeError):
+    held = ''
+  if _marker(key) in held:
+    return path
+  stem, ext = os.path.splitext(path)
+  return f'{stem}-{key}{ext}'
+
+
+def size_note(dataset: str, config: dict[str, Any]) -> str:
+  """'' for a run at its benchmark's Table I size (`data.RECORDS`), else
+  its size as 'T tasks x n' (n: training samples per task, as configured):
+  a shrunk run, to be marked wherever its numbers are shown."""
+  bench = data_lib.RECORDS.get(dataset)
+  if bench is None:
+    return ''
+  t = config.get('num_tasks') or bench.num_tasks
+  n = config.get('samples_per_task', bench.samples_per_task)
+  if (t, n) == (bench.num_tasks, bench.samples_per_task):
+    return ''
+  return f'{t} tasks x {"all" if n is None else n}'
+
+
+def dataset_title(rows: Sequence['Row'], dataset: str) -> str:
+  """The dataset's display name, with '(shrunk: ...)' when any of its
+  rows ran at another size than Table I's."""
+  sizes = sorted({r.size for r in rows if r.dataset == dataset and r.size})
+  title = data_lib.label(dataset)
+  return f'{title} (shrunk: {", ".join(sizes)})' if sizes else title
+
+
+def seconds_cell(row: 'Row') -> str:
+  """Mean training seconds, marked '(all N seeds)' when N seeds trained
+  as one vmapped program (the seconds are then those of all N)."""
+  cell = f'{row.train_seconds:.2f}'
+  if row.parallel_seeds > 1:
+    cell += f' (all {row.parallel_seeds} seeds)'
+  return cell
+
+
 def aggregate(results: Sequence[dict[str, Any]]) -> list[Row]:
   """Groups results by (dataset, name, config hash) (`_groups`), in order of
   first appearance."""
@@ -164,7 +236,9 @@ def aggregate(results: Sequence[dict[str, Any]]) -> list[Row]:
           values.std())
     rows.append(Row(dataset, name, tuple(r['seed'] for r in runs),
                     parallel_seeds=max(r.get('parallel_seeds', 1)
-                                       for r in runs), **stats))
+                                       for r in runs),
+                    size=size_note(dataset, runs[0].get('config', {})),
+                    **stats))
   return rows
 
 
@@ -195,22 +269,25 @@ def datasets_of(rows: Sequence[Row]) -> list[str]:
 def markdown(rows: Sequence[Row], columns: Optional[Sequence[str]] = None
              ) -> str:
   """A Markdown table: method, ACC +- std, BWT +- std, LA, train s, seeds;
-  with `columns` (keys of METRICS), those metrics as mean +- std instead."""
+  with `columns` (keys of METRICS), those metrics as mean +- std instead.
+  A shrunk run's method is marked with its size; the seconds of seeds
+  trained together, as their total (`seconds_cell`)."""
+  name = lambda r: r.name + (f' (shrunk: {r.size})' if r.size else '')  # noqa: E731
   if columns is None:
     lines = ['| dataset | method | ACC (%) | BWT (%) | LA (%) | train s '
              '| seeds |',
              '| --- | --- | --- | --- | --- | --- | --- |']
     for r in rows:
-      lines.append(f'| {r.dataset} | {r.name} | {r.acc:.2f} ± '
+      lines.append(f'| {r.dataset} | {name(r)} | {r.acc:.2f} ± '
                    f'{r.acc_std:.2f} | {r.bwt:.2f} ± {r.bwt_std:.2f} '
-                   f'| {r.la:.2f} | {r.train_seconds:.2f} | {len(r.seeds)} |')
+                   f'| {r.la:.2f} | {seconds_cell(r)} | {len(r.seeds)} |')
     return '\n'.join(lines) + '\n'
   columns = check_columns(columns)
   header = (['dataset', 'method'] + [f'{METRICS[c]} (%)' for c in columns]
             + ['train s', 'seeds'])
-  body = [[r.dataset, r.name]
+  body = [[r.dataset, name(r)]
           + ['{:.2f} ± {:.2f}'.format(*r.metric(c)) for c in columns]
-          + [f'{r.train_seconds:.2f}', str(len(r.seeds))] for r in rows]
+          + [seconds_cell(r), str(len(r.seeds))] for r in rows]
   return '\n'.join(_table(header, body)) + '\n'
 
 
@@ -257,10 +334,13 @@ def table_iii(rows: Sequence[Row], datasets: Optional[Sequence[str]] = None,
   columns = None if columns is None else check_columns(columns)
   header = ['method']
   for d in datasets:
+    sizes = sorted({r.size for r in rows if r.dataset == d and r.size})
+    title = f'{d} (shrunk: {", ".join(sizes)})' if sizes else d
     if columns is None:
-      header += [f'{d} ACC / BWT (%)', f'{d} train s']
+      header += [f'{title} ACC / BWT (%)', f'{d} train s']
     else:
-      header += [f'{d} {METRICS[c]} (%)' for c in columns] + [f'{d} train s']
+      header += ([f'{title} {METRICS[c]} (%)' for c in columns]
+                 + [f'{d} train s'])
   body = []
   for n in names:
     cells = [n]
@@ -272,9 +352,7 @@ def table_iii(rows: Sequence[Row], datasets: Optional[Sequence[str]] = None,
       acc = f'{r.acc:.2f} ± {r.acc_std:.2f}'
       if r.acc == best[d]:
         acc = f'**{acc}**'
-      seconds = f'{r.train_seconds:.2f}'
-      if r.parallel_seeds > 1:
-        seconds += f' (all {r.parallel_seeds} seeds)'
+      seconds = seconds_cell(r)
       if columns is None:
         cells += [f'{acc} / {r.bwt:.2f} ± {r.bwt_std:.2f}', seconds]
       else:
