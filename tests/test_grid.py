@@ -38,6 +38,7 @@ VARIED = {
     'emcl': ('beta', (0.05, 0.1)),
     'emcl_si': ('eta', (0.9, 0.99)),
     'emcl_gd': ('lam', (3.0, 10.0)),
+    'emcl_paper': ('alpha_max', (0.5, 1.0)),
     'emcl_lr_modulation': ('meta_clip', (0.0, 0.5)),
     'finetune': ('lr', (0.01, 0.03)),
     'joint': ('lr', (0.01, 0.03)),

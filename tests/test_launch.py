@@ -19,7 +19,8 @@ from emcl_jax.launch import summarize
 from emcl_jax.launch import sweep
 import fixtures
 
-STUDIES = ('bench', 'cost', 'grid_cost', 'front', 'selection')
+STUDIES = ('bench', 'cost', 'grid_cost', 'front', 'selection',
+           'eq8_readings')
 SMALL = {'data.num_tasks': 2, 'data.samples_per_task': 30, 'seeds': 2,
          'output.progress': False}
 

@@ -339,8 +339,8 @@ class WorkdirTest(absltest.TestCase):
     self.assertAlmostEqual(row.acc, (49.60000067949295 + 52.25) / 2, 4)
     proc = summarize(old)
     self.assertEqual(proc.returncode, 0, proc.stderr)
-    self.assertIn('| mnist_permutations | emcl | 50.93 ± 1.33 |',
-                  proc.stdout)
+    self.assertIn('| mnist_permutations | emcl (shrunk: 2 tasks x 100) | '
+                  '50.93 ± 1.33 |', proc.stdout)
 
   def test_foreign_results_file_is_named_in_one_line(self):
     out = fixtures.tmp_dir(self)

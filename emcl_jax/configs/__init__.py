@@ -10,7 +10,9 @@ value has one home:
   a method's library default        its config class (emcl_jax/methods/)
   what makes a variant (emcl_si,    its `methods.RECORDS` entry (a variant
     cmaml, emcl_gd, ...)              takes its base method's benchmark
-                                      values unless the benchmark lists it)
+                                      values, its switches over them,
+                                      unless the benchmark lists it: then
+                                      its own values over its switches)
   a benchmark's values (Table II)   the benchmark's module, `METHODS`
   your change                       `overrides`: {'method.beta': 0.05}, or
                                       --config.method.beta=0.05
@@ -51,8 +53,8 @@ def method_config(method: str, table: dict[str, dict[str, Any]]
                       f'{", ".join(methods_lib.RECORDS)}')
   record = methods_lib.RECORDS[method]
   config_cls = record.config
-  values = {**record.switches,
-            **table.get(method, table.get(record.base or method, {}))}
+  values = ({**record.switches, **table[method]} if method in table else
+            {**table.get(record.base or method, {}), **record.switches})
   unknown = sorted(set(values) - set(config_cls._fields))
   if unknown:
     raise ConfigError(f'the config sets {unknown[0]!r}, which method '

@@ -33,6 +33,10 @@ METHODS = {
                  memory_size=500, glances=5, meta_lr='inverse',
                  meta_h_norm='same', r=0.1, alpha_min=0.0,
                  alpha_max=1.0),
+    # The paper's EMCL as written (`methods.RECORDS['emcl_paper']`: no
+    # memory, one meta-update per batch, Eq 8's recursion): Table II's Many Perm column
+    # only.
+    'emcl_paper': dict(alpha0=0.15, beta=0.03, lam=10.0, gamma=0.1),
     'finetune': dict(lr=0.01),
     'joint': dict(lr=0.01),
     'lamaml': dict(alpha_init=0.1, opt_lr=0.1, glances=10,

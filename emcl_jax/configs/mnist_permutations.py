@@ -18,6 +18,10 @@ single pass: glances=1, meta_lr='inverse', meta_h_norm='same', beta=0.03,
 r=0.2 (EMCLConfig's class defaults, `--config.method.FIELD=VALUE` each;
 71.78 +- 0.67).
 
+`emcl_paper`, the paper's EMCL as written (`methods.RECORDS`: no memory,
+one meta-update per batch, Eq 8's recursion), takes Table II's four values
+(beta 0.15 included) and nothing chosen here.
+
 La-MAML, C-MAML and Sync: montrealrobotics/La-MAML's run_experiments.sh.
 Table II's La-MAML column lists alpha_0 0.3, eta 0.15 where the script runs
 alpha_init 0.15, opt_lr 0.3 -- the two numbers swapped; we follow the
@@ -41,6 +45,10 @@ METHODS = {
                  memory_size=200, glances=5, meta_lr='task',
                  meta_h_norm='mean', r=1.0, alpha_min=0.0,
                  alpha_max=1.0),
+    # The paper's EMCL as written (`methods.RECORDS['emcl_paper']`: no
+    # memory, one meta-update per batch, Eq 8's recursion): Table II's MNIST Perm column
+    # only.
+    'emcl_paper': dict(alpha0=0.3, beta=0.15, lam=10.0, gamma=0.3),
     'finetune': dict(lr=0.01),
     'joint': dict(lr=0.01),
     'lamaml': dict(alpha_init=0.15, opt_lr=0.3, glances=5,

@@ -18,6 +18,9 @@ checked on seeds 5-9):
   gamma 0.03, eta 0.99:  ACC 77.99 +- 0.76,             76.94 +- 1.15
   gamma 0.3,  eta 0.99:  ACC 76.17 +- 0.91,             76.59 +- 0.99
   lamaml:                ACC 77.54 +- 1.00,             77.24 +- 0.78
+
+`emcl_paper` (the paper's EMCL as written) takes Table II's MNIST Perm
+values, the paper having no Rotations column.
 """
 
 from emcl_jax import configs

@@ -49,6 +49,17 @@ RECORDS = {
     'emcl_lr_modulation': Record(emcl.method, emcl.EMCLConfig,
                                  'EMCL (LR mod.)', 'emcl',
                                  dict(inner='lr_modulation')),
+    # The paper's EMCL as written: no episodic memory (Table II gives it
+    # none), one meta-update per batch (the single pass, Algorithm 1), Eq 8
+    # as its recursion alpha <- alpha r / h at every meta-update, bounded to
+    # [0, 1] (unbounded it diverges, docs/algorithm.md #1) with h
+    # mean-normalised so that r = 1 is neutral at average importance: an
+    # important parameter's meta rate shrinks, an unimportant one's grows.
+    # The benchmarks give it Table II's alpha0, beta, lambda, gamma.
+    'emcl_paper': Record(emcl.method, emcl.EMCLConfig, 'EMCL (paper)',
+                         'emcl', dict(memory_size=0, glances=1,
+                                      meta_lr='bounded', meta_h_norm='mean',
+                                      r=1.0, alpha_min=0.0, alpha_max=1.0)),
     'finetune': Record(finetune.method, finetune.FinetuneConfig, 'Fine-tune'),
     'joint': Record(finetune.method, finetune.FinetuneConfig, 'Joint',
                     'finetune', joint=True),
@@ -70,7 +81,8 @@ RECORDS = {
 # Views of RECORDS. METHODS[name] = (factory, config class).
 METHODS = {name: (r.factory, r.config) for name, r in RECORDS.items()}
 # name -> (base method, the switches that make the variant). A variant takes
-# a benchmark's values for its base method unless the benchmark lists it.
+# a benchmark's values for its base method, its switches over them, unless
+# the benchmark lists it (its own values, over its switches).
 VARIANTS = {name: (r.base, dict(r.switches)) for name, r in RECORDS.items()
             if r.base}
 # Methods trained on one stream of every task's samples, shuffled together.
