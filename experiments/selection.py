@@ -144,8 +144,9 @@ def _by_name(outcomes):
 def selection_table(chosen: Sequence[Choice], seeds: Sequence[int]) -> str:
   """Markdown: benchmark, method, settings tried (finished), best
   validation ACC, its test ACC, the chosen setting."""
+  held = chosen[0].config.data.validation if chosen else VALIDATION
   lines = [f'Selection: validation ACC (mean +- std over seeds '
-           f'{seeds[0]}-{seeds[-1]}, {VALIDATION:.0%} of each task held '
+           f'{seeds[0]}-{seeds[-1]}, {held:.0%} of each task held '
            'out); the test ACC plays no part in the choice.', '',
            '| benchmark | method | settings (finished) | best val ACC | '
            'its test ACC | chosen setting |',

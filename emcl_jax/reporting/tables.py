@@ -250,7 +250,9 @@ def ranked(rows: Sequence[Row], metric: str) -> list[Row]:
   Raises:
     ValueError: an unknown metric, or one no row has.
   """
-  check_columns([metric])
+  if metric not in METRICS:
+    raise ValueError(f'unknown metric {metric!r}; --rank_by takes '
+                     f'{",".join(METRICS)}')
   if all(np.isnan(r.metric(metric)[0]) for r in rows):
     raise ValueError(f'no run has {metric}'
                      + (' (run with --config.data.validation=0.1)'
