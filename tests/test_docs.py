@@ -509,3 +509,20 @@ def test_readme_stays_short():
 
 if __name__ == '__main__':
   sys.exit(pytest.main([__file__, '-q']))
+
+
+def test_every_benchmarks_table_names_its_command():
+  """Each results table of docs/benchmarks.md has, earlier in its section,
+  the command that makes it (a code block or an inline span running a
+  script); `test_commands_use_flags_that_exist` checks those commands."""
+  text = read(os.path.join(fixtures.ROOT, 'docs', 'benchmarks.md'))
+  command = re.compile(r'(python\S* \S*experiments/\w+\.py|emcl-\w+ )')
+  missing = []
+  for section in re.split(r'^## ', text, flags=re.M)[1:]:
+    title = section.splitlines()[0]
+    for table in re.finditer(r'(?:^\|.*\n)+', section, flags=re.M):
+      before = section[:table.start()]
+      if not command.search(before):
+        missing.append(f'{title}: the table at line '
+                       f'{before.count(chr(10)) + 1} of its section')
+  assert not missing, ('tables without a command:\n' + '\n'.join(missing))
