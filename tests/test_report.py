@@ -102,6 +102,10 @@ class ReportTest(parameterized.TestCase):
     self.assertRegex(text, r'\| mnist_permutations \| emcl \[\w+\] \| 70.00')
     self.assertRegex(text, r'\| emcl \[\w+\] \(shrunk: 3 tasks x 200\) \|')
     self.assertIn('| 10.00 (all 2 seeds) |', text)
+    grid = tables.aggregate([res(0, full, parallel_seeds=5,
+                                 grid_settings=4)])
+    self.assertEqual(tables.seconds_cell(grid[0]),
+                     '10.00 (4 settings x 5 seeds)')
     self.assertEqual(tables.dataset_title(rows[:1], 'mnist_permutations'),
                      'MNIST Permutations')
     self.assertEqual(tables.dataset_title(rows, 'mnist_permutations'),

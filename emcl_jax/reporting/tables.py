@@ -40,8 +40,10 @@ class Row(NamedTuple):
   Means over the seeds, `*_std` population stds; `train_seconds` is the
   mean `train_seconds` of the runs (compiled training calls only).
   `parallel_seeds` > 1: some runs trained that many seeds in one vmapped
-  program, and their seconds are those of all of them together. `size`:
-  '' at Table I's size, else the shrunk size (`size_note`).
+  program, and their seconds are those of all of them together;
+  `grid_settings` > 1: that program also trained that many settings (a
+  grid program). `size`: '' at Table I's size, else the shrunk size
+  (`size_note`).
   """
   dataset: str
   name: str
@@ -66,6 +68,7 @@ class Row(NamedTuple):
   val_acc: float = float('nan')
   val_acc_std: float = float('nan')
   size: str = ''
+  grid_settings: int = 1
 
   def metric(self, name: str) -> tuple[float, float]:
     """(mean, std) of `name`, one of METRICS (NaN where results files of an
@@ -217,9 +220,12 @@ def dataset_title(rows: Sequence['Row'], dataset: str) -> str:
 
 def seconds_cell(row: 'Row') -> str:
   """Mean training seconds, marked '(all N seeds)' when N seeds trained
-  as one vmapped program (the seconds are then those of all N)."""
+  as one vmapped program, '(G settings x N seeds)' when G settings did (a
+  grid program): the seconds are those of the whole program."""
   cell = f'{row.train_seconds:.2f}'
-  if row.parallel_seeds > 1:
+  if row.grid_settings > 1:
+    cell += f' ({row.grid_settings} settings x {row.parallel_seeds} seeds)'
+  elif row.parallel_seeds > 1:
     cell += f' (all {row.parallel_seeds} seeds)'
   return cell
 
@@ -238,6 +244,8 @@ def aggregate(results: Sequence[dict[str, Any]]) -> list[Row]:
                     parallel_seeds=max(r.get('parallel_seeds', 1)
                                        for r in runs),
                     size=size_note(dataset, runs[0].get('config', {})),
+                    grid_settings=max(r.get('grid_settings', 1)
+                                      for r in runs),
                     **stats))
   return rows
 
