@@ -37,6 +37,7 @@ import numpy as np
 from emcl_jax import configs
 from emcl_jax import data as data_lib
 from emcl_jax import files
+from emcl_jax.equations import importance
 from emcl_jax.launch import cli
 from emcl_jax.runner import build
 from emcl_jax.training import engine
@@ -52,9 +53,11 @@ INVERSE_R = 0.1  # the 'inverse' settings of experiments/grids/selection.py
 
 
 def normalised(h: np.ndarray, h_min: float) -> tuple[np.ndarray, np.ndarray]:
-  """(hn, hm): h over its max and over its mean, each floored at h_min (the
-  inner loop's and Eq 8's normalisations, h_norm='max', meta_h_norm='mean')."""
-  return (np.maximum(h / h.max(), h_min), np.maximum(h / h.mean(), h_min))
+  """(hn, hm): h over its max and over its mean (`importance.normalise`,
+  the inner loop's h_norm='max' and Eq 8's meta_h_norm='mean'), each
+  floored at h_min."""
+  return tuple(np.maximum(np.asarray(importance.normalise(h, mode)), h_min)
+               for mode in ('max', 'mean'))
 
 
 def steps(hn: float, hm: float, p: Any) -> dict[str, tuple[float, float]]:

@@ -40,6 +40,7 @@ from emcl_jax import files
 from emcl_jax import runner
 from emcl_jax.launch import cli
 from emcl_jax.launch import grids
+from emcl_jax.reporting import tables
 
 FLAGS = flags.FLAGS
 SCRIPT = cli.register(
@@ -147,14 +148,13 @@ def selection_table(chosen: Sequence[Choice], seeds: Sequence[int]) -> str:
   held = chosen[0].config.data.validation if chosen else VALIDATION
   lines = [f'Selection: validation ACC (mean +- std over seeds '
            f'{seeds[0]}-{seeds[-1]}, {held:.0%} of each task held '
-           'out); the test ACC plays no part in the choice.', '',
-           '| benchmark | method | settings (finished) | best val ACC | '
-           'its test ACC | chosen setting |',
-           '| --- | --- | --- | --- | --- | --- |']
-  for c in chosen:
-    lines.append(f'| {data_lib.label(c.dataset)} | {c.method} | {c.tried} '
-                 f'({c.finished}) | {c.val_acc[0]:.2f} +- {c.val_acc[1]:.2f} '
-                 f'| {c.acc:.2f} | {c.name} |')
+           'out); the test ACC plays no part in the choice.', '']
+  lines += tables.markdown_table(
+      ['benchmark', 'method', 'settings (finished)', 'best val ACC',
+       'its test ACC', 'chosen setting'],
+      [[data_lib.label(c.dataset), c.method, f'{c.tried} ({c.finished})',
+        f'{c.val_acc[0]:.2f} +- {c.val_acc[1]:.2f}', f'{c.acc:.2f}', c.name]
+       for c in chosen])
   return '\n'.join(lines) + '\n'
 
 
@@ -165,44 +165,40 @@ def fresh_table(chosen: Sequence[Choice], outcomes: Sequence[Any],
   found = _by_name(outcomes)
   head = (f'Fresh seeds {seeds[0]}-{seeds[-1]}: test ACC and BWT, mean +- '
           'std over the seeds.')
-  lines = [head, '', '| benchmark | method | setting | seeds | ACC | BWT |',
-           '| --- | --- | --- | --- | --- | --- |']
-  acc_of: dict[tuple[str, str], dict[int, float]] = {}
+  pm = lambda ms, sign='': f'{ms[0]:{sign}.2f} +- {ms[1]:.2f}'  # noqa: E731
+  body, acc_of = [], {}
   for c in chosen:
     o = found.get((c.dataset, c.name))
     runs = [] if o is None else o.results
     acc_of[c.dataset, c.method] = {r['seed']: r['acc'] for r in runs}
-    if not runs:
-      lines.append(f'| {data_lib.label(c.dataset)} | {c.method} | {c.name} '
-                   '| 0 | not run | - |')
-      continue
-    acc, bwt = (mean_std([r[k] for r in runs]) for k in ('acc', 'bwt'))
-    lines.append(f'| {data_lib.label(c.dataset)} | {c.method} | {c.name} | '
-                 f'{len(runs)} | {acc[0]:.2f} +- {acc[1]:.2f} | '
-                 f'{bwt[0]:.2f} +- {bwt[1]:.2f} |')
-  lines += ['', 'EMCL minus La-MAML, test ACC paired by seed (mean +- std of '
-            'the differences):', '',
-            '| benchmark | seeds | EMCL - La-MAML |', '| --- | --- | --- |']
+    cells = [data_lib.label(c.dataset), c.method, c.name, str(len(runs))]
+    body.append(cells + ([pm(mean_std([r[k] for r in runs]))
+                          for k in ('acc', 'bwt')] if runs
+                         else ['not run', '-']))
+  lines = [head, ''] + tables.markdown_table(
+      ['benchmark', 'method', 'setting', 'seeds', 'ACC', 'BWT'], body)
+  body = []
   for dataset in dict.fromkeys(c.dataset for c in chosen):
     emcl = acc_of.get((dataset, 'emcl'), {})
     lamaml = acc_of.get((dataset, 'lamaml'), {})
     both = sorted(set(emcl) & set(lamaml))
     if both:
-      diff = mean_std([emcl[s] - lamaml[s] for s in both])
-      lines.append(f'| {data_lib.label(dataset)} | {len(both)} | '
-                   f'{diff[0]:+.2f} +- {diff[1]:.2f} |')
-  lines += ['', 'The importance controls (`importance=none`: hn held at its '
-            'mean), test ACC:', '',
-            '| benchmark | setting | ACC | control ACC | cost |',
-            '| --- | --- | --- | --- | --- |']
+      body.append([data_lib.label(dataset), str(len(both)), pm(mean_std(
+          [emcl[s] - lamaml[s] for s in both]), '+')])
+  lines += ['', 'EMCL minus La-MAML, test ACC paired by seed (mean +- std of '
+            'the differences):', ''] + tables.markdown_table(
+                ['benchmark', 'seeds', 'EMCL - La-MAML'], body)
+  body = []
   for (dataset, name), o in found.items():
     ctrl = found.get((dataset, f'{name},importance=none'))
     if ctrl is None or not o.results or not ctrl.results:
       continue
     acc, cacc = (mean_std([r['acc'] for r in x.results]) for x in (o, ctrl))
-    lines.append(f'| {data_lib.label(dataset)} | {name} | {acc[0]:.2f} +- '
-                 f'{acc[1]:.2f} | {cacc[0]:.2f} +- {cacc[1]:.2f} | '
-                 f'{acc[0] - cacc[0]:+.2f} |')
+    body.append([data_lib.label(dataset), name, pm(acc), pm(cacc),
+                 f'{acc[0] - cacc[0]:+.2f}'])
+  lines += ['', 'The importance controls (`importance=none`: hn held at its '
+            'mean), test ACC:', ''] + tables.markdown_table(
+                ['benchmark', 'setting', 'ACC', 'control ACC', 'cost'], body)
   return '\n'.join(lines) + '\n'
 
 

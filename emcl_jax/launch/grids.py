@@ -18,6 +18,7 @@ import numpy as np
 from emcl_jax import configs
 from emcl_jax.configs import schema
 from emcl_jax.methods import RECORDS
+from emcl_jax.reporting import tables
 
 
 def full_path(name: str) -> str:
@@ -143,23 +144,23 @@ def table(rows: Sequence[dict[str, Any]], command: str) -> str:
   metrics = ('val_acc',) * val + ('acc', 'bwt', 'la')
   head = ['setting', 'seeds'] + ['val ACC'] * val + ['ACC', 'BWT', 'LA',
                                                       'train s']
+  order = sorted(rows, key=lambda r: (r['diverged'], -np.nan_to_num(
+      r[key][0], nan=-1e9)))
+  body = []
+  for r in order:
+    if r['diverged'] or not r['seeds']:
+      # The ACC column says why; the other cells are empty.
+      body.append([r['setting'], '-' if r['diverged'] else '0',
+                   'diverged' if r['diverged'] else 'not run']
+                  + ['-'] * len(metrics))
+      continue
+    body.append([r['setting'], str(r['seeds'])]
+                + [f'{r[k][0]:.2f} +- {r[k][1]:.2f}' for k in metrics]
+                + [f"{r['train_seconds']:.1f}"])
   lines = [f'`{command}`', '',
            f"Ranked by {'validation' if val else 'test'} ACC (mean over "
            'seeds), best first. train s: the whole program a setting ran '
            'in (all its seeds together, and in a grid program every setting '
            'of it), compiled training calls only.', '',
-           '| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
-  order = sorted(rows, key=lambda r: (r['diverged'], -np.nan_to_num(
-      r[key][0], nan=-1e9)))
-  blank = ' - |' * (len(metrics) - 1) + ' - |'
-  for r in order:
-    if r['diverged']:
-      lines.append(f"| {r['setting']} | - | diverged |{blank}")
-      continue
-    if not r['seeds']:
-      lines.append(f"| {r['setting']} | 0 | not run |{blank}")
-      continue
-    cells = [f'{r[k][0]:.2f} +- {r[k][1]:.2f}' for k in metrics]
-    lines.append(f"| {r['setting']} | {r['seeds']} | {' | '.join(cells)} | "
-                 f"{r['train_seconds']:.1f} |")
+           *tables.markdown_table(head, body)]
   return '\n'.join(lines) + '\n'

@@ -181,9 +181,9 @@ def _write_table(rows, run_configs):
     table_name = (f'table-size={data.num_tasks or "all"}x'
                   f'{data.samples_per_task or "all"}.md')
   key = tables.settings_key(
-      (c.dataset, c.output.name, workdir.config_hash(
-          c.dataset, c.method.name, configs.flat(c)), c.seed_list)
-      for c in run_configs)
+      (c.dataset, run.name, run.chash, c.seed_list)
+      for c, run in ((c, runner.RunFolders(c, FLAGS.workdir))
+                     for c in run_configs))
   path = FLAGS.table or tables.unclaimed(
       os.path.join(FLAGS.workdir, config.dataset, table_name), key)
   try:

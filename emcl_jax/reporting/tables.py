@@ -210,12 +210,17 @@ def size_note(dataset: str, config: dict[str, Any]) -> str:
   return f'{t} tasks x {"all" if n is None else n}'
 
 
-def dataset_title(rows: Sequence['Row'], dataset: str) -> str:
-  """The dataset's display name, with '(shrunk: ...)' when any of its
-  rows ran at another size than Table I's."""
+def shrunk(rows: Sequence['Row'], dataset: str) -> str:
+  """' (shrunk: SIZES)' when any of `dataset`'s rows ran at another size
+  than Table I's, else ''."""
   sizes = sorted({r.size for r in rows if r.dataset == dataset and r.size})
-  title = data_lib.label(dataset)
-  return f'{title} (shrunk: {", ".join(sizes)})' if sizes else title
+  return f' (shrunk: {", ".join(sizes)})' if sizes else ''
+
+
+def dataset_title(rows: Sequence['Row'], dataset: str) -> str:
+  """The dataset's display name, marked when its rows are shrunk
+  (`shrunk`)."""
+  return data_lib.label(dataset) + shrunk(rows, dataset)
 
 
 def seconds_cell(row: 'Row') -> str:
@@ -298,11 +303,13 @@ def markdown(rows: Sequence[Row], columns: Optional[Sequence[str]] = None
   body = [[r.dataset, name(r)]
           + ['{:.2f} ± {:.2f}'.format(*r.metric(c)) for c in columns]
           + [seconds_cell(r), str(len(r.seeds))] for r in rows]
-  return '\n'.join(_table(header, body)) + '\n'
+  return '\n'.join(markdown_table(header, body)) + '\n'
 
 
-def _table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
-  """Markdown table lines."""
+def markdown_table(header: Sequence[str],
+                   body: Sequence[Sequence[str]]) -> list[str]:
+  """The lines of a Markdown table: the header, its rule, one line per row
+  of cells."""
   lines = ['| ' + ' | '.join(header) + ' |',
            '| ' + ' | '.join(['---'] * len(header)) + ' |']
   lines += ['| ' + ' | '.join(cells) + ' |' for cells in body]
@@ -344,8 +351,7 @@ def table_iii(rows: Sequence[Row], datasets: Optional[Sequence[str]] = None,
   columns = None if columns is None else check_columns(columns)
   header = ['method']
   for d in datasets:
-    sizes = sorted({r.size for r in rows if r.dataset == d and r.size})
-    title = f'{d} (shrunk: {", ".join(sizes)})' if sizes else d
+    title = d + shrunk(rows, d)
     if columns is None:
       header += [f'{title} ACC / BWT (%)', f'{d} train s']
     else:
@@ -382,7 +388,7 @@ def table_iii(rows: Sequence[Row], datasets: Optional[Sequence[str]] = None,
          if (d, n) in cell):
     caption += (' "(all N seeds)": N seeds trained together in one vmapped '
                 'program; the seconds are those of all N.')
-  return '\n'.join([caption, ''] + _table(header, body)) + '\n'
+  return '\n'.join([caption, ''] + markdown_table(header, body)) + '\n'
 
 
 def table_iv(rows: Sequence[Row], dataset: str,
@@ -426,7 +432,7 @@ def table_iv(rows: Sequence[Row], dataset: str,
   caption = (f'Table IV: ablations of EMCL on {dataset}. ACC (%) and BWT (%) '
              'are mean ± population std over seeds, ΔACC the mean ACC minus '
              f"{ref.name}'s, train s the mean training seconds per run.")
-  lines = [caption, ''] + _table(header, body)
+  lines = [caption, ''] + markdown_table(header, body)
   if missing:
     lines += ['', f'Missing (no results on {dataset}): {", ".join(missing)}.']
   return '\n'.join(lines) + '\n'
