@@ -120,7 +120,33 @@ class ConfigsTest(parameterized.TestCase):
         self.assertEqual(_params(dataset, method).lr,
                          0.03)
       lamaml = _params(dataset, 'lamaml')
-      self.assertEqual((lamaml.alpha_init, lamaml.opt_lr), (0.1, 0.3))
+      # CIFAR-100's eta is the official script's (run_experiments.sh
+      # l.170); miniImageNet, with no script run, keeps Table II's.
+      self.assertEqual((lamaml.alpha_init, lamaml.opt_lr),
+                       (0.1, 0.25 if dataset == 'cifar100' else 0.3))
+
+  def test_la_maml_runs_its_vision_algorithm_on_vision_benchmarks(self):
+    # montrealrobotics/La-MAML's model/lamaml_cifar.py with --cifar_batches
+    # 5 --second_order; clamp at grad_clip_norm: 1.0 for La-MAML, the
+    # script's default 2.0 for C-MAML and Sync.
+    for dataset in ('cifar100', 'miniimagenet', 'tinyimagenet'):
+      for method, clip in (('lamaml', 1.0), ('cmaml', 2.0), ('sync', 2.0)):
+        c = _params(dataset, method)
+        self.assertEqual((c.inner_batches, c.inner_relu, c.inner_clamp,
+                          c.second_order, c.grad_clip_norm, c.replay_size),
+                         (5, False, True, True, clip, 10), (dataset, method))
+    # The script's single-pass CIFAR-100 values (l.157-172).
+    c = _params('cifar100', 'sync')
+    self.assertEqual((c.alpha_init, c.opt_lr, c.opt_wt, c.glances),
+                     (0.1, 0.35, 0.1, 5))
+    c = _params('cifar100', 'cmaml')
+    self.assertEqual((c.alpha_init, c.opt_wt, c.glances, c.learn_lr,
+                      c.sync_update), (0.075, 0.075, 2, False, True))
+    self.assertEqual(_params('cifar100', 'lamaml').glances, 10)
+    # The MNIST benchmarks keep the official MNIST algorithm.
+    c = _params('mnist_permutations', 'lamaml')
+    self.assertEqual((c.inner_batches, c.inner_relu, c.inner_clamp,
+                      c.second_order), (None, True, False, False))
 
   def test_tinyimagenet_is_la_mamls_single_pass_run(self):
     # montrealrobotics/La-MAML, run_experiments.sh, the single-pass
@@ -266,6 +292,17 @@ class ResolveTest(parameterized.TestCase):
     self.assertEqual(self._hash(auto), self._hash(schema.override(
         auto, {'output.workdir': '/elsewhere', 'output.progress': False,
                'seed': 3})))
+
+  def test_fields_added_later_keep_the_earlier_runs_hash(self):
+    # La-MAML's folders on MNIST Permutations, as made before its vision
+    # fields existed: 'a344f6f086' (the flat config without them).
+    config = configs.get_config('mnist_permutations', 'lamaml')
+    self.assertEqual(self._hash(config), 'a344f6f086')
+    for field, value in (('inner_batches', 5), ('inner_relu', False),
+                         ('inner_clamp', True)):
+      changed = schema.replace(config, f'method.{field}', value)
+      self.assertEqual(configs.flat(changed)[field], value)
+      self.assertNotEqual(self._hash(changed), 'a344f6f086')
 
   def test_data_dir_means_dir(self):
     config = configs.resolve(configs.get_config(

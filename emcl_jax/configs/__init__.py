@@ -176,14 +176,24 @@ def model_label(model: schema.ModelConfig) -> str:
   return f'{model.name}(norm={model.norm})'
 
 
+# Method fields added after runs were made with their method, with the value
+# that gives the earlier behaviour: `flat` leaves a field out at that value,
+# so the earlier runs keep their config hash (and resume, and summarise).
+ADDED_LATER = {'inner_batches': None, 'inner_relu': True,
+               'inner_clamp': False}
+
+
 def flat(config: RunConfig) -> dict[str, Any]:
   """The `config` entry of a run's results (and of its hash): every
   hyper-parameter of the method, then the benchmark's size, batch size,
   model, class order, data source and folder, evaluation mode and epochs,
-  and the validation fraction when one is held out (left out at 0, so runs
-  made before it existed keep their hash)."""
+  and the validation fraction when one is held out. The validation at 0 and
+  the fields of `ADDED_LATER` at their values are left out, so runs made
+  before they existed keep their hash."""
   held_out = config.data.validation
-  return {**config.method.params._asdict(),
+  params = {k: v for k, v in config.method.params._asdict().items()
+            if k not in ADDED_LATER or v != ADDED_LATER[k]}
+  return {**params,
           'num_tasks': config.data.num_tasks,
           'samples_per_task': config.data.samples_per_task,
           'batch_size': config.protocol.batch_size,

@@ -15,14 +15,18 @@ alpha_init 0.03, opt_wt 0.03; Sync opt_lr 0.25, alpha_init 0.075, opt_wt
 0.075; ER lr 0.01, one replay sample, glances 2; MER lr 0.1, beta 0.1,
 gamma 1.0, 25 replay samples, clip 10; GEM lr 0.03, 10 memories per task,
 strength 0.5, clip 5, glances 2; A-GEM lr 0.01, 10 memories per task (400),
-glances 2. Deviations: La-MAML's TinyImageNet runs use second-order
-meta-gradients; ours are first-order as on every benchmark (`second_order`
-switches them on). EMCL is not in the script or the paper here: Table II's
+glances 2. La-MAML, C-MAML and Sync run the script's vision algorithm
+(`model/lamaml_cifar.py`, `--cifar_batches 5 --second_order`; see
+`cifar100.VISION` and `methods/lamaml.py`): 5 inner steps on chunks of 2,
+raw alpha in the inner steps, inner gradients clamped at grad_clip_norm
+(1.0 La-MAML, the default 2.0 C-MAML and Sync), second-order
+meta-gradients. EMCL is not in the script or the paper here: Table II's
 CIFAR-100 values (alpha0 0.1, beta 0.075, lambda 50, gamma 0.1) with the
 script's memory and glances; not tuned.
 """
 
 from emcl_jax import configs
+from emcl_jax.configs import cifar100
 
 MODEL = 'pc_cnn'
 METHODS = {
@@ -30,12 +34,16 @@ METHODS = {
                  memory_size=400, glances=2),
     'finetune': dict(lr=0.01),
     'joint': dict(lr=0.01),
+    # The script's single-pass TinyImageNet block (run_experiments.sh):
+    # La-MAML l.293-296, C-MAML l.287-290 (opt_lr unused: learn_lr off),
+    # Sync l.281-284; --memories 400 --replay_batch_size 10 on each; clip
+    # 1.0 for La-MAML (l.296), the script's default 2.0 for the others.
     'lamaml': dict(alpha_init=0.1, opt_lr=0.4, opt_wt=0.1, glances=2,
-                   grad_clip_norm=1.0, memory_size=400, replay_size=10),
+                   grad_clip_norm=1.0, memory_size=400, **cifar100.VISION),
     'cmaml': dict(alpha_init=0.03, opt_lr=0.35, opt_wt=0.03, glances=2,
-                  memory_size=400, replay_size=10),
+                  grad_clip_norm=2.0, memory_size=400, **cifar100.VISION),
     'sync': dict(alpha_init=0.075, opt_lr=0.25, opt_wt=0.075, glances=2,
-                 memory_size=400, replay_size=10),
+                 grad_clip_norm=2.0, memory_size=400, **cifar100.VISION),
     'er': dict(lr=0.01, memory_size=400, replay_size=1, glances=2),
     'mer': dict(lr=0.1, beta=0.1, gamma=1.0, batches_per_example=10,
                 memory_size=400, replay_size=25, grad_clip_norm=10.0),
