@@ -507,22 +507,27 @@ def test_readme_stays_short():
   assert len(read(os.path.join(fixtures.ROOT, 'README.md')).splitlines()) < 150
 
 
-if __name__ == '__main__':
-  sys.exit(pytest.main([__file__, '-q']))
+RESULTS_PAGES = ('benchmarks.md', 'reproducibility.md')
 
 
-def test_every_benchmarks_table_names_its_command():
-  """Each results table of docs/benchmarks.md has, earlier in its section,
-  the command that makes it (a code block or an inline span running a
-  script); `test_commands_use_flags_that_exist` checks those commands."""
-  text = read(os.path.join(fixtures.ROOT, 'docs', 'benchmarks.md'))
+@pytest.mark.parametrize('page', RESULTS_PAGES)
+def test_every_results_table_names_its_command(page):
+  """Each results table of docs/benchmarks.md and docs/reproducibility.md
+  has, earlier in its section, the command that makes it (a code block or
+  an inline span running a script); `test_commands_use_flags_that_exist`
+  checks those commands."""
+  text = read(os.path.join(fixtures.ROOT, 'docs', page))
   command = re.compile(r'(python\S* \S*experiments/\w+\.py|emcl-\w+ )')
   missing = []
   for section in re.split(r'^## ', text, flags=re.M)[1:]:
-    title = section.splitlines()[0]
+    title = f'{page}, {section.splitlines()[0]}'
     for table in re.finditer(r'(?:^\|.*\n)+', section, flags=re.M):
       before = section[:table.start()]
       if not command.search(before):
         missing.append(f'{title}: the table at line '
                        f'{before.count(chr(10)) + 1} of its section')
   assert not missing, ('tables without a command:\n' + '\n'.join(missing))
+
+
+if __name__ == '__main__':
+  sys.exit(pytest.main([__file__, '-q']))
