@@ -1,6 +1,6 @@
 """Writes tests/data/golden_3tasks.json: every method's accuracy matrix and
 task losses on a 3-task Permuted MNIST run (seed 0), the numbers the run
-path must keep bitwise (tests/test_golden.py reads them).
+path must keep, up to a CPU's rounding (tests/test_golden.py reads them).
 
   python tests/golden.py     # only when a change of numbers is intended
 """

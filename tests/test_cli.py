@@ -324,6 +324,12 @@ class RunScriptTest(parameterized.TestCase):
     self.assertNotRegex(proc.stdout, r'(?i)\bemcl\b(?!_jax)')
     self.assertNotIn('Eq ', proc.stdout)
     self.assertRegex(proc.stdout, r'method.beta +0.3 ')
+    # A CNN on an MNIST benchmark brings the CNNs' values, and says so.
+    proc = run(['--dataset=split_mnist', '--method=emcl', '--print_config',
+                '--config.model.name=pc_cnn'], out)
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    self.assertRegex(proc.stdout, r"method_values +'cifar100' ")
+    self.assertRegex(proc.stdout, r'method.beta +0.075 ')
 
   def test_help_lists_the_flags_and_settings(self):
     env = fixtures.ENV

@@ -25,6 +25,38 @@ def _params(dataset, method):
 
 class ConfigsTest(parameterized.TestCase):
 
+  def test_a_cnn_on_an_mnist_benchmark_takes_the_cnns_values(self):
+    for dataset in ('mnist_permutations', 'many_permutations',
+                    'mnist_rotations', 'split_mnist'):
+      for model in configs.CNNS:
+        self.assertEqual(configs.table_source(dataset, model), 'cifar100')
+        for method in ('emcl', 'emcl_si', 'lamaml', 'er', 'gem'):
+          got = configs.get_config(dataset, method, {'model.name': model})
+          want = _params('cifar100', method)
+          if method == 'gem':  # the benchmark's task count stays its own
+            self.assertEqual(got.method.params.max_tasks,
+                             _params(dataset, 'gem').max_tasks)
+            want = want._replace(max_tasks=_params(dataset, 'gem').max_tasks)
+          self.assertEqual(got.method.params, want, (dataset, model, method))
+          self.assertEqual(got.model.name, model)
+      # The MLP keeps the benchmark's own values.
+      self.assertEqual(configs.table_source(dataset, 'mlp'), dataset)
+      self.assertEqual(
+          configs.get_config(dataset, 'emcl', {'model.name': 'mlp'}),
+          configs.get_config(dataset, 'emcl'))
+    # A vision benchmark keeps its own values whichever CNN runs it.
+    for dataset, model in (('cifar100', 'pc_cnn'),
+                           ('tinyimagenet', 'resnet18_reduced')):
+      self.assertEqual(configs.table_source(dataset, model), dataset)
+      self.assertEqual(
+          configs.get_config(dataset, 'lamaml',
+                             {'model.name': model}).method.params,
+          _params(dataset, 'lamaml'))
+    # A method value given on top still wins.
+    self.assertEqual(configs.get_config(
+        'split_mnist', 'emcl', {'model.name': 'pc_cnn', 'method.beta': 0.01}
+    ).method.params.beta, 0.01)
+
   @parameterized.parameters(*configs.BENCHMARKS)
   def test_every_entry_is_a_valid_config(self, dataset):
     module = __import__(f'emcl_jax.configs.{dataset}', fromlist=['x'])

@@ -39,6 +39,16 @@ from emcl_jax import methods as methods_lib
 
 BENCHMARKS = tuple(data_lib.BENCHMARKS)
 
+# A benchmark's method values follow its network. The MNIST benchmarks'
+# tables hold the MLP's values; a CNN there diverges at them (EMCL's beta
+# and gamma on pc_cnn, Split MNIST). A CNN on a benchmark whose own model is
+# the MLP takes the method values of `VISION_TABLE` instead, the benchmark
+# whose CNN settings they are (Table II's CIFAR-100 column, the official
+# La-MAML vision algorithm); `max_tasks` stays the benchmark's own.
+CNNS = ('resnet18_reduced', 'pc_cnn')
+VISION_TABLE = 'cifar100'
+_BENCHMARK_FIELDS = ('max_tasks',)
+
 
 def method_config(method: str, table: dict[str, dict[str, Any]]
                   ) -> schema.MethodConfig:
@@ -77,10 +87,21 @@ def benchmark_config(dataset: str, method: str, model: str,
       model=schema.ModelConfig(name=model))
 
 
+def table_source(dataset: str, model: str) -> str:
+  """The benchmark whose method values a run of `model` on `dataset`
+  starts from: `dataset`, or `VISION_TABLE` for a CNN on a benchmark whose
+  own model is the MLP (`CNNS`)."""
+  module = importlib.import_module(f'emcl_jax.configs.{dataset}')
+  if model in CNNS and module.MODEL not in CNNS:
+    return VISION_TABLE
+  return dataset
+
+
 def get_config(dataset: str = 'mnist_permutations', method: str = 'emcl',
                overrides: Optional[dict[str, Any]] = None) -> RunConfig:
   """The whole run of `method` on `dataset`, with `overrides` ({dotted
-  path: value}) over it.
+  path: value}) over it. A `model.name` among them that is a CNN on an MLP
+  benchmark brings the CNNs' method values with it (`table_source`).
 
   Raises:
     ConfigError: unknown benchmark, method or setting, or a bad value.
@@ -89,7 +110,19 @@ def get_config(dataset: str = 'mnist_permutations', method: str = 'emcl',
     raise ConfigError(f'unknown dataset {dataset!r}; use one of '
                       f'{", ".join(BENCHMARKS)}')
   module = importlib.import_module(f'emcl_jax.configs.{dataset}')
-  return schema.override(module.get_config(method), overrides or {})
+  config = module.get_config(method)
+  overrides = overrides or {}
+  source = table_source(dataset,
+                        overrides.get('model.name', config.model.name))
+  if source != dataset:
+    table = importlib.import_module(f'emcl_jax.configs.{source}').TABLE
+    params = method_config(method, table).params
+    own = config.method.params
+    params = params._replace(**{f: getattr(own, f) for f in _BENCHMARK_FIELDS
+                                if f in params._fields})
+    config = dataclasses.replace(
+        config, method=schema.MethodConfig(method, params))
+  return schema.override(config, overrides)
 
 
 def resolve(config: RunConfig) -> RunConfig:

@@ -30,7 +30,8 @@ from emcl_jax.configs import cifar100
 
 MODEL = 'pc_cnn'
 METHODS = {
-    'emcl': dict(alpha0=0.1, beta=0.075, lam=50.0, gamma=0.1,
+    # r = 0.1: a meta step that acts (cifar100.py's docstring).
+    'emcl': dict(alpha0=0.1, beta=0.075, lam=50.0, gamma=0.1, r=0.1,
                  memory_size=400, glances=2),
     'finetune': dict(lr=0.01),
     'joint': dict(lr=0.01),

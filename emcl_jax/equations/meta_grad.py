@@ -2,6 +2,7 @@
 
 import chex
 import jax
+import jax.numpy as jnp
 
 
 def meta_gradient(theta0: chex.ArrayTree, theta_k: chex.ArrayTree,
@@ -23,3 +24,31 @@ def meta_gradient(theta0: chex.ArrayTree, theta_k: chex.ArrayTree,
   """
   return jax.tree.map(lambda p0, pk, hm: lam * hm * (p0 - pk), theta0, theta_k,
                       h)
+
+
+def meta_step_share(theta0: chex.ArrayTree, theta_k: chex.ArrayTree,
+                    theta_new: chex.ArrayTree) -> chex.Array:
+  """How much the Eq 8 step does beyond copying the inner loop's end point:
+  ||theta_new - theta_k|| / ||theta_k - theta0||.
+
+  With the closed form of Eq 10 the meta step moves theta0 along
+  (theta_k - theta0), per parameter by alpha * lam * h. Under the `inverse`
+  reading of Eq 8 (alpha = alpha0 * r / h) that factor is alpha0 * r * lam
+  for every parameter, and at alpha0 * r * lam = 1 the meta step is a copy,
+  theta0 <- theta_k: this ratio is 0 and the meta-learning part does
+  nothing. It is |1 - alpha0 r lam| under that reading, and 1 when theta0
+  does not move.
+
+  Args:
+    theta0: meta-parameters before the step.
+    theta_k: fast weights after the inner loop.
+    theta_new: meta-parameters after the Eq 8 step.
+
+  Returns:
+    The ratio, a float32 scalar (0 when the inner loop did not move).
+  """
+  sq = lambda a, b: sum(jnp.sum(jnp.square(x.astype(jnp.float32) - y))
+                        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+  inner = sq(theta_k, theta0)
+  return jnp.where(inner > 0, jnp.sqrt(sq(theta_new, theta_k)
+                                       / jnp.maximum(inner, 1e-30)), 0.0)

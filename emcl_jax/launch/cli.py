@@ -212,8 +212,10 @@ def run_config(dataset: str, method: str,
             f'--config={FLAGS.config} chooses the dataset and method; drop '
             f'--{name}')
     config = configs.load_config(FLAGS.config)
-  else:
-    config = configs.get_config(dataset, method)
+  else:  # a model given brings its method values (configs.table_source)
+    model = {**(extra or {}), **given}.get('model.name')
+    config = configs.get_config(
+        dataset, method, None if model is None else {'model.name': model})
   values = {'seed': FLAGS.seed, 'seeds': FLAGS.seeds,
             'output.workdir': FLAGS.workdir}
   if FLAGS.data_dir is not None:
@@ -231,6 +233,11 @@ def print_config(config: configs.RunConfig) -> None:
   width = max(len(s.path) for s in schema.settings(config))
   for s in schema.settings(config):
     print(f'{s.path:<{width}}  {s.value!r:<14} {s.help}')
+  source = configs.table_source(config.dataset, config.model.name)
+  print(f"{'method_values':<{width}}  {source!r:<14} the benchmark whose "
+        'method values this run starts from (emcl_jax/configs/'
+        f'{source}.py; a CNN on an MNIST benchmark takes '
+        f'{configs.VISION_TABLE}\'s)')
   chash = workdir.config_hash(config.dataset, config.method.name,
                               configs.flat(config))
   print(f"{'config_hash':<{width}}  {chash}")

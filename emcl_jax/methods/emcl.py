@@ -276,7 +276,8 @@ def _glance(state: EMCLState, batch: Batch, key: chex.PRNGKey,
       advance=fresh)
   params = optax.apply_updates(theta0, updates)
   metrics = {'loss': losses_lib.weighted_mean(losses, weights),
-             'meta_grad_norm': optax.tree.norm(grads)}
+             'meta_grad_norm': optax.tree.norm(grads),
+             'meta_share': meta_grad.meta_step_share(theta0, theta_k, params)}
   return state._replace(params=params, h=h, opt_state=opt_state,
                         step=state.step + 1), metrics
 
@@ -305,7 +306,8 @@ def update(state: EMCLState, batch: Batch, key: chex.PRNGKey, *,
 
   Returns:
     (new state, metrics) with metrics 'loss' (mean inner-stream loss of the
-    last glance) and 'meta_grad_norm'.
+    last glance), 'meta_grad_norm' and 'meta_share' (the last glance's
+    `meta_grad.meta_step_share`: 0 when the Eq 8 step copies theta_k).
   """
   k_first, k_rest, k_memory = jax.random.split(key, 3)
   start = state.params
