@@ -3,14 +3,9 @@ accuracy matrix and task losses recorded in tests/data/golden_3tasks.json,
 and its update is traced once for the whole stream (one compilation, reused
 for every task).
 
-The numbers were recorded on one x86-64 CPU; another CPU generation rounds
-differently (XLA's CPU code follows the vector width it finds), so the
-comparison allows for rounding, not for a change. Measured on an Intel Xeon
-against the recorded AMD EPYC numbers: task losses within 2e-7 relative and
-the same accuracy matrix for 14 methods; for the three whose many steps per
-batch amplify rounding (C-MAML, Sync, MER: glances of chained inner steps,
-Reptile's batch loop) losses within 3.4% and accuracies within 1.6 points.
-A changed sign or a dropped term moves them by far more."""
+The comparison allows for a CPU's rounding (`golden.ROUNDING`,
+`golden.AMPLIFIED`: measured across two CPU generations), not for a
+change: a changed sign or a dropped term moves the numbers by far more."""
 
 import json
 from unittest import mock
@@ -30,10 +25,6 @@ pytestmark = pytest.mark.slow  # 16 runs of 3 tasks
 
 with open(golden.GOLDEN) as _f:
   WANT = json.load(_f)
-
-# (accuracy atol, loss rtol): rounding only; the amplifying methods apart.
-TOLERANCE = {'cmaml': (0.05, 0.1), 'sync': (0.05, 0.1), 'mer': (0.05, 0.1)}
-ROUNDING = (0.005, 1e-4)
 
 
 class GoldenTest(parameterized.TestCase):
@@ -60,7 +51,7 @@ class GoldenTest(parameterized.TestCase):
     with mock.patch.object(build, 'make_method', counting):
       (got,) = runner.run(config)
     self.assertEqual(traces, [(10, 784)])
-    atol, rtol = TOLERANCE.get(method, ROUNDING)
+    atol, rtol = golden.AMPLIFIED.get(method, golden.ROUNDING)
     np.testing.assert_allclose(got['accuracy_matrix'],
                                WANT[method]['accuracy_matrix'], rtol=0,
                                atol=atol)

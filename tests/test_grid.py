@@ -114,7 +114,11 @@ class GridTest(parameterized.TestCase):
     # 600 steps. La-MAML's learned rates amplify it most: its first task
     # differs by 4 of 1,000 test images, its second by 26, its task losses
     # by up to 0.9%.
-    atol, rtol = (0.03, 1e-2) if method == 'lamaml' else (0.02, 1e-4)
+    # On another CPU than the recorded one, the methods that amplify
+    # rounding are as far from the recorded numbers as their solo runs
+    # (golden.AMPLIFIED).
+    atol, rtol = golden.AMPLIFIED.get(
+        method, (0.03, 1e-2) if method == 'lamaml' else (0.02, 1e-4))
     r = np.array(first['accuracy_matrix'])
     np.testing.assert_allclose(r, want['accuracy_matrix'], atol=atol)
     np.testing.assert_allclose(first['task_losses'], want['task_losses'],
