@@ -3,6 +3,7 @@
 import chex
 import jax
 import jax.numpy as jnp
+import optax
 
 
 def meta_gradient(theta0: chex.ArrayTree, theta_k: chex.ArrayTree,
@@ -47,8 +48,6 @@ def meta_step_share(theta0: chex.ArrayTree, theta_k: chex.ArrayTree,
   Returns:
     The ratio, a float32 scalar (0 when the inner loop did not move).
   """
-  sq = lambda a, b: sum(jnp.sum(jnp.square(x.astype(jnp.float32) - y))
-                        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
-  inner = sq(theta_k, theta0)
-  return jnp.where(inner > 0, jnp.sqrt(sq(theta_new, theta_k)
-                                       / jnp.maximum(inner, 1e-30)), 0.0)
+  inner = optax.tree.norm(optax.tree.sub(theta_k, theta0))
+  outer = optax.tree.norm(optax.tree.sub(theta_new, theta_k))
+  return jnp.where(inner > 0, outer / jnp.maximum(inner, 1e-30), 0.0)
