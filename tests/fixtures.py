@@ -11,7 +11,8 @@
   write_mnist    MNIST's four IDX files, small and random
   write_cifar    the cifar-100-python folder (train, test, meta pickles)
   cifar_archive  cifar-100-python.tar.gz of the same files, as bytes
-  mlp_apply, make_params   a tiny tanh MLP and its parameters
+  mlp_apply, make_params, make_batch   a tiny tanh MLP, its parameters
+                 and a batch for it
 """
 
 import contextlib
@@ -28,8 +29,11 @@ import tempfile
 from typing import Any, NamedTuple, Optional
 from unittest import mock
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+
+from emcl_jax.base import Batch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu')
@@ -221,3 +225,13 @@ def make_params(seed: int = 3, d: int = 5, hidden: int = 6, classes: int = 3,
     params['b1'] = rng.normal(size=hidden) * 0.1
     params['b2'] = np.zeros(classes)
   return {k: jnp.asarray(v, jnp.float32) for k, v in params.items()}
+
+
+def make_batch(key, n: int = 4, d: int = 5, classes: int = 3,
+               task: int = 0):
+  """A `Batch` for `mlp_apply`: n normal inputs [n, d], labels uniform in
+  [0, classes), every sample of task `task`."""
+  kx, ky = jax.random.split(key)
+  return Batch(jax.random.normal(kx, (n, d)),
+               jax.random.randint(ky, (n,), 0, classes),
+               jnp.full((n,), task, jnp.int32))

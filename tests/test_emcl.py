@@ -21,13 +21,6 @@ from emcl_jax.losses import cross_entropy
 from emcl_jax.methods import finetune
 
 
-def make_batch(key, n=4, d=5, classes=3, task=0):
-  kx, ky = jax.random.split(key)
-  return Batch(jax.random.normal(kx, (n, d)),
-               jax.random.randint(ky, (n,), 0, classes),
-               jnp.full((n,), task, jnp.int32))
-
-
 LOSS = cross_entropy(fixtures.mlp_apply)
 CONFIG = emcl_jax.EMCLConfig(alpha0=0.3, beta=0.1, lam=2.0, gamma=0.2,
                              eta=0.5, r=0.2, memory_size=0, h_min=0.05,
@@ -153,7 +146,7 @@ class EMCLUpdateTest(chex.TestCase):
   def setUp(self):
     super().setUp()
     self.params = fixtures.make_params(0, hidden=4, biases=True)
-    self.batch = make_batch(jax.random.PRNGKey(1))
+    self.batch = fixtures.make_batch(jax.random.PRNGKey(1))
 
   def _check_against_reference(self, config, batches):
     state = emcl_jax.init(self.params, self.batch, config)
@@ -182,7 +175,7 @@ class EMCLUpdateTest(chex.TestCase):
     # replay draw has padding rows (4 stored samples, 6 drawn of 8 slots).
     shipped = configs.get_config('mnist_permutations', 'emcl').method.params
     config = shipped._replace(memory_size=8, replay_size=6)
-    batches = [make_batch(jax.random.PRNGKey(20 + i), task=i // 2)
+    batches = [fixtures.make_batch(jax.random.PRNGKey(20 + i), task=i // 2)
                for i in range(3)]
     state, ref = self._check_against_reference(config, batches)
     self.assertEqual(int(state.memory.seen), 12)  # each batch once
@@ -192,7 +185,7 @@ class EMCLUpdateTest(chex.TestCase):
   def test_ablation_inner_rules_match_hand_written_loops(self, inner):
     config = CONFIG._replace(inner=inner, glances=2, memory_size=6,
                              replay_size=3)
-    self._check_against_reference(config, [self.batch, make_batch(
+    self._check_against_reference(config, [self.batch, fixtures.make_batch(
         jax.random.PRNGKey(5))])
 
   @parameterized.parameters(
@@ -204,7 +197,7 @@ class EMCLUpdateTest(chex.TestCase):
       dict(importance='none'))
   def test_eq8_readings_and_controls_match_hand_written_loops(self, **kw):
     config = CONFIG._replace(glances=2, **kw)
-    batches = [make_batch(jax.random.PRNGKey(30 + i), task=i // 2)
+    batches = [fixtures.make_batch(jax.random.PRNGKey(30 + i), task=i // 2)
                for i in range(4)]
     self._check_against_reference(config, batches)
 
@@ -234,7 +227,7 @@ class EMCLUpdateTest(chex.TestCase):
 
     state = emcl_jax.init(self.params, self.batch, config)
     for i in range(4):
-      state, _ = step(state, make_batch(jax.random.PRNGKey(i), task=i),
+      state, _ = step(state, fixtures.make_batch(jax.random.PRNGKey(i), task=i),
                       jax.random.PRNGKey(i))
     self.assertLen(traced, 1)
 
@@ -311,7 +304,7 @@ class FinetuneTest(chex.TestCase):
 
   def test_is_per_sample_sgd_over_the_stream(self):
     params = fixtures.make_params(0, hidden=4, biases=True)
-    batch = make_batch(jax.random.PRNGKey(1))
+    batch = fixtures.make_batch(jax.random.PRNGKey(1))
     config = finetune.FinetuneConfig(lr=0.1, memory_size=0)
     state = finetune.init(params, batch, config)
     key = jax.random.PRNGKey(3)

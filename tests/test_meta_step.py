@@ -15,18 +15,14 @@ import numpy as np
 import emcl_jax
 import fixtures
 from emcl_jax import configs
-from emcl_jax.base import Batch
 from emcl_jax.equations import meta_grad
 from emcl_jax.losses import cross_entropy
 
 LOSS = cross_entropy(fixtures.mlp_apply)
 
 
-def _batch(seed, task, n=10, d=5):
-  kx, ky = jax.random.split(jax.random.PRNGKey(seed))
-  return Batch(jax.random.normal(kx, (n, d)),
-               jax.random.randint(ky, (n,), 0, 3),
-               jnp.full((n,), task, jnp.int32))
+def _batch(seed, task):
+  return fixtures.make_batch(jax.random.PRNGKey(seed), n=10, task=task)
 
 
 def _shares(config, batches):
