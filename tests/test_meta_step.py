@@ -1,6 +1,8 @@
 """The Eq 8 step acts: `meta_step_share` against its closed form, and no
 shipped EMCL setting makes the meta step a copy of the inner loop's end point
-(theta0 <- theta_k, alpha0 * r * lam = 1 under the `inverse` reading)."""
+(theta0 <- theta_k, alpha0 * r * lam = 1 under the `inverse` reading), and
+no shipped GD ablation (`emcl_gd`) has an inner step that overshoots theta0
+(beta * lam >= 2)."""
 
 import functools
 import json
@@ -95,6 +97,20 @@ class ShippedSettingsTest(absltest.TestCase):
               for params, where in _emcl_settings().items()}
     copies = {where: s for where, s in shares.items() if s < 0.05}
     self.assertEmpty(copies, 'the meta step copies theta_k')
+
+  def test_no_shipped_gd_ablation_overshoots_theta0(self):
+    # `emcl_gd`'s inner step (Eq 6 by plain gradient descent) moves
+    # theta - theta0 by the factor 1 - beta * lam * hn on the regulariser's
+    # part; hn is at most 1 under h_norm 'max', so the step is stable only
+    # if beta * lam < 2 (at 3.75, vision's Table II values, the CNN's loss
+    # is NaN at the second batch).
+    unstable = {}
+    for dataset in configs.BENCHMARKS:
+      params = configs.get_config(dataset, 'emcl_gd').method.params
+      self.assertEqual((params.inner, params.h_norm), ('gd', 'max'), dataset)
+      if params.beta * params.lam >= 2:
+        unstable[dataset] = params.beta * params.lam
+    self.assertEmpty(unstable, 'beta * lam >= 2: the GD step overshoots')
 
 
 class ScriptTest(absltest.TestCase):

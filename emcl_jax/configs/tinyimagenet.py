@@ -33,6 +33,9 @@ METHODS = {
     # r = 0.1: a meta step that acts (cifar100.py's docstring).
     'emcl': dict(alpha0=0.1, beta=0.075, lam=50.0, gamma=0.1, r=0.1,
                  memory_size=400, glances=2),
+    # The GD ablation at a stable lambda (cifar100.py's 'emcl_gd').
+    'emcl_gd': dict(alpha0=0.1, beta=0.075, lam=15.0, gamma=0.1, r=0.1,
+                    memory_size=400, glances=2),
     'finetune': dict(lr=0.01),
     'joint': dict(lr=0.01),
     # The script's single-pass TinyImageNet block (run_experiments.sh):
