@@ -227,8 +227,8 @@ class EMCLUpdateTest(chex.TestCase):
 
     state = emcl_jax.init(self.params, self.batch, config)
     for i in range(4):
-      state, _ = step(state, fixtures.make_batch(jax.random.PRNGKey(i), task=i),
-                      jax.random.PRNGKey(i))
+      batch = fixtures.make_batch(jax.random.PRNGKey(i), task=i)
+      state, _ = step(state, batch, jax.random.PRNGKey(i))
     self.assertLen(traced, 1)
 
   @parameterized.parameters('first_inner', 'batch', 'meta')

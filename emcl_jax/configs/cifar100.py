@@ -43,18 +43,20 @@ MODEL = 'resnet18_reduced'
 VISION = dict(inner_batches=5, inner_relu=False, inner_clamp=True,
               second_order=True, replay_size=10)
 
+# Table II's four values; r = 0.1 (docstring): the meta step moves theta0
+# half way to theta_k, alpha0 * r * lam = 0.5.
+EMCL = dict(alpha0=0.1, beta=0.075, lam=50.0, gamma=0.1, r=0.1,
+            memory_size=200)
+# Table IV's GD ablation takes EMCL's values but this lambda: plain gradient
+# descent on Eq 6 scales theta - theta0 by 1 - beta lam hn each step, so it
+# diverges unless beta lam < 2 (at lambda 50, 3.75: NaN at the second
+# batch). 15 (beta lam 1.125) led the stable 10 / 15 / 20 / 25 on real
+# images (docs/benchmarks.md, "EMCL-GD on the CNNs").
+GD_LAM = 15.0
+
 METHODS = {
-    # Table II's four values; r = 0.1 (docstring): the meta step moves
-    # theta0 half way to theta_k, alpha0 * r * lam = 0.5.
-    'emcl': dict(alpha0=0.1, beta=0.075, lam=50.0, gamma=0.1, r=0.1,
-                 memory_size=200),
-    # Table IV's GD ablation: plain gradient descent on Eq 6 scales
-    # theta - theta0 by 1 - beta lam hn each step, so it diverges unless
-    # beta lam < 2 (at lambda 50, 3.75: NaN at the second batch). lambda 15
-    # (beta lam 1.125) led the stable 10 / 15 / 20 / 25 on real images
-    # (docs/benchmarks.md, "EMCL-GD on the CNNs").
-    'emcl_gd': dict(alpha0=0.1, beta=0.075, lam=15.0, gamma=0.1, r=0.1,
-                    memory_size=200),
+    'emcl': EMCL,
+    'emcl_gd': dict(EMCL, lam=GD_LAM),
     # The paper's EMCL as written (`methods.RECORDS['emcl_paper']`):
     # Table II's values only.
     'emcl_paper': dict(alpha0=0.1, beta=0.075, lam=50.0, gamma=0.1),

@@ -29,13 +29,13 @@ from emcl_jax import configs
 from emcl_jax.configs import cifar100
 
 MODEL = 'pc_cnn'
+# r = 0.1: a meta step that acts (cifar100.py's docstring).
+EMCL = dict(alpha0=0.1, beta=0.075, lam=50.0, gamma=0.1, r=0.1,
+            memory_size=400, glances=2)
 METHODS = {
-    # r = 0.1: a meta step that acts (cifar100.py's docstring).
-    'emcl': dict(alpha0=0.1, beta=0.075, lam=50.0, gamma=0.1, r=0.1,
-                 memory_size=400, glances=2),
-    # The GD ablation at a stable lambda (cifar100.py's 'emcl_gd').
-    'emcl_gd': dict(alpha0=0.1, beta=0.075, lam=15.0, gamma=0.1, r=0.1,
-                    memory_size=400, glances=2),
+    'emcl': EMCL,
+    # The GD ablation at a stable lambda (cifar100.GD_LAM).
+    'emcl_gd': dict(EMCL, lam=cifar100.GD_LAM),
     'finetune': dict(lr=0.01),
     'joint': dict(lr=0.01),
     # The script's single-pass TinyImageNet block (run_experiments.sh):
