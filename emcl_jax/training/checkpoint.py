@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from typing import Any, Iterator, NamedTuple, Optional
 
 import jax
@@ -238,7 +239,9 @@ def _quiet_if_failing() -> Iterator[None]:
   other arrays running, and their failures would reach stderr, during the
   restore and after it (asyncio's 'Task exception was never retrieved' log
   records, and 'Event loop is closed' from the callbacks that complete
-  them). A restore that succeeds puts both back as they were."""
+  them), and the reads left unawaited are collected at exit with a
+  'coroutine ... was never awaited' warning. A restore that succeeds puts
+  the logger and the hook back as they were."""
   log, level, previous = (logging.getLogger('asyncio'),
                           logging.getLogger('asyncio').level,
                           sys.unraisablehook)
@@ -250,7 +253,12 @@ def _quiet_if_failing() -> Iterator[None]:
 
   log.setLevel(logging.CRITICAL)
   sys.unraisablehook = hook
-  yield  # an exception leaves both in place
+  try:
+    yield
+  except BaseException:  # leaves both in place, and quiets the leftovers
+    warnings.filterwarnings('ignore', category=RuntimeWarning,
+                            message=r"coroutine '.*' was never awaited")
+    raise
   log.setLevel(level)
   sys.unraisablehook = previous
 
