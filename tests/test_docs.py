@@ -28,7 +28,6 @@ import importlib.util
 import os
 import re
 import shlex
-import subprocess
 import sys
 
 import numpy as np
@@ -104,16 +103,13 @@ def is_placeholder(value):
 
 @functools.lru_cache(maxsize=None)
 def script_help():
-  """{script: its --help text}, the scripts run in parallel."""
-  procs = {s: subprocess.Popen(
-      [sys.executable, os.path.join(fixtures.ROOT, 'experiments', f'{s}.py'),
-       '--help'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-      env=fixtures.ENV, cwd=fixtures.ROOT) for s in SCRIPTS}
+  """{script: its --help text}, each script's main called in this process
+  (tests/test_cli.py runs `--help` of the scripts' files)."""
   out = {}
-  for script, proc in procs.items():
-    stdout, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 0, (script, stderr[-2000:])
-    out[script] = stdout
+  for script in SCRIPTS:
+    res = fixtures.call(script, '--help')
+    assert res.returncode == 0, (script, res.stderr[-2000:])
+    out[script] = res.stdout
   return out
 
 
