@@ -35,6 +35,20 @@ class ImportTest(absltest.TestCase):
     for module in (run, sweep, reproduce, summarize):
       self.assertTrue(callable(module.main))
 
+  def test_a_script_s_defaults_end_with_its_parse(self):
+    # Scripts parsed one after another in one process (a notebook, the
+    # tests): bench's own --methods default ('all') must not become
+    # reproduce's.
+    from emcl_jax.launch import cli  # pylint: disable=g-import-not-at-top
+    fixtures.study('bench')
+    cli.parse('reproduce', ['reproduce.py'])
+    want = list(cli.FLAGS.methods)
+    self.assertNotEqual(want, ['all'])
+    cli.parse('bench', ['bench.py'])
+    self.assertEqual(cli.FLAGS.methods, ['all'])
+    cli.parse('reproduce', ['reproduce.py'])
+    self.assertEqual(cli.FLAGS.methods, want)
+
 
 class PrintConfigTest(parameterized.TestCase):
 

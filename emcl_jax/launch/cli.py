@@ -36,6 +36,9 @@ PREFIX = '--config.'
 FLAG_PATHS = {'seed': 'seed', 'seeds': 'seeds', 'workdir': 'output.workdir',
               'data_dir': 'data.dir'}
 _STATE: dict[str, Any] = {'script': 'run', 'overrides': {}}
+# {flag name: its default as defined}, for every flag whose default a
+# script's `options.DEFAULTS` changed.
+_AS_DEFINED: dict[str, Any] = {}
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -252,7 +255,12 @@ def parse(script: str, argv: list[str]) -> list[str]:
   for flag in [*FLAGS.get_key_flags_for_module(options),
                *(FLAGS[n] for n in options.SCRIPTS[script])]:
     flag.unparse()
-  for name, value in options.DEFAULTS[script].items():
+  own = options.DEFAULTS[script]
+  for name in own:  # each flag's default as defined, before any script's
+    _AS_DEFINED.setdefault(name, FLAGS[name].default)
+  # Another script's defaults, from an earlier parse in this process, go
+  # back to the flags' own first.
+  for name, value in {**_AS_DEFINED, **own}.items():
     FLAGS.set_default(name, value)
   return _parse(argv)
 
