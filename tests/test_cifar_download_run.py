@@ -2,8 +2,9 @@
 a local HTTP server serving cifar-100-python.tar.gz (small, in the official
 format), the first run downloads it with progress, checks it, caches it and
 trains; the second run does not touch the server; a corrupt archive is one
-line and exit 2, and the next run fetches it again (tests/download_driver.py:
-only the expected MD5 is the small archive's). What goes wrong is one line:
+line and exit 2, and the next run fetches it again (run.py's main, in this
+process or as tests/download_driver.py, with one change: the expected MD5 is
+the small archive's). What goes wrong is one line:
 a mirror too slow (exit 2 within the low-speed window), Ctrl-C (exit 130,
 the partial download kept), a bad mirror variable or a cache that cannot be
 written (exit 2, naming it)."""
@@ -56,9 +57,15 @@ class CifarDownloadRunTest(absltest.TestCase):
                 EMCL_JAX_DATA=self.cache,
                 EMCL_JAX_TEST_MD5=hashlib.md5(self.data).hexdigest(), **extra)
 
-  def run_py(self, *args, **extra_env):
-    return subprocess.run(self.command(*args), capture_output=True,
-                          text=True, env=self.env(**extra_env), timeout=600)
+  def run_py(self, *args):
+    """run.py's main in this process, with download_driver.py's one change
+    (the small archive's MD5 expected)."""
+    record = download.CIFAR100._replace(md5=hashlib.md5(self.data).hexdigest())
+    with mock.patch.dict(os.environ, {download.MIRROR_ENV: self.server.base,
+                                      'EMCL_JAX_DATA': self.cache}), \
+        mock.patch.object(download, 'CIFAR100', record), \
+        mock.patch.dict(download.ARCHIVES, {'cifar100': record}):
+      return fixtures.call('run', *self.command(*args)[2:])
 
   def errors(self, stderr):
     """stderr's lines but the progress lines."""

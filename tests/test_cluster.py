@@ -85,7 +85,8 @@ class SubmititLocalTest(absltest.TestCase):
     super().setUpClass()
     cls.tmp = tempfile.mkdtemp()
     cls.one = os.path.join(cls.tmp, 'one')
-    proc = sweep(cls.one)
+    # The one-process sweep: its main in this process.
+    proc = fixtures.call('sweep', *ARGS, f'--workdir={cls.one}')
     assert proc.returncode == 0, proc.stderr[-3000:]
 
   @classmethod

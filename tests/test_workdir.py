@@ -28,14 +28,12 @@ RUN = os.path.join(fixtures.ROOT, 'experiments', 'run.py')
 SMALL = ['--config.data.num_tasks=2', '--config.data.samples_per_task=50', '--config.output.progress=false']
 
 
-def run(out, *args, wait=True):
-  """run.py in a process of its own (one to kill, or two at once);
-  without `wait` the started process."""
-  if not wait:
-    return subprocess.Popen([sys.executable, RUN, f'--workdir={out}', *args],
-                            env=fixtures.ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-  return fixtures.run_script('run', f'--workdir={out}', *args, timeout=300)
+def start(out, *args):
+  """run.py started in a process of its own (one to kill, or one holding
+  its run's lock)."""
+  return subprocess.Popen([sys.executable, RUN, f'--workdir={out}', *args],
+                          env=fixtures.ENV, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
 
 
 def run_here(out, *args):
@@ -102,8 +100,8 @@ class WorkdirTest(absltest.TestCase):
   def test_sigkill_then_the_same_command_resumes_bitwise(self):
     out, ref = fixtures.tmp_dir(self), fixtures.tmp_dir(self)
     args = ['--config.data.num_tasks=5', '--config.data.samples_per_task=400', '--config.output.progress=false']
-    self.assertEqual(run(ref, *args).returncode, 0)
-    proc = run(out, *args, wait=False)
+    self.assertEqual(run_here(ref, *args).returncode, 0)
+    proc = start(out, *args)
     deadline = time.time() + 240
     metrics = os.path.join(out, 'mnist_permutations', 'emcl', '*', 'seed0',
                            'metrics.jsonl')
@@ -120,7 +118,7 @@ class WorkdirTest(absltest.TestCase):
     folder = os.path.dirname(glob.glob(metrics)[0])
     saved = workdir.latest_checkpoint(os.path.join(folder, 'checkpoints'))
     self.assertIsNotNone(saved)  # at least task 1 was saved
-    resumed = run(out, *args)
+    resumed = run_here(out, *args)
     self.assertEqual(resumed.returncode, 0, resumed.stderr)
     with open(results_files(out)[0]) as f, open(results_files(ref)[0]) as g:
       a, b = json.load(f), json.load(g)
@@ -143,7 +141,7 @@ class WorkdirTest(absltest.TestCase):
     # uninterrupted run's bit for bit.
     args = ['--config.data.num_tasks=4', '--config.data.samples_per_task=100', '--config.output.progress=false']
     ref = fixtures.tmp_dir(self)
-    self.assertEqual(run(ref, *args).returncode, 0)
+    self.assertEqual(run_here(ref, *args).returncode, 0)
     with open(results_files(ref)[0]) as f:
       expected = json.load(f)
     killer = os.path.join(fixtures.ROOT, 'tests', 'kill_during.py')
@@ -164,7 +162,7 @@ class WorkdirTest(absltest.TestCase):
           [n.split('.')[0] for n in names if '.orbax-checkpoint-tmp' in n],
           leftover, where)
       self.assertLen(names, len(saved) + len(leftover))
-      resumed = run(out, *args)
+      resumed = run_here(out, *args)
       self.assertEqual(resumed.returncode, 0, resumed.stderr)
       with open(results_files(out)[0]) as f:
         got = json.load(f)
@@ -176,12 +174,12 @@ class WorkdirTest(absltest.TestCase):
   def test_a_second_process_on_a_running_run_is_refused(self):
     out = fixtures.tmp_dir(self)
     args = ['--config.data.num_tasks=5', '--config.data.samples_per_task=400', '--config.output.progress=false']
-    first = run(out, *args, wait=False)
+    first = start(out, *args)
     deadline = time.time() + 240
     while (not glob.glob(os.path.join(out, '*', '*', '*', 'seed0', '.lock'))
            and time.time() < deadline and first.poll() is None):
       time.sleep(0.05)
-    second = run(out, *args)
+    second = run_here(out, *args)  # this process: another than the first
     self.assertEqual(second.returncode, 2, second.stderr)
     lines = second.stderr.strip().splitlines()
     self.assertLen(lines, 1)
