@@ -39,10 +39,10 @@ def pytest_sessionfinish(session):
 
 
 def pytest_collection_modifyitems(config, items):
-  """Slow tests first within each file. Under `--dist loadfile` xdist (3.7
-  and later) hands out the files with the most tests first: the unit-test
-  files, which fill the compilation cache that the few-test slow files'
-  subprocesses then read. (Sending the slow files first, with a cold
+  """Slow tests first within each file. Under `--dist loadscope` xdist (3.7
+  and later) hands out the classes (and files of test functions) with the
+  most tests first: the unit tests, which fill the compilation cache that
+  the few-test slow classes' subprocesses then read. (Sending the slow files first, with a cold
   cache, made the whole run about 25% slower.)"""
   del config
   items.sort(key=lambda item: item.get_closest_marker('slow') is None)

@@ -47,7 +47,7 @@ SCRIPTS = ('run', 'sweep', 'reproduce', 'bench', 'summarize', 'cost',
            'grid_cost', 'front', 'selection', 'eq8_readings', 'meta_share')
 # absl's own flags, which `--help` does not list.
 ABSL_FLAGS = {'help', 'helpfull', 'helpshort', 'helpxml', 'flagfile'}
-# Flags of other programs the docs quote: pytest's (`--dist loadfile`).
+# Flags of other programs the docs quote: pytest's (`--dist loadscope`).
 OTHER_FLAGS = {'dist', 'nodes', 'ntasks',  # pip's, srun's
                'array', 'gres', 'time'}  # sbatch's
 SHELL_OPERATORS = {'|', '||', '&&', ';', '>', '>>', '2>', '&'}
