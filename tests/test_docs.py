@@ -44,7 +44,8 @@ from emcl_jax.methods.emcl import EMCLConfig
 from emcl_jax.reporting import metrics
 
 SCRIPTS = ('run', 'sweep', 'reproduce', 'bench', 'summarize', 'cost',
-           'grid_cost', 'front', 'selection', 'eq8_readings', 'meta_share')
+           'grid_cost', 'front', 'selection', 'eq8_readings', 'meta_share',
+           'config_path')
 # absl's own flags, which `--help` does not list.
 ABSL_FLAGS = {'help', 'helpfull', 'helpshort', 'helpxml', 'flagfile'}
 # Flags of other programs the docs quote: pytest's (`--dist loadscope`).

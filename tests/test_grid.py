@@ -214,8 +214,9 @@ class EveryFloatTracesTest(parameterized.TestCase):
         'mnist_permutations', method, {**SMALL, 'seeds': 1}))
     params_cfg = config.method.params
     setup = build.setup(config, 0)
-    tuned = grid.tuned(lambda hp: build.make_method(
-        config, setup.tasks, setup.apply_fn, grid.with_values(params_cfg, hp)))
+    tuned = grid.tuned(grid.builder(
+        *build.method_inputs(config, setup.tasks, setup.apply_fn),
+        params_cfg))
     tasks = setup.tasks
     batch = base.Batch(jnp.asarray(tasks.train_x[0, :10]),
                        jnp.asarray(tasks.train_y[0, :10]),

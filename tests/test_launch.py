@@ -2,8 +2,11 @@
 beside every other, each script that trains prints its configs with
 --print_config and writes nothing, the sweep is a library function
 (`runner.sweep`) that skips, records divergence and raises on bad
-input."""
+input, and the run config's path from a script's main to results.json
+stays short (docs/api.md)."""
 
+import contextlib
+import io
 import os
 
 from absl.testing import absltest
@@ -20,7 +23,7 @@ from emcl_jax.launch import sweep
 import fixtures
 
 STUDIES = ('bench', 'cost', 'grid_cost', 'front', 'selection',
-           'eq8_readings')
+           'eq8_readings', 'config_path')
 SMALL = {'data.num_tasks': 2, 'data.samples_per_task': 30, 'seeds': 2,
          'output.progress': False}
 
@@ -86,6 +89,31 @@ class PrintConfigTest(parameterized.TestCase):
         '--print_config')
     self.assertIn('# program 1 of 2: 2 setting(s)\n## emcl,beta=0.03\n', out)
     self.assertIn('# program 2 of 2: 1 setting(s)\n## lamaml\n', out)
+
+
+class ConfigPathTest(parameterized.TestCase):
+  """experiments/config_path.py's trace of a run and of a grid of settings:
+  at most 12 modules take the run config, at most 2 calls climb back to an
+  upper layer (docs/api.md, "The run config's path")."""
+
+  @parameterized.named_parameters(
+      ('run', 'run', []),
+      ('grid', 'sweep', ['--grid=method.beta=0.03,0.1', '--seeds=1']))
+  def test_the_path_stays_short(self, script, argv):
+    path_lib = fixtures.study('config_path')
+    tmp = fixtures.tmp_dir(self)
+    with contextlib.redirect_stdout(io.StringIO()), \
+        contextlib.redirect_stderr(io.StringIO()):
+      path = path_lib.trace(script, [
+          *argv, '--config.data.num_tasks=2',
+          '--config.data.samples_per_task=20',
+          '--config.output.progress=false', f'--workdir={tmp}'])
+    self.assertIn('emcl_jax.runner.folders', path.modules)  # wrote results
+    self.assertIn('emcl_jax.launch.cli', path.modules)
+    self.assertLessEqual(len(path.modules), 12, path.modules)
+    self.assertLessEqual(len(path.upward), 2, path.upward)
+    self.assertIn('emcl_jax.training.engine.report -> '
+                  'emcl_jax.runner.sweeper.record_fn', path.upward)
 
 
 class SweepFunctionTest(absltest.TestCase):

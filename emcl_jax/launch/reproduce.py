@@ -133,9 +133,9 @@ def write_report(results: Sequence[dict], output_dir: str,
   rows = sorted(rows, key=lambda r: names.index(r.name))  # figures' order
   # Tables and figures of other settings (sizes, seeds, values) that are
   # already there are kept: these go beside them, named by their key.
-  key = tables.settings_key(
+  key = tables.settings_key([
       (r['dataset'], r.get('name', r['method']), workdir.results_hash(r),
-       r['seed']) for r in results)
+       r['seed']) for r in results])
   base = os.path.join(output_dir, 'table_iii.md')
   suffix = '' if tables.unclaimed(base, key) == base else f'-{key}'
   written = [files.write_file(

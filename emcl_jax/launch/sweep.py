@@ -180,10 +180,9 @@ def _write_table(rows, run_configs):
       'data.samples_per_task' in cli.overrides()):
     table_name = (f'table-size={data.num_tasks or "all"}x'
                   f'{data.samples_per_task or "all"}.md')
-  key = tables.settings_key(
-      (c.dataset, run.name, run.chash, c.seed_list)
-      for c, run in ((c, runner.RunFolders(c, FLAGS.workdir))
-                     for c in run_configs))
+  folders = [runner.RunFolders(c, FLAGS.workdir) for c in run_configs]
+  key = tables.settings_key([(c.dataset, run.name, run.chash, c.seed_list)
+                             for c, run in zip(run_configs, folders)])
   path = FLAGS.table or tables.unclaimed(
       os.path.join(FLAGS.workdir, config.dataset, table_name), key)
   try:

@@ -94,16 +94,26 @@ def setup(config: configs.RunConfig, seed: int, *,
                'custom' if model_fn else configs.model_label(config.model))
 
 
-def make_method(config: configs.RunConfig, tasks: tasks_lib.TaskSet,
-                apply_fn: Callable[..., Any], params_cfg: Any = None) -> Any:
-  """The config's method (`Method`) for `tasks` and the model `apply_fn`
-  (cross-entropy, multi-head through the tasks' class masks), with
-  `params_cfg` instead of `config.method.params` if given (a grid's traced
-  hyper-parameters, `training.grid`)."""
+def method_inputs(config: configs.RunConfig, tasks: tasks_lib.TaskSet,
+                  apply_fn: Callable[..., Any]
+                  ) -> tuple[Callable[..., Any], Any, Batch]:
+  """(factory, loss_fn, example): what the config's method is built from
+  for `tasks` and the model `apply_fn`: its module's `method` factory, the
+  cross-entropy (multi-head through the tasks' class masks) and an example
+  batch. `factory(loss_fn, example, config.method.params)` is the method
+  (`make_method`); a grid builds it from traced values
+  (`training.grid.builder`)."""
   batch_size = config.protocol.batch_size
   example = Batch(jnp.asarray(tasks.train_x[0, :batch_size]),
                   jnp.asarray(tasks.train_y[0, :batch_size]),
                   jnp.zeros((batch_size,), jnp.int32))
-  factory = RECORDS[config.method.name].factory
-  return factory(losses.cross_entropy(apply_fn, tasks.class_mask), example,
-                 config.method.params if params_cfg is None else params_cfg)
+  return (RECORDS[config.method.name].factory,
+          losses.cross_entropy(apply_fn, tasks.class_mask), example)
+
+
+def make_method(config: configs.RunConfig, tasks: tasks_lib.TaskSet,
+                apply_fn: Callable[..., Any]) -> Any:
+  """The config's method (`Method`) for `tasks` and the model `apply_fn`
+  (`method_inputs`)."""
+  factory, loss_fn, example = method_inputs(config, tasks, apply_fn)
+  return factory(loss_fn, example, config.method.params)

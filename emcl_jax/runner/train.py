@@ -151,12 +151,9 @@ def run_grid(configs_list: list[configs.RunConfig], *,
   config = configs_list[0]
   setups = [build.setup(config, s) for s in config.seed_list]
   first = setups[0]
-  static = config.method.params
-
-  def make(hparams):
-    return build.make_method(config, first.tasks, first.apply_fn,
-                             grid_lib.with_values(static, hparams))
-
+  make = grid_lib.builder(
+      *build.method_inputs(config, first.tasks, first.apply_fn),
+      config.method.params)
   hparams = grid_lib.stack([{k: getattr(c.method.params, k) for k in varied}
                             for c in configs_list])
   num = len(configs_list)

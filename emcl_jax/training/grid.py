@@ -77,6 +77,16 @@ def with_values(config: Any, hparams: dict[str, Any]) -> Any:
   return config._replace(**hparams)
 
 
+def builder(factory: Callable[..., Method], loss_fn: Callable[..., Any],
+            example: Any, config: Any
+            ) -> Callable[[dict[str, chex.Array]], Method]:
+  """build(hparams) -> Method: the method of `factory(loss_fn, example,
+  config)` (a method module's `method`) with the fields of `hparams` traced
+  (`with_values`): what `tuned` and `engine.train_and_evaluate_grid` take."""
+  return lambda hparams: factory(loss_fn, example,
+                                 with_values(config, hparams))
+
+
 def tuned(build: Callable[[dict[str, chex.Array]], Method]) -> Method:
   """The `Method` over `Tuned` states of `build(hparams) -> Method`: update
   and params_of rebuild the method from the state's hparams (inside the
