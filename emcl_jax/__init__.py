@@ -8,14 +8,15 @@ with Taylor Expansion Approximation"). The public API:
 
 and the pure pieces it is made of, in `emcl_jax.equations`: `inner` (Eq 16, 18,
 21), `importance` (Eq 7, 13), `meta_grad` (Eq 10), `transforms` (Eq 8 as an
-optax transformation); in `emcl_jax.training`: `memory` (reservoir replay),
-`engine` (scanned training); in `emcl_jax.reporting`: `metrics` (Eq 22,
-23). Each stays importable as `emcl_jax.<name>`.
+optax transformation); in `emcl_jax.methods`: `memory` (reservoir replay);
+in `emcl_jax.training`: `engine` (scanned training); in
+`emcl_jax.reporting`: `metrics` (Eq 22, 23). Each stays importable as `emcl_jax.<name>`.
 
 The packages, each importing only those listed before it:
 `base`, `errors`, `files`, `trees`, `clipping`, `losses`, `patch_conv`,
-`models`, `data` (foundations) < `equations` (the paper) < `training` <
-`methods` < `configs` (a run as one typed config) < `reporting` <
+`models`, `data` (foundations) < `equations` (the paper) < `methods` (the
+algorithms and their building blocks: replay memory, inner stream) <
+`training` (the engine that runs any method) < `configs` (a run as one typed config) < `reporting` <
 `runner` (`sweep(run_configs, workdir)`: the one entry of a run) <
 `launch` (the command-line scripts). `emcl_jax.configs` and `emcl_jax.runner` load on
 first use.
@@ -27,10 +28,10 @@ from emcl_jax.equations import inner
 from emcl_jax.equations import meta_grad
 from emcl_jax.equations import transforms
 from emcl_jax.equations.transforms import meta_learning_rate, scale_by_importance
+from emcl_jax.methods import memory
 from emcl_jax.methods.emcl import EMCLConfig, EMCLState, init, update
 from emcl_jax.reporting import metrics
 from emcl_jax.training import engine
-from emcl_jax.training import memory
 from emcl_jax.version import __version__
 
 

@@ -36,7 +36,7 @@ from emcl_jax.launch import cli
 # layer or those before it (tests/test_packaging.py), and a call from a
 # module into a later layer is a return to an upper layer (a callback).
 LAYERS = ('base', 'errors', 'files', 'version', 'trees', 'clipping', 'losses',
-          'patch_conv', 'models', 'data', 'equations', 'training', 'methods',
+          'patch_conv', 'models', 'data', 'equations', 'methods', 'training',
           'configs', 'reporting', 'runner', 'launch')
 
 flags.DEFINE_string('trace_script', 'run',

@@ -14,8 +14,8 @@ import optax
 import emcl_jax
 import fixtures
 from emcl_jax import configs
-from emcl_jax.training import memory as memory_lib
-from emcl_jax.training import stream as stream_lib
+from emcl_jax.methods import memory as memory_lib
+from emcl_jax.methods import stream as stream_lib
 from emcl_jax.base import Batch
 from emcl_jax.losses import cross_entropy
 from emcl_jax.methods import finetune

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emcl_jax.training import memory
+from emcl_jax.methods import memory
 from emcl_jax.base import Batch
 
 

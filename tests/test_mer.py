@@ -15,7 +15,7 @@ import numpy as np
 
 import runs
 from emcl_jax.training import engine
-from emcl_jax.training import memory as memory_lib
+from emcl_jax.methods import memory as memory_lib
 from emcl_jax.base import Batch
 from emcl_jax.methods import METHODS
 from emcl_jax.methods import er

@@ -35,7 +35,7 @@ def _name(requirement):
 # The package's layers, lowest first: a module may import only from its own
 # layer or those before it (emcl_jax/__init__.py).
 LAYERS = ['base', 'errors', 'files', 'version', 'trees', 'clipping', 'losses',
-          'patch_conv', 'models', 'data', 'equations', 'training', 'methods',
+          'patch_conv', 'models', 'data', 'equations', 'methods', 'training',
           'configs',
           'reporting', 'runner', 'launch']
 

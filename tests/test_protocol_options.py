@@ -112,7 +112,7 @@ class EpochsTest(absltest.TestCase):
         np.asarray(single.state.memory.seen), 80)
 
   def test_keep_memory_by_hand(self):
-    from emcl_jax.training import memory as memory_lib
+    from emcl_jax.methods import memory as memory_lib
     old = {'m': memory_lib.MemoryState(jnp.zeros(2), jnp.zeros(2, int),
                                        jnp.zeros(2, int), jnp.int32(0)),
            'w': jnp.zeros(2)}

@@ -9,6 +9,11 @@ with other update rules, EMCL-SI is EMCL with SI-style importance, Table IV's
 ablations `emcl_gd` and `emcl_lr_modulation` are EMCL with another inner
 loop, `ewc_online` is online EWC, and `joint` is fine-tuning on all tasks'
 data shuffled into one stream (see `JOINT`). Every script takes every name.
+
+The blocks the methods are built from live beside them: `memory` (the
+reservoir replay memory), `stream` (the inner stream: the batch plus replay,
+the per-sample scan), `projection` (GEM's and A-GEM's gradient
+projections), `gem_qp` (GEM's dual QP) and `fisher` (EWC's Fisher).
 """
 
 from typing import Any, Callable, Mapping, NamedTuple

@@ -44,7 +44,7 @@ import jax.numpy as jnp
 
 from emcl_jax import clipping
 from emcl_jax import trees
-from emcl_jax.training import memory as memory_lib
+from emcl_jax.methods import memory as memory_lib
 from emcl_jax.methods import projection
 from emcl_jax.base import Batch, LossFn, Method, bind
 

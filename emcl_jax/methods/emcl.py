@@ -39,9 +39,9 @@ import optax
 from emcl_jax.equations import importance as importance_lib
 from emcl_jax.equations import inner as inner_lib
 from emcl_jax import losses as losses_lib
-from emcl_jax.training import memory as memory_lib
+from emcl_jax.methods import memory as memory_lib
 from emcl_jax.equations import meta_grad
-from emcl_jax.training import stream as stream_lib
+from emcl_jax.methods import stream as stream_lib
 from emcl_jax.equations import transforms
 from emcl_jax.base import Batch, LossFn, Method, bind
 

@@ -54,7 +54,7 @@ import jax.numpy as jnp
 import optax
 
 from emcl_jax.methods import fisher as fisher_lib
-from emcl_jax.training import memory as memory_lib
+from emcl_jax.methods import memory as memory_lib
 from emcl_jax.base import Batch, LossFn, Method, bind
 
 

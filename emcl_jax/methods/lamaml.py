@@ -62,8 +62,8 @@ import jax
 import jax.numpy as jnp
 
 from emcl_jax import clipping
-from emcl_jax.training import memory as memory_lib
-from emcl_jax.training import stream as stream_lib
+from emcl_jax.methods import memory as memory_lib
+from emcl_jax.methods import stream as stream_lib
 from emcl_jax.base import Batch, LossFn, Method, bind, concat
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from emcl_jax import losses
 from emcl_jax.base import Batch, Method
-from emcl_jax.training import memory as memory_lib
+from emcl_jax.methods import memory as memory_lib
 
 
 def keep_memory(new_state: Any, old_state: Any, fresh: chex.Array) -> Any:

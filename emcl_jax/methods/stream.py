@@ -12,7 +12,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from emcl_jax.training import memory as memory_lib
+from emcl_jax.methods import memory as memory_lib
 from emcl_jax.base import Batch, LossFn, concat
 
 
