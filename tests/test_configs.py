@@ -103,15 +103,29 @@ class ConfigsTest(parameterized.TestCase):
     # Rotations is not in the paper: every method takes its MNIST
     # Permutations values, EMCL (and EMCL-SI, its row) with gamma 0.03 and
     # eta 0.999 (docs/algorithm.md #9: the gamma study, 77.99 against 76.17
-    # at 0.3; the eta grid, 77.72 against 77.47 at 0.99 over ten seeds).
-    for method in ('emcl', 'emcl_si', 'lamaml', 'er', 'gem', 'mer'):
+    # at 0.3; the eta grid, 77.72 against 77.47 at 0.99 over ten seeds), and
+    # La-MAML with the opt_lr its selection on validation chose (0.1
+    # against the script's 0.3; docs/benchmarks.md).
+    for method in ('emcl', 'emcl_si', 'lamaml', 'cmaml', 'er', 'gem', 'mer'):
       rot = _params('mnist_rotations', method)
       perm = _params('mnist_permutations', method)
       if method.startswith('emcl'):
         self.assertEqual((rot.gamma, rot.eta, perm.gamma, perm.eta),
                          (0.03, 0.999, 0.3, 0.99), method)
         perm = perm._replace(gamma=0.03, eta=0.999)
+      if method == 'lamaml':
+        self.assertEqual((rot.opt_lr, perm.opt_lr), (0.1, 0.3))
+        perm = perm._replace(opt_lr=0.1)
       self.assertEqual(rot, perm, method)
+
+  def test_er_takes_its_selected_values_where_it_was_selected(self):
+    # experiments/selection.py chose lr 0.3 and replay 25 for ER on both
+    # benchmarks it ran on; Split MNIST keeps MER's script values.
+    for dataset in ('mnist_permutations', 'mnist_rotations'):
+      params = _params(dataset, 'er')
+      self.assertEqual((params.lr, params.replay_size), (0.3, 25), dataset)
+    params = _params('split_mnist', 'er')
+    self.assertEqual((params.lr, params.replay_size), (0.1, 10))
 
   @parameterized.parameters(
       # Table II's EMCL rows: alpha0, beta, lambda, gamma, memory; on Many

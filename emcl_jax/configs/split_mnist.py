@@ -7,7 +7,10 @@ from emcl_jax.configs import mnist_permutations
 
 MODEL = 'mlp'
 METHODS = {**mnist_permutations.METHODS,
-           'gem': {**mnist_permutations.METHODS['gem'], 'max_tasks': 5}}
+           'gem': {**mnist_permutations.METHODS['gem'], 'max_tasks': 5},
+           # ER's MER-script values: its selection (lr 0.3, replay 25) ran on
+           # Permutations and Rotations, not here.
+           'er': dict(memory_size=200)}
 
 
 def get_config(method: str = 'emcl') -> configs.RunConfig:
