@@ -75,6 +75,8 @@ class LayoutTest(absltest.TestCase):
               upward.append((module, name))
     self.assertGreater(seen, 50)
     self.assertEmpty(upward)
+    # experiments/config_path.py counts callbacks against the same order.
+    self.assertEqual(fixtures.study('config_path').LAYERS, tuple(LAYERS))
 
 
 @absltest.skipIf(tomllib is None, 'tomllib needs Python 3.11')
