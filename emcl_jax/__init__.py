@@ -10,16 +10,17 @@ and the pure pieces it is made of, in `emcl_jax.equations`: `inner` (Eq 16, 18,
 21), `importance` (Eq 7, 13), `meta_grad` (Eq 10), `transforms` (Eq 8 as an
 optax transformation); in `emcl_jax.methods`: `memory` (reservoir replay);
 in `emcl_jax.training`: `engine` (scanned training); in
-`emcl_jax.reporting`: `metrics` (Eq 22, 23). Each stays importable as `emcl_jax.<name>`.
+`emcl_jax.reporting`: `metrics` (Eq 22, 23). Each stays importable as
+`emcl_jax.<name>`.
 
 The packages, each importing only those listed before it:
 `base`, `errors`, `files`, `trees`, `clipping`, `losses`, `patch_conv`,
 `models`, `data` (foundations) < `equations` (the paper) < `methods` (the
 algorithms and their building blocks: replay memory, inner stream) <
-`training` (the engine that runs any method) < `configs` (a run as one typed config) < `reporting` <
-`runner` (`sweep(run_configs, workdir)`: the one entry of a run) <
-`launch` (the command-line scripts). `emcl_jax.configs` and `emcl_jax.runner` load on
-first use.
+`training` (the engine that runs any method) < `configs` (a run as one
+typed config) < `reporting` < `runner` (`sweep(run_configs, workdir)`: the
+one entry of a run) < `launch` (the command-line scripts).
+`emcl_jax.configs` and `emcl_jax.runner` load on first use.
 """
 
 from emcl_jax.base import Batch, Method
