@@ -105,7 +105,8 @@ class ConfigsTest(parameterized.TestCase):
     # eta 0.999 (docs/algorithm.md #9: the gamma study, 77.99 against 76.17
     # at 0.3; the eta grid, 77.72 against 77.47 at 0.99 over ten seeds), and
     # La-MAML with the opt_lr its selection on validation chose (0.1
-    # against the script's 0.3; docs/benchmarks.md).
+    # against the script's 0.3; docs/benchmarks.md), MER with its selected
+    # lr and gamma.
     for method in ('emcl', 'emcl_si', 'lamaml', 'cmaml', 'er', 'gem', 'mer'):
       rot = _params('mnist_rotations', method)
       perm = _params('mnist_permutations', method)
@@ -116,6 +117,14 @@ class ConfigsTest(parameterized.TestCase):
       if method == 'lamaml':
         self.assertEqual((rot.opt_lr, perm.opt_lr), (0.1, 0.3))
         perm = perm._replace(opt_lr=0.1)
+      if method == 'mer':
+        # MER's selection on validation: lr 0.1 and gamma 0.3 against the
+        # script's 0.03 and 1.0 (beta stays 0.03).
+        self.assertEqual((rot.lr, rot.beta, rot.gamma),
+                         (0.1, 0.03, 0.3))
+        self.assertEqual((perm.lr, perm.beta, perm.gamma),
+                         (0.03, 0.03, 1.0))
+        perm = perm._replace(lr=0.1, gamma=0.3)
       self.assertEqual(rot, perm, method)
 
   def test_er_takes_its_selected_values_where_it_was_selected(self):
